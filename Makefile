@@ -33,8 +33,12 @@ help: ## list the targets
 build: ## build bin/tally
 	go build -o bin/tally ./cmd/tally
 
+# go test -json through scripts/testsummary: go test's usual lines plus every
+# skipped test with its reason (a skipped interop test must be seen) and a
+# closing "tests: N passed, N failed, N skipped".
 test: ## run every test with the race detector (interop tests included)
-	go test -race $(TESTFLAGS) ./...
+	go build -o bin/testsummary ./scripts/testsummary
+	go test -race -json $(TESTFLAGS) ./... 2>&1 | bin/testsummary
 
 lint: ## gofmt, go vet, then golangci-lint (or LINTER=staticcheck)
 	@files=$$(gofmt -l $$(find . -name '*.go' -not -path './.git/*' -not -path '*/testdata/*' -not -path './bin/*')); \
