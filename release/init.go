@@ -1,0 +1,185 @@
+package release
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"strings"
+	"time"
+
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/object"
+
+	"github.com/tally-sig/tally/gitstore"
+	"github.com/tally-sig/tally/sigstore"
+)
+
+// ErrAlreadyInitialised means the repository already has a trust policy.
+var ErrAlreadyInitialised = errors.New("already a tally signatures repository")
+
+// ErrDuplicateKey means the same maintainer key was given twice.
+var ErrDuplicateKey = errors.New("duplicate key")
+
+// PublicKey is a maintainer's armored or binary public key and where it came from.
+type PublicKey struct {
+	Source string // file name, for error messages
+	Data   []byte
+}
+
+// InitOptions says how to set up a signatures repository.
+type InitOptions struct {
+	Namespace      string      // e.g. "stagex"
+	IdentityPrefix string      // "" = Namespace
+	Threshold      int         // M; 0 = min(2, number of keys)
+	Keys           []PublicKey // maintainers' public keys
+	Signer         sigstore.Signer
+	Now            func() time.Time
+}
+
+// InitResult says what Init did.
+type InitResult struct {
+	Policy   Policy          `json:"policy"`
+	Keys     []sigstore.Key `json:"keys"`
+	Adopted  int             `json:"adopted_files"` // files of an existing lookaside tree kept as they were
+	Commit   string          `json:"commit"`
+	Branch   string          `json:"branch"`
+	Warnings []string        `json:"warnings,omitempty"`
+}
+
+// Init writes the trust policy (tally.toml) and the maintainers' keyring into
+// repo and commits them on the checked-out branch. An existing repository that
+// already holds a lookaside tree is adopted as it is: nothing in it changes
+// but the two new files (and the keyring, when it exists already, only gains keys).
+func Init(ctx context.Context, repo *gitstore.Repo, opts InitOptions) (*InitResult, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	unlock, err := repo.Lock(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock() //nolint:errcheck // releasing a flock cannot lose data
+
+	branch, tip, err := repo.Head()
+	if err != nil {
+		return nil, fmt.Errorf("reading HEAD: %w", err)
+	}
+	if branch == "" {
+		return nil, ErrDetached
+	}
+	snap, err := repo.Snapshot(tip)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := snap.ReadFile(PolicyFile); err == nil {
+		return nil, fmt.Errorf("%w: %s exists", ErrAlreadyInitialised, PolicyFile)
+	}
+
+	p := Policy{Namespace: opts.Namespace, IdentityPrefix: opts.IdentityPrefix, Threshold: opts.Threshold,
+		Keyring: DefaultKeyring(opts.Namespace)}
+	if p.IdentityPrefix == "" {
+		p.IdentityPrefix = p.Namespace
+	}
+
+	// Keys: those already in the repository's keyring file, then the new ones.
+	var all []byte
+	if old, err := snap.ReadFile(p.Keyring); err == nil {
+		if _, err := sigstore.ReadKeyring(old); err != nil {
+			return nil, fmt.Errorf("existing keyring %s: %w", p.Keyring, err)
+		}
+		all = append(all, old...)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	now := opts.Now().UTC().Truncate(time.Second)
+	res := &InitResult{Branch: branch.Short()}
+	seen := map[string]string{}
+	for _, k := range opts.Keys {
+		kr, err := sigstore.ReadKeyring(k.Data)
+		if err != nil {
+			return nil, fmt.Errorf("key file %s: %w", k.Source, err)
+		}
+		for _, key := range kr.Keys() {
+			if prev, dup := seen[key.Fingerprint]; dup {
+				return nil, fmt.Errorf("%w: key %s is given twice (%s and %s)", ErrDuplicateKey, key.Fingerprint, prev, k.Source)
+			}
+			seen[key.Fingerprint] = k.Source
+		}
+		for _, issue := range kr.Check(now) {
+			if issue.Refuse {
+				return nil, fmt.Errorf("key file %s: %w", k.Source, issue)
+			}
+			res.Warnings = append(res.Warnings, fmt.Sprintf("%s (%s)", issue.Error(), k.Source))
+		}
+		var bin bytes.Buffer
+		if err := kr.Serialize(&bin); err != nil {
+			return nil, err
+		}
+		all = append(all, bin.Bytes()...)
+	}
+	keys, err := sigstore.ReadKeyring(all)
+	if err != nil {
+		return nil, fmt.Errorf("keyring: %w", err)
+	}
+	res.Keys = keys.Keys()
+	if p.Threshold == 0 {
+		p.Threshold = min(2, len(res.Keys))
+	}
+	if err := CheckThreshold(p.Threshold, len(res.Keys)); err != nil {
+		return nil, err
+	}
+	if err := p.validate(); err != nil {
+		return nil, err
+	}
+	res.Policy = p
+	var keyring bytes.Buffer
+	if err := keys.Serialize(&keyring); err != nil {
+		return nil, err
+	}
+
+	// An adopted lookaside tree is kept byte for byte; count it for the report.
+	_ = snap.Walk(p.Namespace, func(string, gitstore.Entry) error { res.Adopted++; return nil })
+
+	changes := []gitstore.Change{{Path: PolicyFile, Data: p.Marshal()}, {Path: p.Keyring, Data: keyring.Bytes()}}
+	if err := repo.CheckPaths([]string{PolicyFile, p.Keyring}); err != nil {
+		return nil, err
+	}
+	req := gitstore.CommitRequest{
+		Branch:  branch,
+		Changes: changes,
+		Message: initMessage(p, res.Keys, res.Adopted),
+	}
+	if !tip.IsZero() {
+		req.Parents = []plumbing.Hash{tip}
+	}
+	who := object.Signature{Name: "tally", Email: "", When: now}
+	if opts.Signer != nil {
+		k, ok := keys.Key(opts.Signer.Fingerprint())
+		if !ok {
+			return nil, fmt.Errorf("%w: %s signs the init commit but is not among the keys", ErrUntrustedSigner, opts.Signer.Fingerprint())
+		}
+		who = authorOf(k.Name, now)
+		req.Sign = opts.Signer.SignDetached
+	}
+	req.Author, req.Committer = who, who
+	hash, err := repo.Commit(req)
+	if err != nil {
+		return nil, err
+	}
+	res.Commit = hash.String()
+	return res, nil
+}
+
+func initMessage(p Policy, keys []sigstore.Key, adopted int) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "init: trust policy for %s, %d of %d maintainers\n\n", p.Namespace, p.Threshold, len(keys))
+	for _, k := range keys {
+		fmt.Fprintf(&b, "%s %s\n", k.Fingerprint, k.Name)
+	}
+	if adopted > 0 {
+		fmt.Fprintf(&b, "\nAdopted an existing lookaside tree of %d file(s), unchanged.\n", adopted)
+	}
+	return b.String()
+}

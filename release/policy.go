@@ -1,0 +1,154 @@
+package release
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"path"
+	"regexp"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+)
+
+// PolicyFile is the path of the trust policy at the root of a signatures repository.
+const PolicyFile = "tally.toml"
+
+// BuildsDir holds the build records, one directory per release.
+const BuildsDir = "builds"
+
+// ReleasesDir holds the release manifests, one directory per release.
+const ReleasesDir = "releases"
+
+// ErrNoPolicy means the repository has no tally.toml: it is not a tally signatures repository.
+var ErrNoPolicy = errors.New("not a tally signatures repository (no " + PolicyFile + ")")
+
+// ErrBadPolicy means tally.toml exists but says something tally cannot accept.
+var ErrBadPolicy = errors.New("invalid trust policy")
+
+// Policy is the trust policy of a signatures repository, stored as tally.toml.
+type Policy struct {
+	// Namespace is the repository path, without registry host, under which the
+	// images live ("stagex"); it is also the top directory of the lookaside tree.
+	Namespace string `toml:"namespace"`
+	// IdentityPrefix is what signed docker references start with: a signature for
+	// image NAME:TAG claims "<IdentityPrefix>/NAME:TAG". It defaults to Namespace,
+	// which gives StageX's short form "stagex/core-gcc:14.2.0".
+	IdentityPrefix string `toml:"identity_prefix"`
+	// Threshold is M: how many distinct trusted keys must sign the same digest.
+	Threshold int `toml:"threshold"`
+	// Keyring is the path, in the repository, of the maintainers' public keys
+	// (one binary OpenPGP keyring, StageX-style).
+	Keyring string `toml:"keyring"`
+}
+
+// namespacePattern is the docker repository path grammar (lowercase components
+// separated by slashes), which the lookaside tree mirrors.
+var namespacePattern = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$`)
+
+// prefixPattern accepts an optional registry host (with port) before the repository path.
+var prefixPattern = regexp.MustCompile(`^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$`)
+
+// DefaultKeyring returns the keyring path StageX uses for a namespace: "<namespace>-keyring.pgp"
+// with slashes turned into dashes.
+func DefaultKeyring(namespace string) string {
+	return strings.ReplaceAll(namespace, "/", "-") + "-keyring.pgp"
+}
+
+// ParsePolicy reads tally.toml strictly: unknown keys and missing required keys are errors.
+func ParsePolicy(data []byte) (Policy, error) {
+	var p Policy
+	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&p)
+	if err != nil {
+		return Policy{}, fmt.Errorf("%w: %s: %v", ErrBadPolicy, PolicyFile, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		return Policy{}, fmt.Errorf("%w: %s: unknown key %q", ErrBadPolicy, PolicyFile, und[0].String())
+	}
+	for _, k := range []string{"namespace", "threshold", "keyring"} {
+		if !md.IsDefined(k) {
+			return Policy{}, fmt.Errorf("%w: %s: missing %q", ErrBadPolicy, PolicyFile, k)
+		}
+	}
+	if p.IdentityPrefix == "" {
+		p.IdentityPrefix = p.Namespace
+	}
+	if err := p.validate(); err != nil {
+		return Policy{}, err
+	}
+	return p, nil
+}
+
+// Marshal encodes the policy as tally.toml, with a comment saying what each key means.
+func (p Policy) Marshal() []byte {
+	var b strings.Builder
+	b.WriteString("# tally trust policy: who must sign what before an image is trusted.\n")
+	b.WriteString("# Changing it changes who is trusted; see README \"Guarding a signatures repository\".\n\n")
+	b.WriteString("# Images live at <namespace>/<name>; the lookaside tree is <namespace>/<name>@sha256=<hex>/signature-N.\n")
+	fmt.Fprintf(&b, "namespace = %s\n", quote(p.Namespace))
+	b.WriteString("# Signatures claim the identity <identity_prefix>/<name>:<tag>.\n")
+	fmt.Fprintf(&b, "identity_prefix = %s\n", quote(p.prefix()))
+	b.WriteString("# M: distinct trusted maintainer keys that must sign the same digest.\n")
+	fmt.Fprintf(&b, "threshold = %d\n", p.Threshold)
+	b.WriteString("# The maintainers' public keys (binary OpenPGP keyring).\n")
+	fmt.Fprintf(&b, "keyring = %s\n", quote(p.Keyring))
+	return []byte(b.String())
+}
+
+func quote(s string) string {
+	var b bytes.Buffer
+	// toml encodes a bare string value as a quoted TOML string.
+	_ = toml.NewEncoder(&b).Encode(map[string]string{"v": s})
+	return strings.TrimSpace(strings.TrimPrefix(b.String(), "v = "))
+}
+
+func (p Policy) prefix() string {
+	if p.IdentityPrefix == "" {
+		return p.Namespace
+	}
+	return p.IdentityPrefix
+}
+
+// Reference returns the docker reference a signature for image name:tag claims.
+func (p Policy) Reference(name, tag string) string {
+	return p.prefix() + "/" + name + ":" + tag
+}
+
+// Repository returns the docker repository (without tag) that signatures in the
+// lookaside directory of image name must claim.
+func (p Policy) Repository(name string) string {
+	return p.prefix() + "/" + name
+}
+
+// CheckThreshold refuses a threshold that no set of keys can meet honestly:
+// below 1, or above the number of trusted keys.
+func CheckThreshold(threshold, keys int) error {
+	switch {
+	case threshold < 1:
+		return fmt.Errorf("%w: threshold %d: it must be at least 1", ErrBadPolicy, threshold)
+	case threshold > keys:
+		return fmt.Errorf("%w: threshold %d is more than the %d trusted key(s): no release could ever meet it", ErrBadPolicy, threshold, keys)
+	}
+	return nil
+}
+
+func (p Policy) validate() error {
+	if !namespacePattern.MatchString(p.Namespace) {
+		return fmt.Errorf("%w: namespace %q is not a repository path (lowercase letters, digits, separators, slashes)", ErrBadPolicy, p.Namespace)
+	}
+	if top := strings.SplitN(p.Namespace, "/", 2)[0]; top == BuildsDir || top == ReleasesDir {
+		return fmt.Errorf("%w: namespace %q is reserved for tally's own records", ErrBadPolicy, p.Namespace)
+	}
+	if !prefixPattern.MatchString(p.prefix()) {
+		return fmt.Errorf("%w: identity_prefix %q is not a repository reference prefix", ErrBadPolicy, p.prefix())
+	}
+	if p.Threshold < 1 {
+		return fmt.Errorf("%w: threshold %d: it must be at least 1", ErrBadPolicy, p.Threshold)
+	}
+	clean := path.Clean(p.Keyring)
+	if p.Keyring == "" || clean != p.Keyring || strings.HasPrefix(clean, "../") || clean == ".." ||
+		path.IsAbs(clean) || strings.Contains(clean, "/") || clean == PolicyFile {
+		return fmt.Errorf("%w: keyring %q must be a plain file name at the repository root", ErrBadPolicy, p.Keyring)
+	}
+	return nil
+}
