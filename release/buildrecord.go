@@ -148,6 +148,9 @@ func field(s string) string {
 // maintainers, so anything outside the format is an error naming the line.
 func ParseBuildRecord(data []byte) (BuildRecord, error) {
 	var r BuildRecord
+	if i := bytes.IndexByte(data, '\r'); i >= 0 {
+		return BuildRecord{}, fmt.Errorf("%w: carriage return at byte %d: lines end with \\n only", ErrBadRecord, i)
+	}
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 0, 4096), 64*1024)
 	n := 0
