@@ -4,7 +4,7 @@
 // Start with Write. The same Spec gives the same bytes, and so the same
 // digests, on every machine; a different Seed stands for a builder whose
 // output diverged. The images are real (go-containerregistry writes them,
-// skopeo reads them) but tiny: one uncompressed layer holding one file.
+// skopeo reads them) but tiny: one gzip layer holding one file.
 //
 // This is test support, not API: nothing outside tally's tests, the demo and
 // the mksample command should depend on it.

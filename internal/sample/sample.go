@@ -3,6 +3,7 @@ package sample
 import (
 	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
@@ -211,9 +213,15 @@ func platformImage(spec Spec, p v1.Platform) (v1.Image, error) {
 	if err != nil {
 		return nil, err
 	}
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(layerTar)), nil
+	}, tarball.WithMediaType(types.OCILayer), tarball.WithCompressionLevel(gzip.BestCompression))
+	if err != nil {
+		return nil, err
+	}
 	img := mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
 	img, err = mutate.Append(img, mutate.Addendum{
-		Layer:   static.NewLayer(layerTar, types.OCIUncompressedLayer),
+		Layer:   layer,
 		History: v1.History{Created: v1.Time{Time: epoch}, CreatedBy: "COPY . / # sample"},
 	})
 	if err != nil {
@@ -244,15 +252,19 @@ func attestationImage(spec Spec, p v1.Platform, subject v1.Hash) (v1.Image, erro
 	img, err = mutate.Append(img, mutate.Addendum{
 		Layer:       static.NewLayer(statement, inTotoMediaType),
 		Annotations: map[string]string{predicateTypeAnnotation: provenancePredicate},
-		History:     v1.History{Created: v1.Time{Time: epoch}, CreatedBy: "attest provenance # sample"},
 	})
 	if err != nil {
 		return nil, err
 	}
-	return withPlatformConfig(img, "unknown", "unknown", "")
+	// Like BuildKit's, the config lists no diff IDs: an in-toto statement
+	// is not a file system layer.
+	return withPlatformConfig(img, "unknown", "unknown", "", func(cfg *v1.ConfigFile) {
+		cfg.RootFS.DiffIDs = nil
+		cfg.History = nil
+	})
 }
 
-func withPlatformConfig(img v1.Image, os, arch, variant string) (v1.Image, error) {
+func withPlatformConfig(img v1.Image, os, arch, variant string, edits ...func(*v1.ConfigFile)) (v1.Image, error) {
 	cfg, err := img.ConfigFile()
 	if err != nil {
 		return nil, err
@@ -260,6 +272,9 @@ func withPlatformConfig(img v1.Image, os, arch, variant string) (v1.Image, error
 	cfg = cfg.DeepCopy()
 	cfg.OS, cfg.Architecture, cfg.Variant = os, arch, variant
 	cfg.Created = v1.Time{Time: epoch}
+	for _, edit := range edits {
+		edit(cfg)
+	}
 	return mutate.ConfigFile(img, cfg)
 }
 
