@@ -1,6 +1,7 @@
 package buildout_test
 
 import (
+	"bytes"
 	"errors"
 	"io/fs"
 	"os"
@@ -190,5 +191,33 @@ func TestReadDockerSaveHint(t *testing.T) {
 	want := filepath.Join(out, "core-foo") + ": not an OCI image layout: no oci-layout file, but a manifest.json as `docker save` writes"
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("Read error = %v, want it to contain %q", err, want)
+	}
+}
+
+// TestReadFixtures reads the committed sample build outputs and checks the
+// digests against the digest lists internal/sample wrote beside them.
+func TestReadFixtures(t *testing.T) {
+	t.Parallel()
+	for _, set := range []string{"out", "diverged"} {
+		images, err := buildout.Read(filepath.Join("..", "testdata", "layouts", set), nil)
+		if err != nil {
+			t.Fatalf("%s: %v", set, err)
+		}
+		var got bytes.Buffer
+		if err := buildout.WriteDigestList(&got, buildout.DigestEntries(images)); err != nil {
+			t.Fatal(err)
+		}
+		want, err := os.ReadFile(filepath.Join("..", "testdata", "layouts", set+"-digests.txt"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(string(want), got.String()); diff != "" {
+			t.Errorf("%s: digests mismatch (-%s-digests.txt +Read):\n%s", set, set, diff)
+		}
+	}
+	images, err := buildout.Read(filepath.Join("..", "testdata", "layouts", "broken"), nil)
+	errs := layoutErrors(t, err)
+	if len(images) != 0 || len(errs) != 2 || !errors.Is(errs["core-notag"], buildout.ErrNoTag) || !errors.Is(errs["core-saved"], buildout.ErrNotLayout) {
+		t.Errorf("broken: Read = %v, %v; want ErrNoTag for core-notag and ErrNotLayout for core-saved", images, err)
 	}
 }
