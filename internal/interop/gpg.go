@@ -18,7 +18,7 @@ import (
 // other gpg daemon of that home are stopped and the directory is removed.
 func GPGHome(t testing.TB, armoredKeys ...[]byte) string {
 	t.Helper()
-	Require(t, "gpg", "gpgconf")
+	Require(t, "gpg", "gpg-agent", "gpgconf")
 	home, err := os.MkdirTemp("/tmp", "gpg")
 	if err != nil {
 		t.Fatalf("making GNUPGHOME: %v", err)

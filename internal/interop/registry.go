@@ -50,7 +50,8 @@ http:
 const registryStartTimeout = 30 * time.Second
 
 // StartRegistry starts a docker-registry on a free loopback port, waits until
-// GET /v2/ answers and returns it. It is stopped at cleanup.
+// GET /v2/ answers and returns it. It is stopped at cleanup, and its log is
+// shown when the test failed.
 func StartRegistry(t testing.TB) *Registry {
 	t.Helper()
 	Require(t, "docker-registry")
@@ -64,7 +65,12 @@ func StartRegistry(t testing.TB) *Registry {
 	if err := os.WriteFile(r.config, fmt.Appendf(nil, registryConfig, r.Root, r.Addr), 0o644); err != nil {
 		t.Fatalf("writing registry config: %v", err)
 	}
-	t.Cleanup(r.Stop)
+	t.Cleanup(func() {
+		r.Stop()
+		if t.Failed() && r.Log() != "" {
+			t.Logf("docker-registry on %s logged:\n%s", r.Addr, r.Log())
+		}
+	})
 	r.Start()
 	return r
 }

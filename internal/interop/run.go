@@ -104,21 +104,6 @@ func Command(t testing.TB, dir string, env []string, name string, args ...string
 	return cmd
 }
 
-// RunErr runs name with args like [Command] and returns its standard output.
-// On failure the error names the command and holds its standard error.
-func RunErr(t testing.TB, dir string, env []string, name string, args ...string) (string, error) {
-	t.Helper()
-	cmd := Command(t, dir, env, name, args...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout = &stdout
-	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil {
-		return stdout.String(), fmt.Errorf("running %s %s: %w\n%s",
-			name, strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
-	}
-	return stdout.String(), nil
-}
-
 // Run runs name with args in the current directory like [Command] and
 // returns its standard output; it fails the test, showing standard error,
 // when the command fails.
@@ -138,13 +123,29 @@ func GitErr(t testing.TB, dir string, env []string, args ...string) (string, err
 	return RunErr(t, dir, env, "git", args...)
 }
 
-// Git runs git with args in dir like [Command] and returns its standard
-// output; it fails the test, showing git's standard error, when git fails.
+// Git is [GitErr] that fails the test, showing git's standard error, when
+// git fails.
 func Git(t testing.TB, dir string, env []string, args ...string) string {
 	t.Helper()
-	out, err := GitErr(t, dir, env, args...)
+	out, err := RunErr(t, dir, env, "git", args...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// RunErr runs name with args in dir (the current directory when empty) like
+// [Command] and returns its standard output. On failure the error names the
+// command and holds its standard error.
+func RunErr(t testing.TB, dir string, env []string, name string, args ...string) (string, error) {
+	t.Helper()
+	cmd := Command(t, dir, env, name, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout = &stdout
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		return stdout.String(), fmt.Errorf("running %s %s: %w\n%s",
+			name, strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	return stdout.String(), nil
 }
