@@ -19,7 +19,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/static"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
@@ -213,9 +212,7 @@ func platformImage(spec Spec, p v1.Platform) (v1.Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
-		return io.NopCloser(bytes.NewReader(layerTar)), nil
-	}, tarball.WithMediaType(types.OCILayer), tarball.WithCompressionLevel(gzip.BestCompression))
+	layer, err := newGzipLayer(layerTar)
 	if err != nil {
 		return nil, err
 	}
@@ -386,4 +383,51 @@ func normalizeModes(dir string) error {
 		}
 		return os.Chmod(path, mode)
 	})
+}
+
+// gzipLayer is a layer compressed once, up front: go-containerregistry's
+// tarball layers compress again on every read, which made writing hundreds
+// of samples slow.
+type gzipLayer struct {
+	compressed   []byte
+	uncompressed []byte
+	digest       v1.Hash
+	diffID       v1.Hash
+}
+
+var _ v1.Layer = (*gzipLayer)(nil)
+
+func newGzipLayer(uncompressed []byte) (*gzipLayer, error) {
+	var buf bytes.Buffer
+	zw, err := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := zw.Write(uncompressed); err != nil {
+		return nil, err
+	}
+	if err := zw.Close(); err != nil {
+		return nil, err
+	}
+	l := &gzipLayer{compressed: buf.Bytes(), uncompressed: uncompressed}
+	if l.digest, _, err = v1.SHA256(bytes.NewReader(l.compressed)); err != nil {
+		return nil, err
+	}
+	if l.diffID, _, err = v1.SHA256(bytes.NewReader(uncompressed)); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+func (l *gzipLayer) Digest() (v1.Hash, error) { return l.digest, nil }
+func (l *gzipLayer) DiffID() (v1.Hash, error) { return l.diffID, nil }
+func (l *gzipLayer) Size() (int64, error)     { return int64(len(l.compressed)), nil }
+func (l *gzipLayer) MediaType() (types.MediaType, error) {
+	return types.OCILayer, nil
+}
+func (l *gzipLayer) Compressed() (io.ReadCloser, error) {
+	return io.NopCloser(bytes.NewReader(l.compressed)), nil
+}
+func (l *gzipLayer) Uncompressed() (io.ReadCloser, error) {
+	return io.NopCloser(bytes.NewReader(l.uncompressed)), nil
 }
