@@ -67,7 +67,13 @@ func readDir(outDir, name string) (Image, error) {
 	if !info.IsDir() {
 		return fail(fmt.Errorf("%w: not a directory", ErrNotLayout))
 	}
-	img, err := readLayout(os.DirFS(dir), name)
+	// os.Root keeps symbolic links from leading the reader out of the layout.
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return fail(err)
+	}
+	defer root.Close()
+	img, err := readLayout(root.FS(), name)
 	if err != nil {
 		return fail(err)
 	}

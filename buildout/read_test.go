@@ -221,3 +221,29 @@ func TestReadFixtures(t *testing.T) {
 		t.Errorf("broken: Read = %v, %v; want ErrNoTag for core-notag and ErrNotLayout for core-saved", images, err)
 	}
 }
+
+// TestReadStaysInsideTheLayout checks that a symbolic link cannot make Read
+// use a file outside the layout directory, even one with the right content.
+func TestReadStaysInsideTheLayout(t *testing.T) {
+	t.Parallel()
+	out := t.TempDir()
+	digests, err := sample.Write(out, sample.Spec{Name: "core-foo", Tag: "1.0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	blob := filepath.Join(out, "core-foo", "blobs", "sha256", strings.TrimPrefix(digests["core-foo"][0], "sha256:"))
+	outside := filepath.Join(t.TempDir(), "manifest")
+	if err := os.Rename(blob, outside); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, blob); err != nil {
+		t.Fatal(err)
+	}
+	images, err := buildout.Read(out, nil)
+	if err == nil || len(images) != 0 {
+		t.Fatalf("Read = %v, %v; want an error for the link leaving the layout", images, err)
+	}
+	if !strings.Contains(err.Error(), digests["core-foo"][0]) {
+		t.Errorf("Read error %q does not name the blob", err)
+	}
+}
