@@ -40,12 +40,12 @@ type InitOptions struct {
 
 // InitResult says what Init did.
 type InitResult struct {
-	Policy   Policy          `json:"policy"`
+	Policy   Policy         `json:"policy"`
 	Keys     []sigstore.Key `json:"keys"`
-	Adopted  int             `json:"adopted_files"` // files of an existing lookaside tree kept as they were
-	Commit   string          `json:"commit"`
-	Branch   string          `json:"branch"`
-	Warnings []string        `json:"warnings,omitempty"`
+	Adopted  int            `json:"adopted_files"` // files of an existing lookaside tree kept as they were
+	Commit   string         `json:"commit"`
+	Branch   string         `json:"branch"`
+	Warnings []string       `json:"warnings,omitempty"`
 }
 
 // Init writes the trust policy (tally.toml) and the maintainers' keyring into
@@ -118,6 +118,9 @@ func Init(ctx context.Context, repo *gitstore.Repo, opts InitOptions) (*InitResu
 			return nil, err
 		}
 		all = append(all, bin.Bytes()...)
+	}
+	if len(all) == 0 {
+		return nil, fmt.Errorf("%w: no maintainer keys: give each maintainer's public key with --key-file", ErrBadPolicy)
 	}
 	keys, err := sigstore.ReadKeyring(all)
 	if err != nil {

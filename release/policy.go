@@ -30,16 +30,16 @@ var ErrBadPolicy = errors.New("invalid trust policy")
 type Policy struct {
 	// Namespace is the repository path, without registry host, under which the
 	// images live ("stagex"); it is also the top directory of the lookaside tree.
-	Namespace string `toml:"namespace"`
+	Namespace string `toml:"namespace" json:"namespace"`
 	// IdentityPrefix is what signed docker references start with: a signature for
 	// image NAME:TAG claims "<IdentityPrefix>/NAME:TAG". It defaults to Namespace,
 	// which gives StageX's short form "stagex/core-gcc:14.2.0".
-	IdentityPrefix string `toml:"identity_prefix"`
+	IdentityPrefix string `toml:"identity_prefix" json:"identity_prefix"`
 	// Threshold is M: how many distinct trusted keys must sign the same digest.
-	Threshold int `toml:"threshold"`
+	Threshold int `toml:"threshold" json:"threshold"`
 	// Keyring is the path, in the repository, of the maintainers' public keys
 	// (one binary OpenPGP keyring, StageX-style).
-	Keyring string `toml:"keyring"`
+	Keyring string `toml:"keyring" json:"keyring"`
 }
 
 // namespacePattern is the docker repository path grammar (lowercase components

@@ -1,0 +1,48 @@
+package main
+
+import (
+	"github.com/tally-sig/tally/buildout"
+	"github.com/tally-sig/tally/gitstore"
+	"github.com/tally-sig/tally/release"
+	"github.com/tally-sig/tally/sigstore"
+)
+
+// classes maps the libraries' errors to exit codes and the hint a user needs.
+// The first matching row wins.
+var classes = []errorClass{
+	{[]error{gitstore.ErrLocked}, exitTempFail,
+		[]string{"another tally is working on this repository; run the command again when it is done"}},
+	{[]error{gitstore.ErrRaced}, exitTempFail,
+		[]string{"the branch moved while tally worked; nothing was committed: run the command again"}},
+	{[]error{gitstore.ErrNonFastForward}, exitTempFail,
+		[]string{"the remote has commits you do not have: fetch and merge them (tally sync), then push again"}},
+	{[]error{gitstore.ErrDirty}, exitRefused,
+		[]string{"commit, move or remove that file first: tally never overwrites uncommitted work"}},
+	{[]error{gitstore.ErrTagExists}, exitRefused,
+		[]string{"tags are never moved or replaced; choose a new version"}},
+	{[]error{gitstore.ErrStaleWorktree}, exitIOErr,
+		[]string{"the commit was made but the working tree is behind it; run: git -C REPO checkout -- ."}},
+	{[]error{gitstore.ErrNotRepository}, exitData,
+		[]string{"pass the signatures repository with --repo DIR, or create one with: tally init --repo DIR --key-file KEY.pub.asc"}},
+	{[]error{release.ErrNoPolicy}, exitData,
+		[]string{"create the trust policy with: tally init --repo DIR --key-file KEY.pub.asc"}},
+	{[]error{release.ErrAlreadyInitialised}, exitData,
+		[]string{"edit tally.toml in a commit signed by a maintainer to change the policy"}},
+	{[]error{release.ErrUntrustedSigner}, exitData,
+		[]string{"ask the maintainers to add your public key to the repository's keyring, or sign with a maintainer key"}},
+	{[]error{release.ErrDetached}, exitData, nil},
+	{[]error{sigstore.ErrBadPassphrase}, exitData,
+		[]string{"the passphrase comes from $TALLY_PASSPHRASE or the prompt"}},
+	{[]error{sigstore.ErrKeyExpired, sigstore.ErrKeyRevoked}, exitData,
+		[]string{"sign with a current maintainer key"}},
+	{[]error{sigstore.ErrKeyUnsupported}, exitData,
+		[]string{"use a v4 RSA (2048 bits or more), ECDSA P-256 or Ed25519 (legacy EdDSA) key: bookworm's podman and skopeo verify those"}},
+	{[]error{sigstore.ErrSecretKey}, exitData,
+		[]string{"give the public key: gpg --armor --export FINGERPRINT > key.pub.asc"}},
+	{[]error{buildout.ErrNotLayout}, exitData,
+		[]string{"--out must hold one OCI image layout per package (oci-layout, index.json, blobs/); run make first"}},
+	{[]error{buildout.ErrNoTag}, exitData,
+		[]string{"the build must set the org.opencontainers.image.ref.name annotation to the package version"}},
+	{[]error{buildout.ErrCorrupt, buildout.ErrAmbiguous, buildout.ErrBadName}, exitData,
+		[]string{"rebuild the package; tally signs only layouts it can read completely"}},
+}

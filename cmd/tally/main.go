@@ -1,0 +1,22 @@
+// Command tally signs reproducible builds into a git signatures repository and
+// counts an honest M-of-N quorum of maintainers who built the same digests.
+//
+// Run "tally help" for the commands, and see README.md for the workflow.
+package main
+
+import (
+	"io"
+	"os"
+)
+
+func main() {
+	os.Exit(run(os.Args, os.Stdin, os.Stdout, os.Stderr))
+}
+
+// run executes the command line and returns the process exit code; main is
+// the only place that exits.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	app := newApp(stdin, stdout, stderr)
+	err := app.Run(args)
+	return report(stderr, err)
+}
