@@ -3,7 +3,8 @@ package sigstore
 import (
 	"bytes"
 	"crypto"
-	_ "crypto/sha1" // SHA-1 signatures are made to check they are refused
+	_ "crypto/sha1" // SHA-1 and SHA-3 signatures are made to check they are refused
+	_ "crypto/sha3"
 	"encoding/json"
 	"errors"
 	"io"
@@ -14,7 +15,6 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
-	_ "golang.org/x/crypto/sha3" // SHA3 signatures are made to check they are refused
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/tally-sig/tally/internal/testkeys"
