@@ -16,7 +16,7 @@ import (
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
 		"tally":    func() { os.Exit(run(os.Args, os.Stdin, os.Stdout, os.Stderr)) },
-		"mksample": func() { os.Exit(mksampleMain(os.Args[1:], os.Stderr)) },
+		"mksample": func() { os.Exit(mksampleMain()) },
 	})
 }
 

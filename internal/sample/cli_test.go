@@ -1,4 +1,4 @@
-package main
+package sample
 
 import (
 	"bytes"
@@ -12,20 +12,19 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/tally-sig/tally/buildout"
-	"github.com/tally-sig/tally/internal/sample"
 )
 
 func TestParseSpec(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		arg  string
-		want sample.Spec
+		want Spec
 		bad  bool
 	}{
-		{arg: "core-foo:1.0", want: sample.Spec{Name: "core-foo", Tag: "1.0"}},
-		{arg: "core-foo:", want: sample.Spec{Name: "core-foo"}},
-		{arg: "core-foo:1.0:alt", want: sample.Spec{Name: "core-foo", Tag: "1.0", Seed: "alt"}},
-		{arg: "core-foo:1.0::linux/amd64,linux/arm64/v8", want: sample.Spec{Name: "core-foo", Tag: "1.0", Platforms: []string{"linux/amd64", "linux/arm64/v8"}}},
+		{arg: "core-foo:1.0", want: Spec{Name: "core-foo", Tag: "1.0"}},
+		{arg: "core-foo:", want: Spec{Name: "core-foo"}},
+		{arg: "core-foo:1.0:alt", want: Spec{Name: "core-foo", Tag: "1.0", Seed: "alt"}},
+		{arg: "core-foo:1.0::linux/amd64,linux/arm64/v8", want: Spec{Name: "core-foo", Tag: "1.0", Platforms: []string{"linux/amd64", "linux/arm64/v8"}}},
 		{arg: "core-foo", bad: true},
 		{arg: ":1.0", bad: true},
 		{arg: "a:b:c:d:e", bad: true},
