@@ -297,3 +297,43 @@ func TestValidAt(t *testing.T) {
 		})
 	}
 }
+
+func FuzzReadKeyring(f *testing.F) {
+	f.Add(publicKeys("alice"))
+	f.Add(publicKeys("bob", "dave"))
+	var buf bytes.Buffer
+	if err := mustKeyring(f, "carol", "paula").Serialize(&buf); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(buf.Bytes())
+	f.Add(testkeys.Secret("bob"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		k, err := ReadKeyring(data)
+		if err != nil {
+			return
+		}
+		// An accepted keyring has keys, serialises, and reads back to the
+		// same keys and ID; every key and subkey resolves to one primary.
+		keys := k.Keys()
+		if len(keys) == 0 {
+			t.Fatal("accepted a keyring without keys")
+		}
+		var out bytes.Buffer
+		if err := k.Serialize(&out); err != nil {
+			t.Fatalf("Serialize: %v", err)
+		}
+		back, err := ReadKeyring(out.Bytes())
+		if err != nil {
+			t.Fatalf("re-reading the serialised keyring: %v", err)
+		}
+		if back.ID() != k.ID() || !cmp.Equal(back.Keys(), keys) {
+			t.Fatalf("keyring changed through Serialize: %v -> %v", keys, back.Keys())
+		}
+		for fpr, sk := range k.byFpr {
+			if _, ok := k.Key(sk.primaryFpr); !ok || sk.fingerprint != fpr {
+				t.Fatalf("key %s resolves to %s, not a primary key of the keyring", fpr, sk.primaryFpr)
+			}
+		}
+		_ = k.Check(time.Now())
+	})
+}

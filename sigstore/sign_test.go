@@ -269,3 +269,30 @@ func TestKeySignerWarnings(t *testing.T) {
 		})
 	}
 }
+
+func TestKeySignerConcurrentUse(t *testing.T) {
+	t.Parallel()
+	keys := mustKeyring(t, "bob", "dave")
+	payload, _ := testPayload.Marshal()
+	for _, name := range []string{"bob", "dave"} {
+		signer := fixtureSigner(t, name)
+		errs := make(chan error, 8)
+		for range 8 {
+			go func() {
+				blob, err := signer.SignMessage(payload)
+				if err == nil {
+					_, err = Verify(blob, keys)
+				}
+				if err == nil {
+					_, err = signer.SignDetached(payload)
+				}
+				errs <- err
+			}()
+		}
+		for range 8 {
+			if err := <-errs; err != nil {
+				t.Errorf("%s: %v", name, err)
+			}
+		}
+	}
+}

@@ -1,0 +1,77 @@
+package sigstore
+
+import (
+	"bytes"
+	"testing"
+)
+
+// benchKeys are the fixture keys by algorithm: the bare per-signature cost
+// of each. Run with -cpu 1 for one core.
+var benchKeys = []struct{ algo, name string }{
+	{"RSA-3072", "alice"},
+	{"Ed25519", "bob"},
+	{"ECDSA-P256", "carol"},
+}
+
+func BenchmarkVerify(b *testing.B) {
+	for _, k := range benchKeys {
+		b.Run(k.algo, func(b *testing.B) {
+			keys := mustKeyring(b, "alice", "bob", "carol", "dave")
+			blob := mustSign(b, k.name)
+			b.SetBytes(int64(len(blob)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := Verify(blob, keys); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkSign(b *testing.B) {
+	payload, err := testPayload.Marshal()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, k := range benchKeys {
+		b.Run(k.algo, func(b *testing.B) {
+			signer := fixtureSigner(b, k.name)
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := signer.SignMessage(payload); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkJudgeVerified is the cheap half of Judge, for a cached Verify.
+func BenchmarkJudgeVerified(b *testing.B) {
+	keys := mustKeyring(b, "bob")
+	sig, err := Verify(mustSign(b, "bob"), keys)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if v := JudgeVerified(loc(1), "stagex/core-gcc", sig, nil); !v.OK() {
+			b.Fatal(v.Message)
+		}
+	}
+}
+
+func BenchmarkReadKeyring(b *testing.B) {
+	var buf bytes.Buffer
+	if err := mustKeyring(b, "alice", "bob", "carol", "dave", "mallory", "paula").Serialize(&buf); err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(buf.Len()))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ReadKeyring(buf.Bytes()); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
