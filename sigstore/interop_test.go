@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -290,4 +291,74 @@ func publicKeysList(names ...string) [][]byte {
 		keys = append(keys, testkeys.Public(n))
 	}
 	return keys
+}
+
+// TestInteropPoisoning checks Kind.Poisons against skopeo: a signature-1 of
+// a poisoning kind makes skopeo reject the image although signature-2 is a
+// good signature; any other problem in signature-1 does not. The dir:
+// transport reads signature-N files like a file:// lookaside.
+func TestInteropPoisoning(t *testing.T) {
+	t.Parallel()
+	interop.Require(t, "skopeo")
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	config := []byte("{}")
+	configSum := sha256.Sum256(config)
+	configHex := hex.EncodeToString(configSum[:])
+	manifest := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:` + configHex + `","size":2},"layers":[]}`)
+	manifestSum := sha256.Sum256(manifest)
+	payload := Payload{Reference: "docker.io/stagex/core-gcc:14.2.0", Digest: "sha256:" + hex.EncodeToString(manifestSum[:])}
+	keyPath := filepath.Join(dir, "alice.asc")
+	policy := filepath.Join(dir, "policy.json")
+	for path, data := range map[string][]byte{
+		filepath.Join(src, configHex):       config,
+		filepath.Join(src, "manifest.json"): manifest,
+		filepath.Join(src, "version"):       []byte("Directory Transport Version: 1.1\n"),
+		keyPath:                             testkeys.Public("alice"),
+		policy: []byte(`{"default":[{"type":"signedBy","keyType":"GPGKeys","keyPath":"` + keyPath +
+			`","signedIdentity":{"type":"exactReference","dockerReference":"docker.io/stagex/core-gcc:14.2.0"}}]}`),
+	} {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	good := mustSign(t, "alice", payload)
+	body, _ := payload.Marshal()
+	tampered := bytes.Replace(good, body[len(body)-20:], bytes.Repeat([]byte("x"), 20), 1)
+	keys := mustKeyring(t, "alice")
+
+	for _, first := range []struct {
+		name string
+		blob []byte
+	}{
+		{"good", good},
+		{"empty", nil},
+		{"armored", armorBlob(t, good)},
+		{"text", []byte("not a signature")},
+		{"truncated", good[:len(good)/2]},
+		{"two signatures", append(slicesClone(good), good[len(good)-120:]...)},
+		{"tampered", tampered},
+		{"unknown key", mustSign(t, "bob", payload)},
+	} {
+		t.Run(first.name, func(t *testing.T) {
+			if err := os.WriteFile(filepath.Join(src, "signature-1"), first.blob, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(src, "signature-2"), good, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, verr := Verify(first.blob, keys)
+			var kind Kind
+			if p := (*Problem)(nil); errors.As(verr, &p) {
+				kind = p.Kind
+			}
+			_, err := interop.RunErr(t, "", nil, "skopeo", "--policy", policy, "copy", "dir:"+src, "dir:"+filepath.Join(t.TempDir(), "dst"))
+			if rejected := err != nil; rejected != kind.Poisons() {
+				t.Errorf("signature-1 of kind %q: skopeo rejected the image: %v (Poisons() = %v)\n%v", kind, rejected, kind.Poisons(), err)
+			}
+		})
+	}
 }

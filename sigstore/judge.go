@@ -57,11 +57,8 @@ func JudgeVerified(loc Location, wantRepository string, sig Signature, verifyErr
 	}
 	if verifyErr != nil {
 		var p *Problem
-		if !errors.As(verifyErr, &p) {
-			return v.with(KindGarbage, "%v", verifyErr)
-		}
-		if p.Kind == "" {
-			return v.with(KindGarbage, "%s", p.Message)
+		if !errors.As(verifyErr, &p) || p.Kind == "" {
+			return v.with(KindMalformed, "%v", verifyErr)
 		}
 		return v.with(p.Kind, "%s", p.Message)
 	}
@@ -86,10 +83,12 @@ func JudgeVerified(loc Location, wantRepository string, sig Signature, verifyErr
 // shows to the verdicts of its files, and returns them sorted by directory
 // and number (verdicts of several directories are judged per directory;
 // malformed-path verdicts come last, unchanged). Readers stop at the first
-// missing number, so every file after a gap gets KindGap. Of the good
-// signatures by one primary key (a subkey counts as its primary key), the
-// second and later get KindDuplicateSigner. A gap replaces an ok or warning
-// verdict; an invalid verdict is kept.
+// missing number, so every file after a gap gets KindGap. When a file that
+// readers reach poisons the directory (Kind.Poisons), every other file
+// before the gap gets KindPoisoned. Of the remaining good signatures by one
+// primary key (a subkey counts as its primary key), the second and later get
+// KindDuplicateSigner. These replace ok and warning verdicts; an invalid
+// verdict is kept.
 func JudgeDirectory(verdicts []Verdict) []Verdict {
 	out := slices.Clone(verdicts)
 	slices.SortStableFunc(out, func(a, b Verdict) int {
@@ -119,11 +118,12 @@ func JudgeDirectory(verdicts []Verdict) []Verdict {
 	return out
 }
 
-// judgeOneDirectory marks gaps and duplicate signers in the verdicts of one
-// directory, sorted by number.
+// judgeOneDirectory marks gaps, poisoning and duplicate signers in the
+// verdicts of one directory, sorted by number.
 func judgeOneDirectory(dir []Verdict) {
 	next := 1 // the number a reader looks for next
 	missing := 0
+	read := 0 // dir[:read] is what readers see
 	for i := range dir {
 		n := dir[i].Location.Number
 		if missing == 0 && n > next {
@@ -135,9 +135,21 @@ func judgeOneDirectory(dir []Verdict) {
 			}
 			continue
 		}
+		read = i + 1
 		if n == next {
 			next++
 		}
+	}
+	for _, poison := range dir[:read] {
+		if !poison.Problem.Poisons() {
+			continue
+		}
+		for i := range dir[:read] {
+			if dir[i].Severity != SeverityInvalid {
+				dir[i] = dir[i].with(KindPoisoned, "signature-%d is %s, and clients then reject every signature of this image", poison.Location.Number, poison.Problem)
+			}
+		}
+		break
 	}
 	first := map[string]int{}
 	for i := range dir {

@@ -163,7 +163,11 @@ func TestJudgeDirectory(t *testing.T) {
 			[]result{{1, ""}, {3, KindGap}, {4, KindGarbage}, {5, KindGap}}},
 		{"missing first", []Verdict{ok(2, "A")}, []result{{2, KindGap}}},
 		{"gap before duplicate", []Verdict{ok(1, "A"), ok(3, "A")}, []result{{1, ""}, {3, KindGap}}},
-		{"invalid files do not open a gap", []Verdict{bad(1, KindGarbage), ok(2, "A")}, []result{{1, KindGarbage}, {2, ""}}},
+		{"invalid files do not open a gap", []Verdict{bad(1, KindBadSignature), ok(2, "A")}, []result{{1, KindBadSignature}, {2, ""}}},
+		{"poisoned", []Verdict{ok(1, "A"), bad(2, KindArmored), bad(3, KindTruncated), bad(4, KindUnknownSigner), ok(5, "B")},
+			[]result{{1, KindPoisoned}, {2, KindArmored}, {3, KindTruncated}, {4, KindPoisoned}, {5, KindPoisoned}}},
+		{"poison after a gap is never read", []Verdict{ok(1, "A"), bad(3, KindEmpty)}, []result{{1, ""}, {3, KindEmpty}}},
+		{"malformed does not poison", []Verdict{bad(1, KindMalformed), ok(2, "A")}, []result{{1, KindMalformed}, {2, ""}}},
 		{"two directories", []Verdict{other(ok(2, "A")), ok(1, "A"), other(ok(1, "B")), ok(3, "C")},
 			[]result{{1, ""}, {3, KindGap}, {1, ""}, {2, ""}}},
 		{"malformed paths last", []Verdict{{Problem: KindMalformedPath, Severity: SeverityInvalid}, ok(1, "A")},
@@ -209,8 +213,8 @@ func TestJudgeDirectoryMessages(t *testing.T) {
 
 func TestKindSeverity(t *testing.T) {
 	t.Parallel()
-	invalid := []Kind{KindEmpty, KindArmored, KindGarbage, KindTruncated, KindUnsupported, KindBadSignature, KindBadPayload, KindWrongDigest, KindWrongIdentity, KindMalformedPath}
-	warning := []Kind{KindUnknownSigner, KindLegacy, KindDuplicateSigner, KindGap}
+	invalid := []Kind{KindEmpty, KindArmored, KindGarbage, KindMalformed, KindTruncated, KindUnsupported, KindBadSignature, KindBadPayload, KindWrongDigest, KindWrongIdentity, KindMalformedPath}
+	warning := []Kind{KindUnknownSigner, KindLegacy, KindDuplicateSigner, KindGap, KindPoisoned}
 	for _, k := range invalid {
 		if k.Severity() != SeverityInvalid {
 			t.Errorf("%s: severity %q", k, k.Severity())
@@ -282,8 +286,11 @@ func FuzzJudgeDirectory(f *testing.F) {
 		for i := 0; i+1 < len(data) && len(in) < 50; i += 2 {
 			n := int(data[i]%16) + 1
 			v := Verdict{Location: loc(n), Signature: Signature{Signer: fmt.Sprint(data[i+1] % 4)}}
-			if data[i+1]%5 == 0 {
-				v = v.with(KindGarbage, "x")
+			switch data[i+1] % 7 {
+			case 0:
+				v = v.with(KindMalformed, "x")
+			case 1:
+				v = v.with(KindEmpty, "x")
 			}
 			in = append(in, v)
 		}
@@ -291,22 +298,31 @@ func FuzzJudgeDirectory(f *testing.F) {
 		if len(out) != len(in) {
 			t.Fatalf("%d verdicts in, %d out", len(in), len(out))
 		}
-		counted := map[string]bool{}
-		next := 1
-		for _, v := range out {
-			if v.Location.Number > next {
-				if v.OK() {
-					t.Fatalf("signature-%d after a gap at %d judged ok", v.Location.Number, next)
-				}
-				continue
+		// Which files readers reach, and whether one of them poisons.
+		reached := map[int]bool{}
+		poisoned := false
+		for next, i := 1, 0; i < len(out); i++ {
+			n := out[i].Location.Number
+			if n > next {
+				break
 			}
-			if v.Location.Number == next {
+			reached[i] = true
+			poisoned = poisoned || out[i].Problem.Poisons()
+			if n == next {
 				next++
 			}
+		}
+		counted := map[string]bool{}
+		for i, v := range out {
+			switch {
+			case !reached[i] && v.OK():
+				t.Fatalf("signature-%d after a gap judged ok", v.Location.Number)
+			case poisoned && v.OK():
+				t.Fatalf("signature-%d judged ok in a poisoned directory", v.Location.Number)
+			case v.OK() && counted[v.Signature.Signer]:
+				t.Fatalf("signer %s counted twice", v.Signature.Signer)
+			}
 			if v.OK() {
-				if counted[v.Signature.Signer] {
-					t.Fatalf("signer %s counted twice", v.Signature.Signer)
-				}
 				counted[v.Signature.Signer] = true
 			}
 		}

@@ -26,15 +26,22 @@ type Kind string
 
 // Kinds of problem. Severity gives each one's severity.
 const (
-	// KindEmpty: the file is empty. containers/image fails to read every
-	// signature of the image when one file is empty, armored or garbage.
+	// KindEmpty: the file is empty. Like an armored or garbage file, it
+	// poisons its directory: containers/image fails to read every
+	// signature of the image when one file does not start like an OpenPGP
+	// signature (see KindPoisoned).
 	KindEmpty Kind = "empty"
 	// KindArmored: the file is ASCII-armored; clients read only binary.
+	// It poisons its directory.
 	KindArmored Kind = "armored"
-	// KindGarbage: the file is not an OpenPGP signed message of the one form
-	// clients accept (one-pass signature, literal data, one signature,
-	// optionally compressed).
+	// KindGarbage: the file does not start like an OpenPGP signed message
+	// (its first byte is not one clients recognise), or is larger than the
+	// 4 MiB clients read over HTTP. It poisons its directory.
 	KindGarbage Kind = "garbage"
+	// KindMalformed: the file starts like an OpenPGP message but is not of
+	// the one form clients accept (one-pass signature, literal data,
+	// exactly one signature, optionally compressed once).
+	KindMalformed Kind = "malformed"
 	// KindTruncated: the file ends in the middle of the message.
 	KindTruncated Kind = "truncated"
 	// KindUnsupported: a well-formed message that bookworm's clients cannot
@@ -62,7 +69,17 @@ const (
 	// KindGap: the file comes after a missing signature number, where
 	// clients stop reading: they never see it.
 	KindGap Kind = "gap"
+	// KindPoisoned: another file of the directory that clients read is
+	// empty, armored or garbage, so clients reject every signature of the
+	// image (containers/image fails the whole signature list).
+	KindPoisoned Kind = "poisoned"
 )
+
+// Poisons reports whether a file with problem k makes clients reject every
+// signature of its image: true for empty, armored and garbage.
+func (k Kind) Poisons() bool {
+	return k == KindEmpty || k == KindArmored || k == KindGarbage
+}
 
 // Severity grades a Kind.
 type Severity string
@@ -76,13 +93,13 @@ const (
 )
 
 // Severity returns the severity of k: SeverityNone for the zero Kind,
-// SeverityWarning for unknown-signer, legacy, duplicate-signer and gap, and
-// SeverityInvalid for every other kind.
+// SeverityWarning for unknown-signer, legacy, duplicate-signer, gap and
+// poisoned, and SeverityInvalid for every other kind.
 func (k Kind) Severity() Severity {
 	switch k {
 	case "":
 		return SeverityNone
-	case KindUnknownSigner, KindLegacy, KindDuplicateSigner, KindGap:
+	case KindUnknownSigner, KindLegacy, KindDuplicateSigner, KindGap, KindPoisoned:
 		return SeverityWarning
 	}
 	return SeverityInvalid
@@ -227,7 +244,7 @@ func readSignedMessage(blob []byte) (*signedMessage, *Problem) {
 	case blob[0]&0x80 == 0:
 		return nil, problem(KindGarbage, "not OpenPGP binary data (first byte %#02x)", blob[0])
 	case blob[0] == 0x88 || blob[0] == 0x89 || blob[0] == 0x8A || blob[0] == 0x8B || blob[0] == 0xC2:
-		return nil, problem(KindGarbage, "starts with a signature packet: a detached signature or a PGP 2 style message, not a one-pass signed message")
+		return nil, problem(KindMalformed, "starts with a signature packet: a detached signature or a PGP 2 style message, not a one-pass signed message")
 	case !firstByteAccepted(blob[0]):
 		return nil, problem(KindGarbage, "starts with packet header %#02x, which is not a signed message that clients recognise", blob[0])
 	}
@@ -244,7 +261,7 @@ func readSignedMessage(blob []byte) (*signedMessage, *Problem) {
 			return nil, packetProblem("decompressing", err)
 		}
 		if len(inner) > MaxSignatureSize {
-			return nil, problem(KindGarbage, "the compressed message decompresses to more than %d bytes", MaxSignatureSize)
+			return nil, problem(KindMalformed, "the compressed message decompresses to more than %d bytes", MaxSignatureSize)
 		}
 		if prob := expectEnd(top, "after the compressed data"); prob != nil {
 			return nil, prob
@@ -258,13 +275,13 @@ func readSignedMessage(blob []byte) (*signedMessage, *Problem) {
 	msg := &signedMessage{}
 	ops, ok := p.(*packet.OnePassSignature)
 	if !ok {
-		return nil, problem(KindGarbage, "expected a one-pass signature packet, found %s", packetName(p))
+		return nil, problem(KindMalformed, "expected a one-pass signature packet, found %s", packetName(p))
 	}
 	if ops.Version != 3 {
 		return nil, problem(KindUnsupported, "v%d one-pass signature: clients verify only v4 signatures", ops.Version)
 	}
 	if !ops.IsLast {
-		return nil, problem(KindGarbage, "more than one signature: the one-pass signature is not the last")
+		return nil, problem(KindMalformed, "more than one signature: the one-pass signature is not the last")
 	}
 	msg.ops = ops
 
@@ -274,16 +291,16 @@ func readSignedMessage(blob []byte) (*signedMessage, *Problem) {
 	lit, ok := p.(*packet.LiteralData)
 	if !ok {
 		if _, more := p.(*packet.OnePassSignature); more {
-			return nil, problem(KindGarbage, "more than one signature packet")
+			return nil, problem(KindMalformed, "more than one signature packet")
 		}
-		return nil, problem(KindGarbage, "missing literal data: found %s after the one-pass signature", packetName(p))
+		return nil, problem(KindMalformed, "missing literal data: found %s after the one-pass signature", packetName(p))
 	}
 	body, err := io.ReadAll(io.LimitReader(lit.Body, MaxSignatureSize+1))
 	if err != nil {
 		return nil, packetProblem("reading literal data", err)
 	}
 	if len(body) > MaxSignatureSize {
-		return nil, problem(KindGarbage, "the payload is larger than %d bytes", MaxSignatureSize)
+		return nil, problem(KindMalformed, "the payload is larger than %d bytes", MaxSignatureSize)
 	}
 	msg.body = body
 
@@ -292,21 +309,21 @@ func readSignedMessage(blob []byte) (*signedMessage, *Problem) {
 	}
 	sig, ok := p.(*packet.Signature)
 	if !ok {
-		return nil, problem(KindGarbage, "expected the signature packet after the literal data, found %s", packetName(p))
+		return nil, problem(KindMalformed, "expected the signature packet after the literal data, found %s", packetName(p))
 	}
 	msg.sig = sig
 	if p, err := packet.Read(in); !errors.Is(err, io.EOF) {
 		if _, more := p.(*packet.Signature); more {
-			return nil, problem(KindGarbage, "more than one signature packet")
+			return nil, problem(KindMalformed, "more than one signature packet")
 		}
-		return nil, problem(KindGarbage, "data after the signature packet")
+		return nil, problem(KindMalformed, "data after the signature packet")
 	}
 
 	if sig.Version != 4 {
 		return nil, problem(KindUnsupported, "v%d signature: %s verifies only v4 signatures", sig.Version, clientsBookworm)
 	}
 	if sig.SigType != packet.SigTypeBinary && sig.SigType != packet.SigTypeText {
-		return nil, problem(KindGarbage, "signature type %#02x does not sign a document", uint8(sig.SigType))
+		return nil, problem(KindMalformed, "signature type %#02x does not sign a document", uint8(sig.SigType))
 	}
 	switch sig.Hash {
 	case crypto.SHA224, crypto.SHA256, crypto.SHA384, crypto.SHA512:
@@ -315,11 +332,11 @@ func readSignedMessage(blob []byte) (*signedMessage, *Problem) {
 	}
 	if sig.SigType != ops.SigType || sig.Hash != ops.Hash || sig.PubKeyAlgo != ops.PubKeyAlgo ||
 		(sig.IssuerKeyId != nil && *sig.IssuerKeyId != ops.KeyId) {
-		return nil, problem(KindGarbage, "the one-pass signature and the signature packet disagree")
+		return nil, problem(KindMalformed, "the one-pass signature and the signature packet disagree")
 	}
 	if fpr := sig.IssuerFingerprint; fpr != nil {
 		if len(fpr) != 20 || keyIDOfV4Fingerprint(fpr) != ops.KeyId {
-			return nil, problem(KindGarbage, "the issuer fingerprint %X does not match the key ID %016X", fpr, ops.KeyId)
+			return nil, problem(KindMalformed, "the issuer fingerprint %X does not match the key ID %016X", fpr, ops.KeyId)
 		}
 	}
 	return msg, nil
@@ -348,7 +365,7 @@ func readPacket(r io.Reader, what string) (packet.Packet, *Problem) {
 // expectEnd checks that r holds no further packet.
 func expectEnd(r io.Reader, where string) *Problem {
 	if _, err := packet.Read(r); !errors.Is(err, io.EOF) {
-		return problem(KindGarbage, "data %s", where)
+		return problem(KindMalformed, "data %s", where)
 	}
 	return nil
 }
@@ -362,7 +379,7 @@ func packetProblem(doing string, err error) *Problem {
 	case errors.As(err, &unsupported):
 		return problem(KindUnsupported, "%s: %v", doing, err)
 	}
-	return problem(KindGarbage, "%s: %v", doing, err)
+	return problem(KindMalformed, "%s: %v", doing, err)
 }
 
 func packetName(p packet.Packet) string {
