@@ -12,10 +12,12 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/internal/interop"
 	"github.com/tally-sig/tally/internal/sample"
 	"github.com/tally-sig/tally/internal/testkeys"
 	"github.com/tally-sig/tally/release"
+	"github.com/tally-sig/tally/sigstore"
 )
 
 // These tests check what tally init and tally sign write with the real
@@ -373,5 +375,167 @@ func TestInteropRegistryMultiPlatform(t *testing.T) {
 	}
 	if err := c.pull(t, ref, "--override-arch", "amd64"); err != nil {
 		t.Errorf("skopeo refused the amd64 instance, still signed by both: %v", err)
+	}
+}
+
+// gpgSignerEnv points the process at a new GNUPGHOME holding alice's secret
+// key and at an empty HOME (no git configuration), as a maintainer's shell
+// would: --gpg runs gpg from the environment.
+func gpgSignerEnv(t *testing.T, secret ...string) (home string) {
+	t.Helper()
+	var keys [][]byte
+	for _, n := range secret {
+		keys = append(keys, testkeys.Secret(n))
+	}
+	t.Setenv("GNUPGHOME", interop.GPGHome(t, keys...))
+	home = t.TempDir()
+	t.Setenv("HOME", home)
+	t.Setenv("XDG_CONFIG_HOME", filepath.Join(home, ".config"))
+	t.Setenv("GIT_CONFIG_NOSYSTEM", "1")
+	return home
+}
+
+// judgeHead judges every signature file at the repository's HEAD with
+// tally's own judgement (sigstore.Judge against the repository's keyring and
+// policy) and returns the signer of each; it fails the test for any file
+// that is not a good signature.
+func judgeHead(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	repo, err := gitstore.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer repo.Close()
+	st, err := release.LoadHead(repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signers := map[string]string{}
+	err = st.Snap.Walk(st.Policy.Namespace, func(p string, e gitstore.Entry) error {
+		if e.IsDir() {
+			return nil
+		}
+		loc, err := sigstore.ParseLocation(p)
+		if err != nil {
+			t.Errorf("%s: %v", p, err)
+			return nil
+		}
+		blob, err := st.Snap.Blob(e.Hash)
+		if err != nil {
+			return err
+		}
+		name := strings.TrimPrefix(loc.Repository, st.Policy.Namespace+"/")
+		v := sigstore.Judge(loc, st.Policy.Repository(name), blob, st.Keys)
+		if !v.OK() {
+			t.Errorf("%s: %s: %s", p, v.Problem, v.Message)
+		}
+		signers[p] = v.Signature.Signer
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return signers
+}
+
+func TestInteropSignWithGPG(t *testing.T) {
+	interop.Require(t, "gpg", "gpg-agent", "git")
+	gpgSignerEnv(t, "alice", "mallory")
+	keys := keyFiles(t)
+	dir := t.TempDir()
+	repo, out := filepath.Join(dir, "sigs"), filepath.Join(dir, "out")
+	alice := testkeys.Fingerprint("alice")
+
+	// gpg signs the init commit too.
+	mustTally(t, "init", "--repo", repo, "--threshold", "1",
+		"--key-file", filepath.Join(keys, "alice.pub.asc"), "--key-file", filepath.Join(keys, "bob.pub.asc"),
+		"--gpg", "--local-user", alice)
+	if _, err := sample.Write(out, sample.Spec{Name: "core-hello", Tag: "1.0"},
+		sample.Spec{Name: "core-multi", Tag: "2.0", Platforms: []string{"linux/amd64", "linux/arm64"}}); err != nil {
+		t.Fatal(err)
+	}
+	stdout := mustTally(t, "sign", "--repo", repo, "--release", "2026.11.0", "--out", out, "--gpg", "--local-user", alice, "--json")
+	var res release.SignResult
+	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.Signer != alice || len(res.Signed) != 3 || res.Commit == "" {
+		t.Fatalf("sign --gpg: signer %s, %d new signature(s), commit %q; want alice, 3, a commit", res.Signer, len(res.Signed), res.Commit)
+	}
+
+	// tally's own judgement accepts every file, all by alice.
+	signers := judgeHead(t, repo)
+	if len(signers) != 3 {
+		t.Errorf("tally judged %d signature files, want 3", len(signers))
+	}
+	for p, fpr := range signers {
+		if fpr != alice {
+			t.Errorf("%s signed by %s, want alice", p, fpr)
+		}
+	}
+	// gpg verifies the files (gpg writes a compressed signed message) and
+	// git the commits.
+	env := gpgEnv(t, "alice")
+	for _, si := range res.Signed {
+		status := interop.Run(t, env, "gpg", "--batch", "--status-fd", "1", "--verify", filepath.Join(repo, si.Path))
+		if got := validSigner(status); got != alice {
+			t.Errorf("gpg --verify %s: VALIDSIG by %q, want alice", si.Path, got)
+		}
+	}
+	for _, rev := range []string{"HEAD", "HEAD~1"} {
+		if _, err := interop.GitErr(t, repo, env, "verify-commit", rev); err != nil {
+			t.Errorf("git verify-commit %s: %v", rev, err)
+		}
+	}
+
+	// A rerun adds nothing; an outsider's gpg key is refused, nothing moves.
+	if out := mustTally(t, "sign", "--repo", repo, "--release", "2026.11.0", "--out", out, "--gpg", "-u", alice); !strings.Contains(out, "nothing new to commit") {
+		t.Errorf("second sign --gpg:\n%s", out)
+	}
+	head := interop.Git(t, repo, nil, "rev-parse", "HEAD")
+	_, errOut, code := tallyRun(t, "sign", "--repo", repo, "--release", "2026.11.0", "--out", out, "--gpg", "-u", testkeys.Fingerprint("mallory"))
+	if code != exitData || !strings.Contains(errOut, "not a maintainer key") {
+		t.Errorf("sign --gpg with an outsider's key: exit %d, want %d\n%s", code, exitData, errOut)
+	}
+	// A key gpg does not hold.
+	_, errOut, code = tallyRun(t, "sign", "--repo", repo, "--release", "2026.11.0", "--out", out, "--gpg", "-u", testkeys.Fingerprint("bob"))
+	if code != exitData || !strings.Contains(errOut, "tally: error: finding secret key") {
+		t.Errorf("sign --gpg with a key gpg lacks: exit %d, want %d\n%s", code, exitData, errOut)
+	}
+	if got := interop.Git(t, repo, nil, "rev-parse", "HEAD"); got != head {
+		t.Errorf("HEAD moved from %s to %s on refusals", head, got)
+	}
+}
+
+func TestInteropSignWithGPGDefaultsToGitSigningKey(t *testing.T) {
+	interop.Require(t, "gpg", "gpg-agent", "git")
+	home := gpgSignerEnv(t, "bob")
+	keys := keyFiles(t)
+	dir := t.TempDir()
+	repo, out := filepath.Join(dir, "sigs"), filepath.Join(dir, "out")
+	mustTally(t, "init", "--repo", repo, "--threshold", "1", "--key-file", filepath.Join(keys, "bob.pub.asc"))
+	if _, err := sample.Write(out, sample.Spec{Name: "core-hello", Tag: "1.0"}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Without --local-user and without user.signingkey: a usage error saying what to do.
+	_, errOut, code := tallyRun(t, "sign", "--repo", repo, "--release", "1.0", "--out", out, "--gpg")
+	if code != exitUsage || !strings.Contains(errOut, "git config --global user.signingkey") {
+		t.Errorf("sign --gpg with no key configured: exit %d, want %d\n%s", code, exitUsage, errOut)
+	}
+
+	// git config --global user.signingkey names the key, as for git commit -S.
+	interop.Git(t, "", []string{"HOME=" + home}, "config", "--global", "user.signingkey", testkeys.Fingerprint("bob"))
+	stdout := mustTally(t, "sign", "--repo", repo, "--release", "1.0", "--out", out, "--gpg")
+	if !strings.Contains(stdout, "signer "+testkeys.Fingerprint("bob")) || !strings.Contains(stdout, "1 new signature") {
+		t.Errorf("sign --gpg with user.signingkey:\n%s", stdout)
+	}
+	for p, fpr := range judgeHead(t, repo) {
+		if fpr != testkeys.Fingerprint("bob") {
+			t.Errorf("%s signed by %s, want bob", p, fpr)
+		}
+	}
+	if _, err := interop.GitErr(t, repo, gpgEnv(t, "bob"), "verify-commit", "HEAD"); err != nil {
+		t.Errorf("git verify-commit HEAD: %v", err)
 	}
 }
