@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -284,6 +285,42 @@ func (k *Keyring) Check(now time.Time) []KeyIssue {
 		issues = append(issues, CheckKey(e, now)...)
 	}
 	return issues
+}
+
+// ErrUnknownKey is wrapped by Resolve's error for an issuer that is not in
+// the keyring.
+var ErrUnknownKey = errors.New("key not in the keyring")
+
+// Resolve finds the primary key of an issuer: a fingerprint (of a primary
+// key or a subkey) or a 16-hex key ID, in either case. subkey reports
+// whether the issuer is a subkey of the returned key. A key ID that two
+// keys share is an error: only a fingerprint identifies a key.
+func (k *Keyring) Resolve(issuer string) (key Key, subkey bool, err error) {
+	id := normalizeFingerprint(issuer)
+	id = strings.TrimPrefix(id, "0X")
+	var sk *signingKey
+	switch len(id) {
+	case 40, 64:
+		sk = k.byFpr[id]
+	case 16:
+		keyID, err := strconv.ParseUint(id, 16, 64)
+		if err != nil {
+			return Key{}, false, fmt.Errorf("resolving issuer %q: not hex", issuer)
+		}
+		switch matches := k.byKeyID[keyID]; len(matches) {
+		case 0:
+		case 1:
+			sk = matches[0]
+		default:
+			return Key{}, false, fmt.Errorf("resolving issuer %q: key ID shared by %d keys; give the fingerprint", issuer, len(matches))
+		}
+	default:
+		return Key{}, false, fmt.Errorf("resolving issuer %q: neither a fingerprint nor a 16-hex key ID", issuer)
+	}
+	if sk == nil {
+		return Key{}, false, fmt.Errorf("resolving issuer %q: %w", issuer, ErrUnknownKey)
+	}
+	return entityKey(sk.entity), sk.subkey != nil, nil
 }
 
 // lookupFingerprint returns the key (primary or subkey) with this

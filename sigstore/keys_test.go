@@ -337,3 +337,43 @@ func FuzzReadKeyring(f *testing.F) {
 		_ = k.Check(time.Now())
 	})
 }
+
+func TestResolve(t *testing.T) {
+	t.Parallel()
+	keys := mustKeyring(t, "alice", "dave")
+	alice, dave := testkeys.Fingerprint("alice"), testkeys.Fingerprint("dave")
+	daveSub := fingerprintHex(signingPrivateKey(t, "dave").Fingerprint)
+	tests := []struct {
+		issuer  string
+		primary string
+		subkey  bool
+	}{
+		{alice, alice, false},
+		{strings.ToLower(alice), alice, false},
+		{alice[24:], alice, false},
+		{"0x" + alice[24:], alice, false},
+		{daveSub, dave, true},
+		{daveSub[24:], dave, true},
+		{dave, dave, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.issuer, func(t *testing.T) {
+			t.Parallel()
+			key, subkey, err := keys.Resolve(tt.issuer)
+			if err != nil || key.Fingerprint != tt.primary || subkey != tt.subkey {
+				t.Errorf("Resolve = %+v, %v, %v; want %s, %v", key, subkey, err, tt.primary, tt.subkey)
+			}
+		})
+	}
+	for _, bad := range []string{testkeys.Fingerprint("bob"), testkeys.Fingerprint("bob")[24:], "", "xyz", strings.Repeat("G", 16), alice[24:38] + "GG"} {
+		t.Run("refuses "+bad, func(t *testing.T) {
+			t.Parallel()
+			if key, _, err := keys.Resolve(bad); err == nil {
+				t.Errorf("Resolve(%q) = %+v", bad, key)
+			}
+		})
+	}
+	if _, _, err := keys.Resolve(testkeys.Fingerprint("bob")); !errors.Is(err, ErrUnknownKey) {
+		t.Errorf("unknown fingerprint: %v, want ErrUnknownKey", err)
+	}
+}
