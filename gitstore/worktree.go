@@ -36,8 +36,8 @@ type worktree struct {
 
 // openWorktree reads the index and HEAD's tree. With lock set it takes the
 // index lock first, to be released by wt.close.
-func (r *Repo) openWorktree(lock bool) (wt *worktree, err error) {
-	wt = &worktree{fs: r.worktree, repo: r, release: func() {}}
+func (r *Repo) openWorktree(lock bool) (_ *worktree, err error) {
+	wt := &worktree{fs: r.worktree, repo: r, release: func() {}}
 	if lock {
 		r.worktreeMu.Lock()
 		wt.release = r.worktreeMu.Unlock
