@@ -2,6 +2,7 @@ package release
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path"
@@ -9,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/BurntSushi/toml"
+	"github.com/go-git/go-git/v5/plumbing"
 )
 
 // PolicyFile is the path of the trust policy at the root of a signatures repository.
@@ -19,6 +21,10 @@ const BuildsDir = "builds"
 
 // ReleasesDir holds the release manifests, one directory per release.
 const ReleasesDir = "releases"
+
+// ApprovalsDir holds the maintainers' signed approvals of trust policy
+// changes (see package hooks).
+const ApprovalsDir = "approvals"
 
 // ErrNoPolicy means the repository has no tally.toml: it is not a tally signatures repository.
 var ErrNoPolicy = errors.New("not a tally signatures repository (no " + PolicyFile + ")")
@@ -40,6 +46,84 @@ type Policy struct {
 	// Keyring is the path, in the repository, of the maintainers' public keys
 	// (one binary OpenPGP keyring, StageX-style).
 	Keyring string `toml:"keyring" json:"keyring"`
+	// ProtectedRefs (optional) lists the references that may only move
+	// forward and never be deleted: a full name ("refs/heads/main") or a
+	// prefix ending in "/" ("refs/heads/release/"). Empty means every branch.
+	// Tags are never moved or deleted, whatever this says.
+	ProtectedRefs Names `toml:"protected_refs" json:"protected_refs,omitempty"`
+	// ExtraPaths (optional) lists files ("README.md") or directories ending
+	// in "/" ("docs/") outside tally's own that maintainers' commits may
+	// change; anything else that is not tally's is refused by tally check.
+	ExtraPaths Names `toml:"extra_paths" json:"extra_paths,omitempty"`
+}
+
+// Names is a list of strings kept as one comparable value, so that Policy
+// stays comparable with ==. In tally.toml and in JSON it is an array of
+// strings; no entry may be empty or hold a newline.
+type Names string
+
+// NewNames makes a Names from a list.
+func NewNames(list ...string) Names { return Names(strings.Join(list, "\n")) }
+
+// List returns the entries, nil when there are none.
+func (n Names) List() []string {
+	if n == "" {
+		return nil
+	}
+	return strings.Split(string(n), "\n")
+}
+
+// UnmarshalTOML implements toml.Unmarshaler: an array of strings.
+func (n *Names) UnmarshalTOML(v any) error {
+	items, ok := v.([]any)
+	if !ok {
+		return fmt.Errorf("want an array of strings, got %T", v)
+	}
+	list := make([]string, 0, len(items))
+	for _, it := range items {
+		s, ok := it.(string)
+		if !ok {
+			return fmt.Errorf("want an array of strings, got an element of type %T", it)
+		}
+		if s == "" || strings.ContainsAny(s, "\n\r") {
+			return fmt.Errorf("entry %q is empty or holds a line break", s)
+		}
+		list = append(list, s)
+	}
+	*n = NewNames(list...)
+	return nil
+}
+
+// MarshalJSON implements json.Marshaler: an array of strings.
+func (n Names) MarshalJSON() ([]byte, error) {
+	list := n.List()
+	if list == nil {
+		list = []string{}
+	}
+	return json.Marshal(list)
+}
+
+// UnmarshalJSON implements json.Unmarshaler: an array of strings.
+func (n *Names) UnmarshalJSON(data []byte) error {
+	var list []string
+	if err := json.Unmarshal(data, &list); err != nil {
+		return err
+	}
+	for _, s := range list {
+		if s == "" || strings.ContainsAny(s, "\n\r") {
+			return fmt.Errorf("entry %q is empty or holds a line break", s)
+		}
+	}
+	*n = NewNames(list...)
+	return nil
+}
+
+func quoteList(n Names) string {
+	list := n.List()
+	for i, s := range list {
+		list[i] = quote(s)
+	}
+	return "[" + strings.Join(list, ", ") + "]"
 }
 
 // namespacePattern is the docker repository path grammar (lowercase components
@@ -92,6 +176,14 @@ func (p Policy) Marshal() []byte {
 	fmt.Fprintf(&b, "threshold = %d\n", p.Threshold)
 	b.WriteString("# The maintainers' public keys (binary OpenPGP keyring).\n")
 	fmt.Fprintf(&b, "keyring = %s\n", quote(p.Keyring))
+	if p.ProtectedRefs != "" {
+		b.WriteString("# References that only move forward (\"refs/heads/main\", or a prefix ending in \"/\"); tags never move.\n")
+		fmt.Fprintf(&b, "protected_refs = %s\n", quoteList(p.ProtectedRefs))
+	}
+	if p.ExtraPaths != "" {
+		b.WriteString("# Files, or directories ending in \"/\", that maintainers may change besides tally's own.\n")
+		fmt.Fprintf(&b, "extra_paths = %s\n", quoteList(p.ExtraPaths))
+	}
 	return []byte(b.String())
 }
 
@@ -136,7 +228,7 @@ func (p Policy) validate() error {
 	if !namespacePattern.MatchString(p.Namespace) {
 		return fmt.Errorf("%w: namespace %q is not a repository path (lowercase letters, digits, separators, slashes)", ErrBadPolicy, p.Namespace)
 	}
-	if top := strings.SplitN(p.Namespace, "/", 2)[0]; top == BuildsDir || top == ReleasesDir {
+	if top := strings.SplitN(p.Namespace, "/", 2)[0]; top == BuildsDir || top == ReleasesDir || top == ApprovalsDir {
 		return fmt.Errorf("%w: namespace %q is reserved for tally's own records", ErrBadPolicy, p.Namespace)
 	}
 	if !prefixPattern.MatchString(p.prefix()) {
@@ -149,6 +241,24 @@ func (p Policy) validate() error {
 	if p.Keyring == "" || clean != p.Keyring || strings.HasPrefix(clean, "../") || clean == ".." ||
 		path.IsAbs(clean) || strings.Contains(clean, "/") || clean == PolicyFile {
 		return fmt.Errorf("%w: keyring %q must be a plain file name at the repository root", ErrBadPolicy, p.Keyring)
+	}
+	for _, r := range p.ProtectedRefs.List() {
+		name := strings.TrimSuffix(r, "/")
+		if !strings.HasPrefix(r, "refs/") || plumbing.ReferenceName(name).Validate() != nil || strings.Count(name, "/") < 1 {
+			return fmt.Errorf("%w: protected_refs entry %q is not a reference name (refs/heads/main) or a prefix ending in \"/\" (refs/heads/release/)", ErrBadPolicy, r)
+		}
+	}
+	for _, e := range p.ExtraPaths.List() {
+		name := strings.TrimSuffix(e, "/")
+		top := strings.SplitN(name, "/", 2)[0]
+		switch {
+		case name == "" || path.Clean(name) != name || path.IsAbs(name) || name == "." || strings.HasPrefix(name, "../") || name == ".." ||
+			strings.ContainsAny(name, "\\\x00") || strings.EqualFold(top, ".git"):
+			return fmt.Errorf("%w: extra_paths entry %q is not a clean relative path", ErrBadPolicy, e)
+		case name == PolicyFile || name == p.Keyring || top == BuildsDir || top == ReleasesDir || top == ApprovalsDir ||
+			name == p.Namespace || strings.HasPrefix(name, p.Namespace+"/") || strings.HasPrefix(p.Namespace, name+"/"):
+			return fmt.Errorf("%w: extra_paths entry %q overlaps tally's own files", ErrBadPolicy, e)
+		}
 	}
 	return nil
 }
