@@ -34,8 +34,11 @@ type InitOptions struct {
 	IdentityPrefix string      // "" = Namespace
 	Threshold      int         // M; 0 = min(2, number of keys)
 	Keys           []PublicKey // maintainers' public keys
-	Signer         sigstore.Signer
-	Now            func() time.Time
+	Signer         sigstore.Signer  // signs the commit when set; its key must be among the keys
+	Now            func() time.Time // the clock; time.Now when nil
+	// LockWait bounds how long Init waits for another writer of the
+	// repository; 0 waits as long as ctx allows (see SignOptions.LockWait).
+	LockWait time.Duration
 }
 
 // InitResult says what Init did.
@@ -56,7 +59,7 @@ func Init(ctx context.Context, repo *gitstore.Repo, opts InitOptions) (*InitResu
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	unlock, err := repo.Lock(ctx)
+	unlock, err := lockRepo(ctx, repo, opts.LockWait)
 	if err != nil {
 		return nil, err
 	}
@@ -142,8 +145,16 @@ func Init(ctx context.Context, repo *gitstore.Repo, opts InitOptions) (*InitResu
 		return nil, err
 	}
 
-	// An adopted lookaside tree is kept byte for byte; count it for the report.
-	_ = snap.Walk(p.Namespace, func(string, gitstore.Entry) error { res.Adopted++; return nil })
+	// An adopted lookaside tree is kept byte for byte; count its files for the report.
+	err = snap.Walk(p.Namespace, func(_ string, e gitstore.Entry) error {
+		if !e.IsDir() {
+			res.Adopted++
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("reading the existing lookaside tree: %w", err)
+	}
 
 	changes := []gitstore.Change{{Path: PolicyFile, Data: p.Marshal()}, {Path: p.Keyring, Data: keyring.Bytes()}}
 	if err := repo.CheckPaths([]string{PolicyFile, p.Keyring}); err != nil {

@@ -26,6 +26,12 @@ var ErrUntrustedSigner = errors.New("signing key is not a maintainer key of this
 // ErrDetached means HEAD is not on a branch, so there is no branch to move.
 var ErrDetached = errors.New("HEAD is detached: check out the signing branch first")
 
+// ErrOutsideNamespace means an image's lookaside directory would not be a
+// repository directly below the policy's namespace (an image name with a
+// slash, "..", upper case, or anything else a docker repository path
+// cannot hold), so no stock client would ever look there.
+var ErrOutsideNamespace = errors.New("image is not a repository directly below the namespace")
+
 // SignOptions says what to sign and with which key.
 type SignOptions struct {
 	Release  string           // the release version the build belongs to (e.g. 2026.11.0)
@@ -35,6 +41,12 @@ type SignOptions struct {
 	Now      func() time.Time // the clock; time.Now when nil
 	Creator  string           // written as the payload's optional.creator, e.g. "tally 0.1.0"
 	Parallel int              // signatures made at once; GOMAXPROCS when 0
+	// LockWait bounds how long Sign waits for another writer of the
+	// repository (another tally) to finish; then it fails with an error
+	// wrapping gitstore.ErrLocked. 0 waits as long as ctx allows.
+	LockWait time.Duration
+	// Progress, when set, is called after each new signature with the
+	// number made so far and the number to make; never concurrently.
 	Progress func(done, total int)
 }
 
@@ -65,16 +77,25 @@ type SignResult struct {
 // maintainer's key, files each signature at the first free signature-N of its
 // lookaside directory, records what was built, and commits it all as one
 // commit signed by the same key. Digests this key already signed are skipped,
-// so a rerun after a failure finishes the job. On any error the branch does not
-// move and no file is written.
+// so a rerun after a failure finishes the job.
+//
+// Everything that can be checked is checked before the first signature is
+// made: the release name, the lock, the policy, that the key is a current
+// maintainer key, every image name and identity, and that no path Sign
+// writes holds uncommitted work in the checkout (an error wrapping
+// gitstore.ErrDirty). On any error the branch does not move and no file is
+// written.
 func Sign(ctx context.Context, repo *gitstore.Repo, opts SignOptions) (*SignResult, error) {
 	if err := CheckReleaseName(opts.Release); err != nil {
 		return nil, err
 	}
+	if opts.Signer == nil {
+		return nil, errors.New("signing: no signer")
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	unlock, err := repo.Lock(ctx)
+	unlock, err := lockRepo(ctx, repo, opts.LockWait)
 	if err != nil {
 		return nil, err
 	}
@@ -93,28 +114,23 @@ func Sign(ctx context.Context, repo *gitstore.Repo, opts SignOptions) (*SignResu
 		return nil, fmt.Errorf("%w: %s", ErrUntrustedSigner, fpr)
 	}
 	now := opts.Now().UTC().Truncate(time.Second)
-	if ok, why := st.Keys.ValidAt(fpr, now); !ok {
-		return nil, fmt.Errorf("signing key %s cannot sign now: %s", fpr, why)
+	if err := checkSigningKey(st.Keys, fpr, now); err != nil {
+		return nil, err
 	}
 
-	res := &SignResult{Release: opts.Release, Signer: fpr, Branch: st.Branch.Short(), Images: len(opts.Images)}
+	res := &SignResult{Release: opts.Release, Signer: fpr, Branch: st.Branch.Short(), Images: len(opts.Images),
+		Signed: []SignedImage{}, Skipped: []SignedImage{}}
 	todo, err := planSignatures(st, fpr, opts.Images, res)
 	if err != nil {
 		return nil, err
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-
-	blobs, err := signAll(ctx, opts, todo, now)
-	if err != nil {
-		return nil, err
-	}
-	changes := make([]gitstore.Change, 0, len(todo)+1)
+	payloads := make([][]byte, len(todo))
 	for i, t := range todo {
-		changes = append(changes, gitstore.Change{Path: t.Path, Data: blobs[i]})
+		p := sigstore.Payload{Reference: t.Reference, Digest: t.Digest, Creator: opts.Creator, Timestamp: now.Unix()}
+		if payloads[i], err = p.Marshal(); err != nil {
+			return nil, fmt.Errorf("signing %s (%s): %w", t.Reference, t.Digest, err)
+		}
 	}
-	res.Signed = todo
 
 	// The build record lists everything this run built, including digests
 	// signed earlier: the record says what this maintainer's build produced.
@@ -134,20 +150,40 @@ func Sign(ctx context.Context, repo *gitstore.Repo, opts SignOptions) (*SignResu
 		}
 	}
 	opts.Run.Time = now
+	var recChange []gitstore.Change
 	if rec.Append(opts.Run, built) > 0 {
-		changes = append(changes, gitstore.Change{Path: recPath, Data: rec.Marshal()})
+		recChange = []gitstore.Change{{Path: recPath, Data: rec.Marshal()}}
 	}
-	if len(changes) == 0 {
+	if len(todo) == 0 && len(recChange) == 0 {
 		return res, nil
 	}
 
-	paths := make([]string, len(changes))
-	for i, c := range changes {
-		paths[i] = c.Path
+	// Refuse a dirty checkout now, not after minutes of smart-card signing.
+	paths := make([]string, 0, len(todo)+1)
+	for _, t := range todo {
+		paths = append(paths, t.Path)
+	}
+	for _, c := range recChange {
+		paths = append(paths, c.Path)
 	}
 	if err := repo.CheckPaths(paths); err != nil {
 		return nil, err
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+
+	blobs, err := signAll(ctx, opts.Signer, opts.Parallel, opts.Progress, todo, payloads)
+	if err != nil {
+		return nil, err
+	}
+	changes := make([]gitstore.Change, 0, len(todo)+1)
+	for i, t := range todo {
+		changes = append(changes, gitstore.Change{Path: t.Path, Data: blobs[i]})
+	}
+	changes = append(changes, recChange...)
+	res.Signed = todo
+
 	who := authorOf(key.Name, now)
 	hash, err := repo.Commit(gitstore.CommitRequest{
 		Branch:    st.Branch,
@@ -165,18 +201,66 @@ func Sign(ctx context.Context, repo *gitstore.Repo, opts SignOptions) (*SignResu
 	return res, nil
 }
 
+// lockRepo takes the repository's lock, waiting at most wait (0: as long
+// as ctx allows).
+func lockRepo(ctx context.Context, repo *gitstore.Repo, wait time.Duration) (func() error, error) {
+	if wait > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, wait)
+		defer cancel()
+	}
+	unlock, err := repo.Lock(ctx)
+	if err != nil && wait > 0 && errors.Is(err, context.DeadlineExceeded) {
+		return nil, fmt.Errorf("waited %s: %w", wait, err)
+	}
+	return unlock, err
+}
+
+// checkSigningKey refuses a key whose signatures would not count if made
+// now: expired, revoked, or not valid yet according to the repository's
+// keyring (which may know of an expiry or revocation that the secret key
+// file does not). Errors wrap sigstore.ErrKeyExpired or ErrKeyRevoked where
+// that is the reason.
+func checkSigningKey(keys *sigstore.Keyring, fpr string, now time.Time) error {
+	ok, why := keys.ValidAt(fpr, now)
+	if ok {
+		return nil
+	}
+	e, found := keys.Entity(fpr)
+	if !found {
+		return fmt.Errorf("%w: %s", ErrUntrustedSigner, fpr)
+	}
+	for _, issue := range sigstore.CheckKey(e, now) {
+		if issue.Refuse && (errors.Is(issue, sigstore.ErrKeyExpired) || errors.Is(issue, sigstore.ErrKeyRevoked)) {
+			return fmt.Errorf("signing key %s cannot sign at %s: %s (the repository's keyring says so): %w",
+				fpr, now.Format(time.RFC3339), issue.Reason, issue.Unwrap())
+		}
+	}
+	return fmt.Errorf("signing key %s cannot sign now: %s", fpr, why)
+}
+
 // planSignatures decides, for every manifest digest, whether this key already
-// signed it and otherwise which signature-N the new signature takes.
+// signed it and otherwise which signature-N the new signature takes. It reads
+// only the lookaside directories of the images' digests.
 func planSignatures(st *State, fpr string, images []buildout.Image, res *SignResult) ([]SignedImage, error) {
 	var todo []SignedImage
 	seen := map[string]bool{}
 	for _, img := range images {
+		repoPath := st.Policy.Namespace + "/" + img.Name
+		if err := checkImageName(st.Policy.Namespace, img.Name); err != nil {
+			return nil, err
+		}
 		for _, m := range img.Manifests {
 			res.Platforms++
-			repoPath := st.Policy.Namespace + "/" + img.Name
 			loc := sigstore.Location{Repository: repoPath, Digest: m.Digest, Number: 1}
+			if err := loc.Validate(); err != nil {
+				return nil, fmt.Errorf("image %s: %w", img.Name, err)
+			}
 			item := SignedImage{Name: img.Name, Tag: img.Tag, Platform: platformOrUnknown(m.Platform),
 				Digest: m.Digest, Reference: st.Policy.Reference(img.Name, img.Tag)}
+			if err := (sigstore.Payload{Reference: item.Reference, Digest: m.Digest}).Validate(); err != nil {
+				return nil, fmt.Errorf("image %s:%s: %w", img.Name, img.Tag, err)
+			}
 			if seen[loc.Dir()] {
 				// The same digest twice in one build (two tags of one image): one signature.
 				continue
@@ -187,27 +271,34 @@ func planSignatures(st *State, fpr string, images []buildout.Image, res *SignRes
 				return nil, fmt.Errorf("reading %s: %w", loc.Dir(), err)
 			}
 			used := map[int]bool{}
-			done := ""
+			var done *sigstore.Signature
 			for _, e := range existing {
 				l, err := sigstore.ParseLocation(loc.Dir() + "/" + e.Name)
 				if err != nil {
-					continue
+					continue // not a signature-N name: readers never look at it
 				}
 				used[l.Number] = true
-				if done != "" || !e.Mode.IsFile() {
+				if done != nil || !e.Mode.IsFile() {
 					continue
 				}
 				blob, err := st.Snap.Blob(e.Hash)
 				if err != nil {
 					return nil, fmt.Errorf("reading %s/%s: %w", loc.Dir(), e.Name, err)
 				}
+				// A file that does not verify (corrupt, another key, legacy)
+				// keeps its number and is otherwise left alone.
 				sig, err := sigstore.Verify(blob, st.Keys)
 				if err == nil && sig.Signer == fpr && sig.Payload.Digest == m.Digest {
-					done = loc.Dir() + "/" + e.Name
+					done = &sig
+					item.Path = loc.Dir() + "/" + e.Name
 				}
 			}
-			if done != "" {
-				item.Path = done
+			if done != nil {
+				if done.Payload.Reference != item.Reference {
+					res.Warnings = append(res.Warnings, fmt.Sprintf(
+						"%s already signed %s as %s, not as %s: one key signs a digest once, so a pull of %s by that tag needs a policy with matchRepository",
+						fpr, m.Digest, done.Payload.Reference, item.Reference, item.Reference))
+				}
 				res.Skipped = append(res.Skipped, item)
 				continue
 			}
@@ -220,14 +311,25 @@ func planSignatures(st *State, fpr string, images []buildout.Image, res *SignRes
 	return todo, nil
 }
 
-// signAll makes the signatures, several at once for key files (the Signer
-// serialises what must be serial, such as a smart card).
-func signAll(ctx context.Context, opts SignOptions, todo []SignedImage, now time.Time) ([][]byte, error) {
+// checkImageName refuses an image name that would put its lookaside
+// directory anywhere but directly below the namespace.
+func checkImageName(namespace, name string) error {
+	if name == "" || strings.Contains(name, "/") || !namespacePattern.MatchString(namespace+"/"+name) {
+		return fmt.Errorf("%w: %q would be the repository %q", ErrOutsideNamespace, name, namespace+"/"+name)
+	}
+	return nil
+}
+
+// signAll signs the payloads, several at once (the Signer serialises what
+// must be serial, such as a smart card), and stops at the first error or
+// when ctx is done.
+func signAll(ctx context.Context, signer sigstore.Signer, parallel int, progress func(done, total int), todo []SignedImage, payloads [][]byte) ([][]byte, error) {
 	out := make([][]byte, len(todo))
-	workers := opts.Parallel
+	workers := parallel
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
+	workers = min(workers, len(todo))
 	var (
 		mu       sync.Mutex
 		firstErr error
@@ -240,21 +342,15 @@ func signAll(ctx context.Context, opts SignOptions, todo []SignedImage, now time
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				p := sigstore.Payload{Reference: todo[i].Reference, Digest: todo[i].Digest,
-					Creator: opts.Creator, Timestamp: now.Unix()}
-				data, err := p.Marshal()
-				var blob []byte
-				if err == nil {
-					blob, err = opts.Signer.SignMessage(data)
-				}
+				blob, err := signer.SignMessage(payloads[i])
 				mu.Lock()
 				if err != nil && firstErr == nil {
 					firstErr = fmt.Errorf("signing %s (%s): %w", todo[i].Reference, todo[i].Digest, err)
 				}
 				out[i] = blob
 				done++
-				if opts.Progress != nil {
-					opts.Progress(done, len(todo))
+				if progress != nil && err == nil {
+					progress(done, len(todo))
 				}
 				mu.Unlock()
 			}
