@@ -30,10 +30,10 @@ type PublicKey struct {
 
 // InitOptions says how to set up a signatures repository.
 type InitOptions struct {
-	Namespace      string      // e.g. "stagex"
-	IdentityPrefix string      // "" = Namespace
-	Threshold      int         // M; 0 = min(2, number of keys)
-	Keys           []PublicKey // maintainers' public keys
+	Namespace      string           // e.g. "stagex"
+	IdentityPrefix string           // "" = Namespace
+	Threshold      int              // M; 0 = min(2, number of keys)
+	Keys           []PublicKey      // maintainers' public keys
 	Signer         sigstore.Signer  // signs the commit when set; its key must be among the keys
 	Now            func() time.Time // the clock; time.Now when nil
 	// LockWait bounds how long Init waits for another writer of the
