@@ -111,17 +111,19 @@ func parseCommit(data []byte) (*CommitInfo, error) {
 			}
 			continue
 		}
-		key, _, _ := strings.Cut(line, " ")
-		switch key {
-		case "":
+		key, value, hasValue := strings.Cut(line, " ")
+		switch {
+		case key == "":
 			return nil, fmt.Errorf("commit: bad header line %q: %w", line, ErrBadObject)
-		case "tree", "parent", "author", "committer":
+		case key == "tree" || key == "parent" || key == "author" || key == "committer":
 			return nil, fmt.Errorf("commit: %s header out of place: %w", key, ErrBadObject)
-		case "gpgsig":
+		case key == "gpgsig" && !hasValue:
+			return nil, fmt.Errorf("commit: empty gpgsig header: %w", ErrBadObject)
+		case key == "gpgsig":
 			if sig != nil {
 				return nil, fmt.Errorf("commit: two gpgsig headers: %w", ErrBadObject)
 			}
-			sig = append(sig, strings.TrimPrefix(line, "gpgsig "))
+			sig = append(sig, value)
 			inSig = true
 			continue
 		}
