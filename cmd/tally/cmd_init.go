@@ -34,6 +34,7 @@ EXAMPLE:
 			&cli.IntFlag{Name: "threshold", Usage: "M: distinct maintainer keys that must sign the same digest (default: 2, or 1 with one key)"},
 			&cli.StringSliceFlag{Name: "key-file", Usage: "a maintainer's public key file (armored or binary); repeat for each maintainer"},
 			&cli.BoolFlag{Name: "bare", Usage: "create a bare repository (for a server)"},
+			lockWaitFlag(),
 			jsonFlag(),
 		}, signerFlags(false)...),
 		Action: func(c *cli.Context) error {
@@ -68,7 +69,7 @@ EXAMPLE:
 			defer repo.Close()
 			res, err := release.Init(c.Context, repo, release.InitOptions{
 				Namespace: c.String("namespace"), IdentityPrefix: c.String("identity-prefix"),
-				Threshold: c.Int("threshold"), Keys: keys, Signer: signer,
+				Threshold: c.Int("threshold"), Keys: keys, Signer: signer, LockWait: c.Duration("lock-wait"),
 			})
 			if err != nil {
 				return err

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -38,7 +40,9 @@ EXAMPLES:
 			&cli.StringFlag{Name: "release", Usage: "the release VERSION this build belongs to (e.g. 2026.11.0)", Required: true},
 			&cli.PathFlag{Name: "out", Value: "out", Usage: "the build output directory holding one OCI layout per package"},
 			&cli.PathFlag{Name: "source", Usage: "the source tree the build came from, for the build record (default: the directory holding --out)"},
-			&cli.BoolFlag{Name: "push", Usage: "push the branch to its upstream afterwards"},
+			&cli.BoolFlag{Name: "push", Usage: "push the branch to its upstream afterwards (also when nothing new was signed)"},
+			lockWaitFlag(),
+			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "list every signature file written or already there"},
 			jsonFlag(),
 		}, signerFlags(true)...),
 		Action: func(c *cli.Context) error {
@@ -74,40 +78,81 @@ EXAMPLES:
 				Run:      release.DescribeRun(source, timeNow(), version),
 				Now:      timeNow,
 				Creator:  "tally " + version,
+				LockWait: c.Duration("lock-wait"),
 				Progress: bar.Update,
 			})
 			bar.Done()
 			if err != nil {
 				return err
 			}
-			if c.Bool("push") && res.Commit != "" {
+			for _, w := range res.Warnings {
+				fmt.Fprintf(env.stderr, "tally: warning: %s\n", w)
+			}
+			if c.Bool("push") {
+				// Also with nothing new: a rerun after a failed push pushes.
 				if err := release.Push(c.Context, repo, res.Branch); err != nil {
-					return fmt.Errorf("signed and committed %s, but pushing failed: %w", short(res.Commit), err)
+					what := "nothing new to sign"
+					if res.Commit != "" {
+						what = "signed and committed " + short(res.Commit)
+					}
+					err = fmt.Errorf("%s, but pushing failed: %w", what, err)
+					if errors.Is(err, gitstore.ErrNoUpstream) || errors.Is(err, release.ErrNoUpstream) {
+						return fail(exitData, err, fmt.Sprintf(
+							"the signatures are committed: give %s an upstream (git -C %s push -u origin %s), or run tally sign --push again once it has one",
+							res.Branch, c.Path("repo"), res.Branch))
+					}
+					return err
 				}
 			}
 			if c.Bool("json") {
 				return writeJSON(env.stdout, res)
 			}
-			printSign(env, res)
+			printSign(env, res, c.Bool("verbose"))
+			if c.Bool("push") {
+				fmt.Fprintf(env.stdout, "pushed %s to its upstream\n", res.Branch)
+			}
 			return nil
 		},
 	}
 }
 
-func printSign(env *environment, res *release.SignResult) {
+// shortList is how many signature files the default output lists; more
+// are summed up (--verbose lists them all).
+const shortList = 10
+
+func printSign(env *environment, res *release.SignResult, verbose bool) {
 	w := env.stdout
 	fmt.Fprintf(w, "release %s, signer %s\n", res.Release, res.Signer)
 	fmt.Fprintf(w, "%d image(s), %d platform manifest(s): %d new signature(s), %d already signed\n",
 		res.Images, res.Platforms, len(res.Signed), len(res.Skipped))
+	listed := 0
 	for _, s := range res.Signed {
+		if !verbose && listed == shortList {
+			break
+		}
 		fmt.Fprintf(w, "  signed   %s %s %s\n", s.Reference, s.Platform, s.Path)
+		listed++
 	}
 	for _, s := range res.Skipped {
+		if !verbose && listed == shortList {
+			break
+		}
 		fmt.Fprintf(w, "  skipped  %s %s (already %s)\n", s.Reference, s.Platform, s.Path)
+		listed++
+	}
+	if rest := len(res.Signed) + len(res.Skipped) - listed; rest > 0 {
+		fmt.Fprintf(w, "  … and %d more (--verbose lists every file)\n", rest)
 	}
 	if res.Commit != "" {
 		fmt.Fprintf(w, "commit %s on %s\n", short(res.Commit), res.Branch)
 	} else {
 		fmt.Fprintln(w, "nothing new to commit")
 	}
+}
+
+// lockWaitFlag is how long a command that writes the repository waits for
+// another tally working on it.
+func lockWaitFlag() cli.Flag {
+	return &cli.DurationFlag{Name: "lock-wait", Value: time.Minute,
+		Usage: "wait this long for another tally working on the repository, then give up (exit 75)"}
 }
