@@ -1,129 +1,644 @@
 package release
 
 import (
-	"bufio"
-	"encoding/gob"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
 
 	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/sigstore"
 )
 
-// cacheVersion changes whenever the meaning of a cached verification changes,
-// so that results of an older verifier are never reused.
-const cacheVersion = "v1"
+// cacheMagic and cacheVersion open every cache file. cacheVersion changes
+// whenever the meaning of a cached judgement changes (a new sigstore rule,
+// a new field), so that results of an older tally are never reused.
+const (
+	cacheMagic   = "tally verification cache\n"
+	cacheVersion = 1
+)
 
-// VerifyCache remembers the outcome of sigstore.Verify per blob id for one
-// keyring: git blobs are immutable, so a blob verified once under the same
-// keys needs no second check. It lives in the git directory (never in the
-// tree) and is safe for concurrent use. A nil *VerifyCache verifies everything.
+// VerifyCache remembers, for one keyring, what Evaluate learned: the
+// outcome of sigstore.Verify for every blob (git blobs are immutable, so a
+// blob verified once under the same keys needs no second check), the judged
+// files of every signature directory by its tree id (an unchanged directory
+// needs no work at all), the parsed build records by blob id, and when the
+// files of revoked or expired keys entered the history of the last commit
+// judged. It lives in the git directory (<git dir>/tally/, one file per
+// keyring), never in the tree; a repository without a git directory (in
+// memory) gets a cache that lives as long as the VerifyCache. A nil
+// *VerifyCache remembers nothing. It is safe for concurrent use; Evaluate
+// calls sharing one cache run one at a time.
 type VerifyCache struct {
-	path    string
-	mu      sync.Mutex
-	entries map[plumbing.Hash]cacheEntry
-	added   int
+	path string // "" in memory
+	sec  *cacheSection
 }
 
-// cacheEntry is the plain-data outcome of one Verify call.
-type cacheEntry struct {
-	Signature sigstore.Signature
-	Kind      sigstore.Kind // "" when the signature verified
-	Message   string
-}
-
-// OpenVerifyCache loads the cache of repo for keys. A repository without a git
-// directory (in memory) gets a cache that is never saved; a cache file that
-// cannot be read is ignored and rebuilt.
+// OpenVerifyCache returns the verification cache of repo for keys, the
+// trust root Evaluate will use: Evaluate with another keyring does not use
+// it. A cache file that cannot be read is ignored and rebuilt.
 func OpenVerifyCache(repo *gitstore.Repo, keys *sigstore.Keyring) *VerifyCache {
-	c := &VerifyCache{entries: map[plumbing.Hash]cacheEntry{}}
-	if repo.GitDir() == "" {
-		return c
-	}
-	c.path = filepath.Join(repo.GitDir(), "tally", "verify-"+cacheVersion+"-"+keys.ID()[:32]+".gob")
-	f, err := os.Open(c.path)
-	if err != nil {
-		return c
-	}
-	defer f.Close()
-	if err := gob.NewDecoder(bufio.NewReader(f)).Decode(&c.entries); err != nil {
-		c.entries = map[plumbing.Hash]cacheEntry{}
+	c := &VerifyCache{sec: newSection(keys.ID(), Policy{})}
+	if repo.GitDir() != "" {
+		c.path = filepath.Join(repo.GitDir(), "tally", c.sec.fileName())
+		c.sec.load(c.path)
 	}
 	return c
 }
 
-// Save writes the cache if it learned anything, atomically.
+// Save writes what the cache learned since it was opened or last saved,
+// replacing the file atomically. Without a git directory it does nothing.
 func (c *VerifyCache) Save() error {
 	if c == nil || c.path == "" {
 		return nil
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.added == 0 {
+	if err := c.sec.save(c.path); err != nil {
+		return fmt.Errorf("saving the verification cache: %w", err)
+	}
+	return nil
+}
+
+// section starts a run with keyring and policy p and returns the part of
+// the cache it uses; done ends the run. A nil cache, or one for another
+// keyring, gives a fresh section that is thrown away.
+func (c *VerifyCache) section(keyring string, p Policy) *cacheSection {
+	s := newSection(keyring, p)
+	if c != nil && c.sec.keyring == keyring {
+		s = c.sec
+	}
+	s.running.Lock()
+	s.begin(p)
+	return s
+}
+
+// cacheSection is what the cache knows under one keyring.
+type cacheSection struct {
+	running sync.Mutex // held from section to done: one run at a time
+	mu      sync.Mutex
+	keyring string
+	// namespace and prefix are the policy the units were judged under: a
+	// different identity prefix changes every verdict.
+	namespace, prefix string
+	units             map[string]*unitMemo // by directory path
+	records           map[plumbing.Hash]recordMemo
+	enteredTip        plumbing.Hash
+	entered           map[string]time.Time
+	dirty             bool
+
+	// For the run in progress.
+	blobs          map[plumbing.Hash]*memoFile // Verify outcomes by blob, built on first need
+	visited        map[string]bool
+	visitedRecords map[plumbing.Hash]bool
+}
+
+// unitMemo is one judged signature directory.
+type unitMemo struct {
+	tree  plumbing.Hash
+	files []memoFile
+}
+
+// memoFile is one judged file: the outcome of Verify on its blob and the
+// final verdict after the directory-level judgement.
+type memoFile struct {
+	path string
+	blob plumbing.Hash
+	mode filemode.FileMode
+	// The outcome of sigstore.Verify.
+	sig   sigstore.Signature
+	vkind sigstore.Kind
+	vmsg  string
+	// The verdict.
+	loc  sigstore.Location
+	kind sigstore.Kind
+	msg  string
+	// judge is set while the file awaits JudgeVerified (never cached).
+	judge bool
+}
+
+func (f *memoFile) setOutcome(sig sigstore.Signature, err error) {
+	f.sig, f.vkind, f.vmsg = sig, "", ""
+	if err == nil {
+		return
+	}
+	var p *sigstore.Problem
+	if errors.As(err, &p) && p.Kind != "" {
+		f.vkind, f.vmsg = p.Kind, p.Message
+		return
+	}
+	f.vkind, f.vmsg = sigstore.KindMalformed, err.Error()
+}
+
+func (f *memoFile) verifyError() error {
+	if f.vkind == "" {
 		return nil
 	}
-	if err := os.MkdirAll(filepath.Dir(c.path), 0o755); err != nil {
-		return fmt.Errorf("saving verification cache: %w", err)
+	return &sigstore.Problem{Kind: f.vkind, Message: f.vmsg}
+}
+
+func (f *memoFile) verdict() sigstore.Verdict {
+	return sigstore.Verdict{Location: f.loc, Signature: f.sig, Problem: f.kind, Severity: f.kind.Severity(), Message: f.msg}
+}
+
+// recordMemo is a parsed build record, or why it did not parse.
+type recordMemo struct {
+	rec BuildRecord
+	err string
+}
+
+func newSection(keyring string, p Policy) *cacheSection {
+	return &cacheSection{keyring: keyring, namespace: p.Namespace, prefix: p.prefix(),
+		units: map[string]*unitMemo{}, records: map[plumbing.Hash]recordMemo{}}
+}
+
+func (s *cacheSection) fileName() string {
+	id := s.keyring
+	if len(id) > 32 {
+		id = id[:32]
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(c.path), ".verify-*.tmp")
+	return "verify-" + id + ".cache"
+}
+
+// begin starts a run under policy p: units judged under another namespace
+// or identity prefix are forgotten (their Verify outcomes stay usable).
+func (s *cacheSection) begin(p Policy) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p.Namespace != s.namespace || p.prefix() != s.prefix {
+		s.buildBlobIndex()
+		s.namespace, s.prefix = p.Namespace, p.prefix()
+		s.units = map[string]*unitMemo{}
+		s.dirty = true
+	}
+	s.visited = map[string]bool{}
+	s.visitedRecords = map[plumbing.Hash]bool{}
+}
+
+// done ends a run. After a run over the whole repository, directories and
+// records it did not visit are forgotten, so the cache follows the
+// repository instead of growing with its history.
+func (s *cacheSection) done(whole bool) {
+	defer s.running.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if whole {
+		for p := range s.units {
+			if !s.visited[p] {
+				delete(s.units, p)
+				s.dirty = true
+			}
+		}
+		for b := range s.records {
+			if !s.visitedRecords[b] {
+				delete(s.records, b)
+				s.dirty = true
+			}
+		}
+	}
+	s.blobs = nil
+	s.visited = nil
+	s.visitedRecords = nil
+}
+
+// unit returns the judged directory at path when its tree is tree.
+func (s *cacheSection) unit(path string, tree plumbing.Hash) *unitMemo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.visited[path] = true
+	if m := s.units[path]; m != nil && m.tree == tree {
+		return m
+	}
+	return nil
+}
+
+// storeUnit remembers a judged directory.
+func (s *cacheSection) storeUnit(path string, m *unitMemo) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.units[path] = m
+	s.dirty = true
+}
+
+// outcome fills f's Verify outcome from a file with the same blob that the
+// cache knows, and reports whether it could.
+func (s *cacheSection) outcome(f *memoFile) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.buildBlobIndex()
+	if known := s.blobs[f.blob]; known != nil {
+		f.sig, f.vkind, f.vmsg = known.sig, known.vkind, known.vmsg
+		return true
+	}
+	return false
+}
+
+func (s *cacheSection) buildBlobIndex() {
+	if s.blobs != nil {
+		return
+	}
+	s.blobs = map[plumbing.Hash]*memoFile{}
+	for _, u := range s.units {
+		for i := range u.files {
+			if f := &u.files[i]; f.kind != sigstore.KindMalformedPath {
+				s.blobs[f.blob] = f
+			}
+		}
+	}
+}
+
+// record returns the parsed build record in blob.
+func (s *cacheSection) record(snap *gitstore.Snapshot, blob plumbing.Hash) (BuildRecord, error) {
+	s.mu.Lock()
+	m, ok := s.records[blob]
+	s.visitedRecords[blob] = true
+	s.mu.Unlock()
+	if !ok {
+		data, err := snap.Blob(blob)
+		if err != nil {
+			return BuildRecord{}, err // not remembered: it may be readable next time
+		}
+		rec, err := ParseBuildRecord(data)
+		m = recordMemo{rec: rec}
+		if err != nil {
+			m = recordMemo{err: err.Error()}
+		}
+		s.mu.Lock()
+		s.records[blob] = m
+		s.dirty = true
+		s.mu.Unlock()
+	}
+	if m.err != "" {
+		return BuildRecord{}, errors.New(m.err)
+	}
+	return m.rec, nil
+}
+
+// enteredTimes is enteredTimes(st, want), remembered for the last commit.
+func (s *cacheSection) enteredTimes(st *State, want map[string]plumbing.Hash) (map[string]time.Time, error) {
+	s.mu.Lock()
+	if s.enteredTip == st.Tip {
+		out := make(map[string]time.Time, len(want))
+		for p := range want {
+			t, ok := s.entered[p]
+			if !ok {
+				out = nil
+				break
+			}
+			out[p] = t
+		}
+		if out != nil {
+			s.mu.Unlock()
+			return out, nil
+		}
+	}
+	s.mu.Unlock()
+	out, err := enteredTimes(st, want)
 	if err != nil {
-		return fmt.Errorf("saving verification cache: %w", err)
+		return nil, err
 	}
-	w := bufio.NewWriter(tmp)
-	err = gob.NewEncoder(w).Encode(c.entries)
-	if err == nil {
-		err = w.Flush()
+	s.mu.Lock()
+	s.enteredTip, s.entered, s.dirty = st.Tip, out, true
+	s.mu.Unlock()
+	return out, nil
+}
+
+// The file format: cacheMagic, then uvarint fields; strings are interned
+// (an index into the strings seen so far, or 0 followed by a new string);
+// the last 4 bytes are the CRC-32C of everything before them.
+
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+func (s *cacheSection) save(path string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.dirty {
+		return nil
 	}
+	e := encoder{strs: map[string]uint64{}}
+	e.buf = append(e.buf, cacheMagic...)
+	e.uint(cacheVersion)
+	e.str(s.keyring)
+	e.str(s.namespace)
+	e.str(s.prefix)
+	e.uint(uint64(len(s.units)))
+	for path, u := range s.units {
+		e.str(path)
+		e.hash(u.tree)
+		e.uint(uint64(len(u.files)))
+		for i := range u.files {
+			e.file(&u.files[i])
+		}
+	}
+	e.uint(uint64(len(s.records)))
+	for blob, r := range s.records {
+		e.hash(blob)
+		e.str(r.err)
+		e.record(&r.rec)
+	}
+	e.hash(s.enteredTip)
+	e.uint(uint64(len(s.entered)))
+	for p, t := range s.entered {
+		e.str(p)
+		e.time(t)
+	}
+	e.buf = binary.BigEndian.AppendUint32(e.buf, crc32.Checksum(e.buf, crcTable))
+
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".verify-*.tmp")
+	if err != nil {
+		return err
+	}
+	_, err = tmp.Write(e.buf)
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp.Name(), c.path)
+		err = os.Rename(tmp.Name(), path)
 	}
 	if err != nil {
 		os.Remove(tmp.Name())
-		return fmt.Errorf("saving verification cache: %w", err)
+		return err
 	}
-	c.added = 0
+	s.dirty = false
 	return nil
 }
 
-// verify returns Verify's outcome for blob, from the cache when it has it.
-// fresh reports whether the cryptography ran; err is a failure to read the blob.
-func (c *VerifyCache) verify(snap *gitstore.Snapshot, blob plumbing.Hash, keys *sigstore.Keyring) (sig sigstore.Signature, verr error, fresh bool, err error) {
-	if c != nil {
-		c.mu.Lock()
-		e, ok := c.entries[blob]
-		c.mu.Unlock()
-		if ok {
-			if e.Kind != "" {
-				verr = &sigstore.Problem{Kind: e.Kind, Message: e.Message}
-			}
-			return e.Signature, verr, false, nil
-		}
-	}
-	data, err := snap.Blob(blob)
+// load reads a cache file; anything unreadable leaves the section empty.
+func (s *cacheSection) load(path string) {
+	data, err := os.ReadFile(path)
 	if err != nil {
-		return sigstore.Signature{}, nil, false, err
+		return
 	}
-	sig, verr = sigstore.Verify(data, keys)
-	if c != nil {
-		e := cacheEntry{Signature: sig}
-		var p *sigstore.Problem
-		if errors.As(verr, &p) {
-			e.Kind, e.Message = p.Kind, p.Message
-		} else if verr != nil {
-			e.Kind, e.Message = sigstore.KindGarbage, verr.Error()
+	fresh := newSection(s.keyring, Policy{})
+	if err := fresh.decode(data); err != nil {
+		return
+	}
+	s.namespace, s.prefix = fresh.namespace, fresh.prefix
+	s.units, s.records = fresh.units, fresh.records
+	s.enteredTip, s.entered = fresh.enteredTip, fresh.entered
+}
+
+func (s *cacheSection) decode(data []byte) error {
+	if len(data) < len(cacheMagic)+4 || string(data[:len(cacheMagic)]) != cacheMagic {
+		return errors.New("not a cache file")
+	}
+	body := data[:len(data)-4]
+	if crc32.Checksum(body, crcTable) != binary.BigEndian.Uint32(data[len(data)-4:]) {
+		return errors.New("checksum mismatch")
+	}
+	// One string holds every string the cache decodes: they are
+	// substrings of it, not copies.
+	d := decoder{s: string(body[len(cacheMagic):])}
+	if d.uint() != cacheVersion || d.str() != s.keyring {
+		return errors.New("another version or keyring")
+	}
+	s.namespace, s.prefix = d.str(), d.str()
+	n := d.count()
+	s.units = make(map[string]*unitMemo, n)
+	for range n {
+		path := d.str()
+		u := &unitMemo{tree: d.hash()}
+		u.files = make([]memoFile, d.count())
+		for i := range u.files {
+			d.file(&u.files[i])
 		}
-		c.mu.Lock()
-		c.entries[blob] = e
-		c.added++
-		c.mu.Unlock()
+		s.units[path] = u
 	}
-	return sig, verr, true, nil
+	n = d.count()
+	s.records = make(map[plumbing.Hash]recordMemo, n)
+	for range n {
+		blob := d.hash()
+		r := recordMemo{err: d.str()}
+		d.record(&r.rec)
+		s.records[blob] = r
+	}
+	s.enteredTip = d.hash()
+	n = d.count()
+	s.entered = make(map[string]time.Time, n)
+	for range n {
+		p := d.str()
+		s.entered[p] = d.time()
+	}
+	if d.err == nil && d.pos != len(d.s) {
+		d.err = errors.New("trailing data")
+	}
+	return d.err
+}
+
+type encoder struct {
+	buf  []byte
+	strs map[string]uint64
+}
+
+func (e *encoder) uint(v uint64) { e.buf = binary.AppendUvarint(e.buf, v) }
+func (e *encoder) int(v int64)   { e.buf = binary.AppendVarint(e.buf, v) }
+func (e *encoder) hash(h plumbing.Hash) {
+	e.buf = append(e.buf, h[:]...)
+}
+
+func (e *encoder) str(s string) {
+	if i, ok := e.strs[s]; ok {
+		e.uint(i + 1)
+		return
+	}
+	e.strs[s] = uint64(len(e.strs))
+	e.uint(0)
+	e.uint(uint64(len(s)))
+	e.buf = append(e.buf, s...)
+}
+
+func (e *encoder) bool(b bool) {
+	if b {
+		e.uint(1)
+	} else {
+		e.uint(0)
+	}
+}
+
+// time encodes whole seconds; the zero time is its own value.
+func (e *encoder) time(t time.Time) {
+	if t.IsZero() {
+		e.uint(0)
+		return
+	}
+	e.uint(1)
+	e.int(t.Unix())
+}
+
+func (e *encoder) file(f *memoFile) {
+	e.str(f.path)
+	e.hash(f.blob)
+	e.uint(uint64(f.mode))
+	e.str(f.sig.Payload.Reference)
+	e.str(f.sig.Payload.Digest)
+	e.str(f.sig.Payload.Creator)
+	e.int(f.sig.Payload.Timestamp)
+	e.str(f.sig.Signer)
+	e.bool(f.sig.Subkey)
+	e.str(f.sig.Issuer)
+	e.time(f.sig.Created)
+	e.time(f.sig.Expires)
+	e.str(string(f.vkind))
+	e.str(f.vmsg)
+	e.str(f.loc.Repository)
+	e.str(f.loc.Digest)
+	e.uint(uint64(f.loc.Number))
+	e.str(string(f.kind))
+	e.str(f.msg)
+}
+
+func (e *encoder) record(r *BuildRecord) {
+	e.uint(uint64(len(r.Runs)))
+	for _, run := range r.Runs {
+		e.time(run.Time)
+		e.str(run.Source)
+		e.str(run.Dirty)
+		e.str(run.Platform)
+		e.str(run.CPUVendor)
+		e.str(run.CPUModel)
+		e.str(run.Tally)
+	}
+	e.uint(uint64(len(r.Built)))
+	for _, b := range r.Built {
+		e.str(b.Name)
+		e.str(b.Tag)
+		e.str(b.Platform)
+		e.str(b.Digest)
+		e.uint(uint64(b.Run))
+	}
+}
+
+type decoder struct {
+	s    string
+	pos  int
+	strs []string
+	err  error
+}
+
+func (d *decoder) fail(msg string) {
+	if d.err == nil {
+		d.err = errors.New(msg)
+	}
+	d.pos = len(d.s)
+}
+
+func (d *decoder) uint() uint64 {
+	var v uint64
+	for shift := 0; shift < 64; shift += 7 {
+		if d.pos >= len(d.s) {
+			d.fail("truncated")
+			return 0
+		}
+		b := d.s[d.pos]
+		d.pos++
+		v |= uint64(b&0x7f) << shift
+		if b < 0x80 {
+			return v
+		}
+	}
+	d.fail("bad varint")
+	return 0
+}
+
+func (d *decoder) int() int64 {
+	u := d.uint()
+	return int64(u>>1) ^ -int64(u&1)
+}
+
+// count reads a length, bounded by what is left to read.
+func (d *decoder) count() int {
+	n := d.uint()
+	if n > uint64(len(d.s)-d.pos) {
+		d.fail("bad count")
+		return 0
+	}
+	return int(n)
+}
+
+func (d *decoder) hash() plumbing.Hash {
+	var h plumbing.Hash
+	if len(d.s)-d.pos < len(h) {
+		d.fail("truncated")
+		return h
+	}
+	copy(h[:], d.s[d.pos:])
+	d.pos += len(h)
+	return h
+}
+
+func (d *decoder) str() string {
+	i := d.uint()
+	if i > 0 {
+		if i > uint64(len(d.strs)) {
+			d.fail("bad string index")
+			return ""
+		}
+		return d.strs[i-1]
+	}
+	n := d.count()
+	s := d.s[d.pos : d.pos+n]
+	d.pos += n
+	if d.err == nil {
+		d.strs = append(d.strs, s)
+	}
+	return s
+}
+
+func (d *decoder) bool() bool { return d.uint() != 0 }
+
+func (d *decoder) time() time.Time {
+	if d.uint() == 0 {
+		return time.Time{}
+	}
+	return time.Unix(d.int(), 0).UTC()
+}
+
+func (d *decoder) file(f *memoFile) {
+	f.path = d.str()
+	f.blob = d.hash()
+	f.mode = filemode.FileMode(d.uint())
+	f.sig.Payload.Reference = d.str()
+	f.sig.Payload.Digest = d.str()
+	f.sig.Payload.Creator = d.str()
+	f.sig.Payload.Timestamp = d.int()
+	f.sig.Signer = d.str()
+	f.sig.Subkey = d.bool()
+	f.sig.Issuer = d.str()
+	f.sig.Created = d.time()
+	f.sig.Expires = d.time()
+	f.vkind = sigstore.Kind(d.str())
+	f.vmsg = d.str()
+	f.loc.Repository = d.str()
+	f.loc.Digest = d.str()
+	f.loc.Number = int(d.uint())
+	f.kind = sigstore.Kind(d.str())
+	f.msg = d.str()
+}
+
+func (d *decoder) record(r *BuildRecord) {
+	if n := d.count(); n > 0 {
+		r.Runs = make([]Run, n)
+		for i := range r.Runs {
+			run := &r.Runs[i]
+			run.Time = d.time()
+			run.Source, run.Dirty, run.Platform = d.str(), d.str(), d.str()
+			run.CPUVendor, run.CPUModel, run.Tally = d.str(), d.str(), d.str()
+		}
+	}
+	if n := d.count(); n > 0 {
+		r.Built = make([]Built, n)
+		for i := range r.Built {
+			b := &r.Built[i]
+			b.Name, b.Tag, b.Platform, b.Digest = d.str(), d.str(), d.str(), d.str()
+			b.Run = int(d.uint())
+		}
+	}
 }

@@ -5,62 +5,171 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"regexp"
 	"runtime"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
 
 	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/sigstore"
 )
 
-// JudgedFile is one file of the lookaside tree with the judgement on it.
-type JudgedFile struct {
-	Path    string
-	Blob    plumbing.Hash
-	Name    string // image name: the repository path below the namespace ("core-gcc")
-	Verdict sigstore.Verdict
-	// Counts is true when the file is a valid signature by a trusted key whose
-	// lifetime covered the time the file entered the repository, and the first
-	// one of its signer in its directory.
-	Counts bool
-	// Reason says why a valid signature does not count ("" when it counts).
-	Reason string
+// Problem kinds that Evaluate adds to sigstore's Kind values: a good
+// signature that a lifetime rules out, and a build record it cannot read.
+// All three are warnings.
+const (
+	// KindKeyNotValid: the signing key was expired, revoked or not yet
+	// created when the signature entered the repository, or it was revoked
+	// as compromised.
+	KindKeyNotValid = "key-not-valid"
+	// KindSignatureExpired: the signature carries an expiry time that has
+	// passed; clients reject it.
+	KindSignatureExpired = "signature-expired"
+	// KindBadRecord: a file under builds/ is not a build record.
+	KindBadRecord = "bad-record"
+)
+
+// ErrBadThreshold means the threshold a caller asked for (EvaluateOptions)
+// cannot be met honestly with the keyring in use: below 1 or above the
+// number of keys.
+var ErrBadThreshold = errors.New("unusable threshold")
+
+// Scope narrows an evaluation to one release and/or some image names.
+type Scope struct {
+	// Release is the release whose build records define the images and
+	// digests to judge; "" means every release and every signature.
+	Release string
+	// Names are image names below the namespace ("core-gcc"); nil means
+	// every image.
+	Names []string
 }
 
-// Evaluation is every lookaside file of one commit, judged once. Status,
-// verify, merge and the hooks all read their answers from it.
+// whole reports whether the scope is the entire repository.
+func (s Scope) whole() bool { return s.Release == "" && len(s.Names) == 0 }
+
+// hasName reports whether image name is in scope.
+func (s Scope) hasName(name string) bool {
+	return len(s.Names) == 0 || slices.Contains(s.Names, name)
+}
+
+// hasPrefix reports whether a name in scope can lie below directory dir
+// (relative to the namespace).
+func (s Scope) hasPrefix(dir string) bool {
+	if len(s.Names) == 0 {
+		return true
+	}
+	for _, n := range s.Names {
+		if strings.HasPrefix(n, dir+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// JudgedFile is one file of the lookaside tree with the judgement on it.
+type JudgedFile struct {
+	// Path is the file's path from the root of the repository.
+	Path string
+	// Blob is the git blob id of its contents.
+	Blob plumbing.Hash
+	// Name is the image name: the repository below the namespace
+	// ("core-gcc"); "" when the path is not a lookaside location.
+	Name string
+	// Verdict is sigstore's judgement of the file and its directory.
+	Verdict sigstore.Verdict
+	// Counts is true when the file is a good signature (Verdict.OK) whose
+	// signature has not expired and whose key was valid when the file
+	// entered the repository.
+	Counts bool
+	// Entered is when the file entered the repository's history; it is
+	// worked out only for signatures by keys that are not valid now, and is
+	// zero otherwise.
+	Entered time.Time
+	// Reason says why the file does not count; "" when it counts.
+	Reason string
+	// lifetime is KindKeyNotValid or KindSignatureExpired when a good
+	// signature does not count because of a lifetime.
+	lifetime string
+}
+
+// Problem returns what is wrong with the file as a report problem, or false
+// when nothing is: sigstore's verdict, or a lifetime that keeps a good
+// signature from counting.
+func (f *JudgedFile) Problem() (Problem, bool) {
+	switch {
+	case f.Verdict.Problem != "":
+		return Problem{Path: f.Path, Kind: string(f.Verdict.Problem), Severity: string(f.Verdict.Severity), Error: f.Verdict.Message}, true
+	case f.lifetime != "":
+		return Problem{Path: f.Path, Kind: f.lifetime, Severity: string(sigstore.SeverityWarning), Error: f.Reason}, true
+	}
+	return Problem{}, false
+}
+
+// Evaluation is every lookaside file in scope of one commit, judged once,
+// and the build records. Status and verify read their answers from it.
 type Evaluation struct {
-	Policy    Policy
+	// Commit is the commit judged.
+	Commit plumbing.Hash
+	// Policy is the repository's trust policy at Commit.
+	Policy Policy
+	// Threshold is M, the repository's or the caller's.
 	Threshold int
-	Keys      *sigstore.Keyring
-	Files     []JudgedFile // sorted by path
-	// Records are the build records, by release and signer fingerprint.
+	// Keys is the trust root: the repository's keyring or the caller's.
+	Keys *sigstore.Keyring
+	// Scope is what was judged.
+	Scope Scope
+	// Files are the files in scope, sorted by path.
+	Files []JudgedFile
+	// Records are the build records in scope, by release and signer
+	// fingerprint.
 	Records map[string]map[string]BuildRecord
-	// RecordProblems are build records that could not be read.
+	// RecordProblems are files under builds/ that are not build records.
 	RecordProblems []Problem
 	// Verified counts the signatures whose cryptography was checked in this
 	// run; the others came from the verification cache.
 	Verified int
+	// Now is the time keys and signatures were judged at.
+	Now time.Time
 }
 
-// EvaluateOptions lets a consumer bring their own trust root.
+// EvaluateOptions says what to judge and lets a consumer bring their own
+// trust root.
 type EvaluateOptions struct {
-	Keys      *sigstore.Keyring // nil: the repository's keyring
-	Threshold int               // 0: the repository's threshold
-	Cache     *VerifyCache      // nil: no cache
-	Parallel  int               // 0: GOMAXPROCS
-	Now       func() time.Time  // the clock; time.Now when nil
+	// Scope narrows the evaluation; the zero Scope is the whole repository.
+	Scope Scope
+	// Keys replaces the repository's keyring as the trust root.
+	Keys *sigstore.Keyring
+	// Threshold replaces the repository's threshold when not 0.
+	Threshold int
+	// Cache remembers verifications between runs; nil verifies everything.
+	Cache *VerifyCache
+	// Parallel is how many signatures are verified at once; GOMAXPROCS
+	// when 0.
+	Parallel int
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
 }
 
-// Evaluate judges every file of the lookaside tree of st and reads the build
-// records. Signature checks run in parallel over all cores and reuse the
-// verification cache, so a second run verifies only what is new.
+// Evaluate judges every file in scope of the lookaside tree of st and reads
+// the build records. Files are read straight from git objects (a bare
+// repository or any commit works), verified in parallel over all cores, and
+// the cache answers for directories and blobs it has seen under the same
+// keyring, so a second run verifies only what is new.
+//
+// A good signature counts when its own expiry (if any) has not passed and
+// its key was valid when the file first entered the repository's history:
+// the committer time of the first commit that holds it, raised to the
+// latest committer time of that commit's ancestors, so that a commit cannot
+// backdate a signature before the history it builds on. The time a signer
+// writes into the signature plays no part.
 func Evaluate(ctx context.Context, st *State, opts EvaluateOptions) (*Evaluation, error) {
-	ev := &Evaluation{Policy: st.Policy, Threshold: st.Policy.Threshold, Keys: st.Keys}
+	ev := &Evaluation{Commit: st.Tip, Policy: st.Policy, Threshold: st.Policy.Threshold, Keys: st.Keys, Scope: opts.Scope}
 	if opts.Keys != nil {
 		ev.Keys = opts.Keys
 	}
@@ -68,232 +177,516 @@ func Evaluate(ctx context.Context, st *State, opts EvaluateOptions) (*Evaluation
 		ev.Threshold = opts.Threshold
 	}
 	if err := CheckThreshold(ev.Threshold, len(ev.Keys.Keys())); err != nil {
+		if opts.Threshold != 0 || opts.Keys != nil {
+			return nil, fmt.Errorf("%w: %w", ErrBadThreshold, err)
+		}
 		return nil, err
 	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
-
-	type item struct {
-		idx  int
-		loc  sigstore.Location
-		want string
-	}
-	var work []item
-	ns := st.Policy.Namespace
-	err := st.Snap.Walk(ns, func(p string, e gitstore.Entry) error {
-		f := JudgedFile{Path: p, Blob: e.Hash}
-		loc, perr := sigstore.ParseLocation(p)
-		switch {
-		case !e.Mode.IsFile() || e.Mode.IsMalformed():
-			f.Verdict = malformed(p, fmt.Sprintf("not a regular file (mode %s): the lookaside tree holds only signature files", e.Mode))
-		case perr != nil:
-			f.Verdict = malformed(p, perr.Error())
-		case !strings.HasPrefix(loc.Repository, ns+"/"):
-			f.Verdict = malformed(p, fmt.Sprintf("repository %s is not below the namespace %s", loc.Repository, ns))
-		default:
-			f.Name = strings.TrimPrefix(loc.Repository, ns+"/")
-			work = append(work, item{idx: len(ev.Files), loc: loc, want: st.Policy.Repository(f.Name)})
+	if opts.Scope.Release != "" {
+		if err := CheckReleaseName(opts.Scope.Release); err != nil {
+			return nil, err
 		}
-		ev.Files = append(ev.Files, f)
-		return nil
-	})
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("reading the lookaside tree: %w", err)
 	}
+	now := time.Now
+	if opts.Now != nil {
+		now = opts.Now
+	}
+	ev.Now = now()
+	sec := opts.Cache.section(ev.Keys.ID(), st.Policy)
+	complete := false
+	defer func() { sec.done(complete) }()
 
-	// Verify in parallel; the cache answers for blobs seen before.
-	workers := opts.Parallel
-	if workers <= 0 {
-		workers = runtime.GOMAXPROCS(0)
-	}
-	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		firstErr error
-		next     = make(chan item, workers*4)
-	)
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for it := range next {
-				f := &ev.Files[it.idx]
-				sig, verr, fresh, err := opts.Cache.verify(st.Snap, f.Blob, ev.Keys)
-				if err != nil {
-					mu.Lock()
-					if firstErr == nil {
-						firstErr = fmt.Errorf("reading %s: %w", f.Path, err)
-					}
-					mu.Unlock()
-					continue
-				}
-				f.Verdict = sigstore.JudgeVerified(it.loc, it.want, sig, verr)
-				if fresh {
-					mu.Lock()
-					ev.Verified++
-					mu.Unlock()
-				}
+	// Build records: read first when they decide which directories are in
+	// scope, else alongside the signatures.
+	var recordsDone chan struct{}
+	readRecords := func() { ev.Records, ev.RecordProblems = readRecords(st.Snap, opts.Scope, sec) }
+	var inRelease map[string]bool // name@digest recorded in the release
+	if opts.Scope.Release != "" {
+		readRecords()
+		inRelease = map[string]bool{}
+		for _, rec := range ev.Records[opts.Scope.Release] {
+			for _, b := range rec.Built {
+				inRelease[b.Name+"@"+b.Digest] = true
 			}
-		}()
-	}
-	for _, it := range work {
-		if ctx.Err() != nil {
-			break
 		}
-		next <- it
-	}
-	close(next)
-	wg.Wait()
-	if firstErr != nil {
-		return nil, firstErr
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
+	} else {
+		recordsDone = make(chan struct{})
+		go func() { defer close(recordsDone); readRecords() }()
 	}
 
-	ev.judgeDirectories()
-	if err := ev.judgeLifetimes(st, opts.Now()); err != nil {
+	w := &walker{st: st, ev: ev, sec: sec, scope: opts.Scope, inRelease: inRelease}
+	err := w.run(ctx, opts.Parallel)
+	if recordsDone != nil {
+		<-recordsDone
+	}
+	if err != nil {
 		return nil, err
 	}
-	ev.readRecords(st)
+	ev.judgeLifetimes(st, sec)
+	complete = opts.Scope.whole()
 	return ev, nil
 }
 
-func malformed(path, msg string) sigstore.Verdict {
-	return sigstore.Verdict{Problem: sigstore.KindMalformedPath, Severity: sigstore.KindMalformedPath.Severity(),
-		Message: fmt.Sprintf("%s: %s", path, msg)}
+// walker walks the lookaside tree and judges what the cache does not know.
+type walker struct {
+	st        *State
+	ev        *Evaluation
+	sec       *cacheSection
+	scope     Scope
+	inRelease map[string]bool
+
+	items    []walkItem // in tree order
+	verified atomic.Int64
+	mu       sync.Mutex
+	err      error
 }
 
-// judgeDirectories adds the problems that only a whole directory shows:
-// numbering gaps and a signer signing the same digest twice.
-func (ev *Evaluation) judgeDirectories() {
-	byDir := map[string][]int{}
-	for i, f := range ev.Files {
-		if f.Name == "" {
-			continue
-		}
-		dir := f.Path[:strings.LastIndexByte(f.Path, '/')]
-		byDir[dir] = append(byDir[dir], i)
-	}
-	for _, idx := range byDir {
-		verdicts := make([]sigstore.Verdict, len(idx))
-		for j, i := range idx {
-			verdicts[j] = ev.Files[i].Verdict
-		}
-		verdicts = sigstore.JudgeDirectory(verdicts)
-		for j, i := range idx {
-			ev.Files[i].Verdict = verdicts[j]
-		}
-	}
+// walkItem is one signature directory (unit) or one file outside any.
+type walkItem struct {
+	unit *unitWork
+	file *memoFile
 }
 
-// judgeLifetimes decides which valid signatures count: a trusted signer whose
-// key was valid when the file first entered the repository's history (not when
-// the signer says it signed).
-func (ev *Evaluation) judgeLifetimes(st *State, now time.Time) error {
-	late := map[string]plumbing.Hash{} // files whose key is not valid now: path -> blob
-	for i := range ev.Files {
-		f := &ev.Files[i]
-		switch {
-		case f.Verdict.Problem == sigstore.KindDuplicateSigner:
-			f.Reason = "this key already signed this digest"
-		case f.Verdict.Problem != "":
-			f.Reason = string(f.Verdict.Problem)
-		default:
-			if ok, _ := ev.Keys.ValidAt(f.Verdict.Signature.Issuer, now); ok {
-				f.Counts = true
-			} else {
-				late[f.Path] = f.Blob
+// unitWork is one signature directory, "<namespace>/<name>@<digest>":
+// the unit the cache remembers by its tree id.
+type unitWork struct {
+	path    string
+	name    string
+	memo    *unitMemo
+	pending atomic.Int32
+}
+
+// job asks a worker to verify (when need is set) and judge one file.
+type job struct {
+	unit *unitWork
+	file *memoFile
+	need bool
+}
+
+func (w *walker) run(ctx context.Context, parallel int) error {
+	if parallel <= 0 {
+		parallel = runtime.GOMAXPROCS(0)
+	}
+	jobs := make(chan job, 256)
+	var wg sync.WaitGroup
+	for range parallel {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				w.work(j)
 			}
-		}
+		}()
 	}
-	if len(late) == 0 {
-		return nil
+	walkErr := w.walkNamespace(ctx, jobs)
+	close(jobs)
+	wg.Wait()
+	if walkErr != nil {
+		return walkErr
 	}
-	entered, err := firstEntered(st, late)
-	if err != nil {
+	if w.err != nil {
+		return w.err
+	}
+	if err := ctx.Err(); err != nil {
 		return err
 	}
-	for i := range ev.Files {
-		f := &ev.Files[i]
-		if _, ok := late[f.Path]; !ok {
-			continue
+	w.ev.Verified = int(w.verified.Load())
+	w.ev.Files = w.files()
+	return nil
+}
+
+func (w *walker) fail(err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err == nil {
+		w.err = err
+	}
+}
+
+// walkNamespace visits the namespace directory; a namespace that does not
+// exist yet has no files.
+func (w *walker) walkNamespace(ctx context.Context, jobs chan<- job) error {
+	ns := w.st.Policy.Namespace
+	e, err := w.st.Snap.Stat(ns)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return fmt.Errorf("reading the lookaside tree: %w", err)
+	case !e.IsDir():
+		if w.scope.whole() {
+			w.items = append(w.items, walkItem{file: strayFile(ns, e, "the namespace is a file, not the lookaside directory")})
 		}
-		when, ok := entered[f.Path]
-		if !ok {
-			when = now
+		return nil
+	}
+	return w.walkDir(ctx, ns, "", jobs)
+}
+
+// walkDir visits a directory of the namespace above the signature
+// directories; rel is its path below the namespace.
+func (w *walker) walkDir(ctx context.Context, dir, rel string, jobs chan<- job) error {
+	entries, err := w.st.Snap.List(dir)
+	if err != nil {
+		return fmt.Errorf("reading the lookaside tree: %w", err)
+	}
+	for _, e := range entries {
+		if err := ctx.Err(); err != nil {
+			return err
 		}
-		valid, why := ev.Keys.ValidAt(f.Verdict.Signature.Issuer, when)
-		f.Counts = valid
-		if !valid {
-			f.Reason = fmt.Sprintf("%s (the signature entered the repository %s)", why, when.UTC().Format(time.RFC3339))
+		p, r := dir+"/"+e.Name, e.Name
+		if rel != "" {
+			r = rel + "/" + e.Name
+		}
+		switch {
+		case e.IsDir() && strings.Contains(e.Name, "@"):
+			name, digest, _ := strings.Cut(r, "@")
+			if !w.scope.hasName(name) {
+				continue
+			}
+			if w.inRelease != nil && !w.inRelease[name+"@"+strings.Replace(digest, "=", ":", 1)] {
+				continue
+			}
+			if err := w.walkUnit(p, name, e.Hash, jobs); err != nil {
+				return err
+			}
+		case e.IsDir():
+			if w.scope.hasPrefix(r) {
+				if err := w.walkDir(ctx, p, r, jobs); err != nil {
+					return err
+				}
+			}
+		case w.scope.whole():
+			// A file outside any signature directory: judged by its path.
+			msg := "not inside a signature directory <repository>@sha256=<hex>/"
+			if _, perr := sigstore.ParseLocation(p); perr != nil {
+				msg = perr.Error()
+			}
+			w.items = append(w.items, walkItem{file: strayFile(p, e, msg)})
 		}
 	}
 	return nil
 }
 
-// firstEntered finds, for each path, the committer time of the oldest commit
-// in the history of st.Tip that holds the same blob at that path.
-func firstEntered(st *State, want map[string]plumbing.Hash) (map[string]time.Time, error) {
+// malformed is the verdict on a file at path that is no lookaside location.
+func malformed(path, msg string) sigstore.Verdict {
+	return sigstore.Verdict{Problem: sigstore.KindMalformedPath, Severity: sigstore.KindMalformedPath.Severity(),
+		Message: fmt.Sprintf("%s: %s", path, msg)}
+}
+
+// strayFile is the verdict on a file whose path is no lookaside location.
+func strayFile(path string, e gitstore.Entry, msg string) *memoFile {
+	return &memoFile{path: path, blob: e.Hash, mode: e.Mode, kind: sigstore.KindMalformedPath, msg: msg}
+}
+
+// walkUnit judges one signature directory, from the cache when its tree is
+// unchanged.
+func (w *walker) walkUnit(path, name string, tree plumbing.Hash, jobs chan<- job) error {
+	u := &unitWork{path: path, name: name}
+	w.items = append(w.items, walkItem{unit: u})
+	if m := w.sec.unit(path, tree); m != nil {
+		u.memo = m
+		return nil
+	}
+	u.memo = &unitMemo{tree: tree}
+	ns := w.st.Policy.Namespace
+	var todo []job
+	err := w.st.Snap.Walk(path, func(p string, e gitstore.Entry) error {
+		if e.IsDir() {
+			return nil
+		}
+		f := memoFile{path: p, blob: e.Hash, mode: e.Mode}
+		loc, perr := sigstore.ParseLocation(p)
+		switch {
+		case perr != nil:
+			f.kind, f.msg = sigstore.KindMalformedPath, perr.Error()
+		case !isRegular(e.Mode):
+			f.loc = loc
+			f.kind, f.msg = sigstore.KindMalformedPath, fmt.Sprintf("%s is not a regular file (mode %s): the lookaside tree holds only signature files", p, e.Mode)
+		case loc.Repository != ns+"/"+name:
+			f.loc = loc
+			f.kind, f.msg = sigstore.KindMalformedPath, fmt.Sprintf("%s is not below the namespace %s", p, ns)
+		default:
+			f.loc = loc
+			f.judge = true
+		}
+		u.memo.files = append(u.memo.files, f)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", path, err)
+	}
+	for i := range u.memo.files {
+		f := &u.memo.files[i]
+		if !f.judge {
+			continue
+		}
+		need := !w.sec.outcome(f)
+		todo = append(todo, job{unit: u, file: f, need: need})
+	}
+	if len(todo) == 0 {
+		w.judgeUnit(u)
+		return nil
+	}
+	u.pending.Store(int32(len(todo)))
+	for _, j := range todo {
+		jobs <- j
+	}
+	return nil
+}
+
+func isRegular(m filemode.FileMode) bool {
+	return m == filemode.Regular || m == filemode.Executable || m == filemode.Deprecated
+}
+
+// work verifies and judges one file; the last file of a unit judges the
+// whole directory.
+func (w *walker) work(j job) {
+	f := j.file
+	if j.need {
+		data, err := w.st.Snap.Blob(f.blob)
+		if err != nil {
+			w.fail(fmt.Errorf("reading %s: %w", f.path, err))
+		} else {
+			sig, verr := sigstore.Verify(data, w.ev.Keys)
+			f.setOutcome(sig, verr)
+			w.verified.Add(1)
+		}
+	}
+	v := sigstore.JudgeVerified(f.loc, w.st.Policy.Repository(j.unit.name), f.sig, f.verifyError())
+	f.kind, f.msg = v.Problem, v.Message
+	if j.unit.pending.Add(-1) == 0 {
+		w.judgeUnit(j.unit)
+	}
+}
+
+// judgeUnit adds the directory-level problems (gaps, poisoning, duplicate
+// signers) and hands the judged directory to the cache.
+func (w *walker) judgeUnit(u *unitWork) {
+	var verdicts []sigstore.Verdict
+	byNumber := map[int]*memoFile{}
+	for i := range u.memo.files {
+		f := &u.memo.files[i]
+		if !f.judge {
+			continue
+		}
+		f.judge = false
+		byNumber[f.loc.Number] = f
+		verdicts = append(verdicts, f.verdict())
+	}
+	for _, v := range sigstore.JudgeDirectory(verdicts) {
+		if f := byNumber[v.Location.Number]; f != nil {
+			f.kind, f.msg = v.Problem, v.Message
+		}
+	}
+	w.sec.storeUnit(u.path, u.memo)
+}
+
+// files flattens the walk into JudgedFiles, in path order.
+func (w *walker) files() []JudgedFile {
+	ns := w.st.Policy.Namespace
+	var out []JudgedFile
+	add := func(f *memoFile) {
+		jf := JudgedFile{Path: f.path, Blob: f.blob, Verdict: f.verdict()}
+		if f.kind != sigstore.KindMalformedPath {
+			jf.Name = strings.TrimPrefix(f.loc.Repository, ns+"/")
+		}
+		out = append(out, jf)
+	}
+	for _, it := range w.items {
+		if it.file != nil {
+			add(it.file)
+			continue
+		}
+		for i := range it.unit.memo.files {
+			add(&it.unit.memo.files[i])
+		}
+	}
+	// Git's tree order is the byte order of full paths; sorting is a no-op
+	// kept for safety.
+	if !slices.IsSortedFunc(out, func(a, b JudgedFile) int { return strings.Compare(a.Path, b.Path) }) {
+		slices.SortFunc(out, func(a, b JudgedFile) int { return strings.Compare(a.Path, b.Path) })
+	}
+	return out
+}
+
+// judgeLifetimes decides which good signatures count: their own expiry has
+// not passed, and their key was valid when the file entered the history.
+func (ev *Evaluation) judgeLifetimes(st *State, sec *cacheSection) {
+	type validity struct {
+		ok     bool
+		reason string
+	}
+	now := map[string]validity{}
+	var late []int
+	for i := range ev.Files {
+		f := &ev.Files[i]
+		if !f.Verdict.OK() {
+			f.Reason = string(f.Verdict.Problem) + ": " + f.Verdict.Message
+			continue
+		}
+		sig := f.Verdict.Signature
+		if !sig.Expires.IsZero() && !ev.Now.Before(sig.Expires) {
+			f.lifetime = KindSignatureExpired
+			f.Reason = fmt.Sprintf("the signature expired on %s; clients reject it", sig.Expires.UTC().Format(time.RFC3339))
+			continue
+		}
+		v, ok := now[sig.Issuer]
+		if !ok {
+			v.ok, v.reason = ev.Keys.ValidAt(sig.Issuer, ev.Now)
+			now[sig.Issuer] = v
+		}
+		if v.ok {
+			f.Counts = true
+			continue
+		}
+		late = append(late, i)
+	}
+	if len(late) == 0 {
+		return
+	}
+	want := make(map[string]plumbing.Hash, len(late))
+	for _, i := range late {
+		want[ev.Files[i].Path] = ev.Files[i].Blob
+	}
+	entered, err := sec.enteredTimes(st, want)
+	for _, i := range late {
+		f := &ev.Files[i]
+		f.lifetime = KindKeyNotValid
+		when, ok := entered[f.Path]
+		if !ok {
+			why := "it is not in the history"
+			if err != nil {
+				why = err.Error()
+			}
+			f.Reason = fmt.Sprintf("key %s is not valid now, and when the signature entered the repository is unknown (%s)", f.Verdict.Signature.Issuer, why)
+			continue
+		}
+		f.Entered = when
+		valid, why := ev.Keys.ValidAt(f.Verdict.Signature.Issuer, when)
+		if valid {
+			f.Counts, f.lifetime = true, ""
+			continue
+		}
+		f.Reason = why
+	}
+}
+
+// enteredTimes finds, for each path, when the blob it holds at st.Tip
+// first entered the history of st.Tip: the minimum, over the commits that
+// hold that blob at that path while none of their parents does, of the
+// commit's effective time (its committer time raised to its parents'
+// effective times). Only the namespace subtree is compared, and only the
+// subtrees that changed, so the cost follows the size of the history's
+// changes.
+func enteredTimes(st *State, want map[string]plumbing.Hash) (map[string]time.Time, error) {
+	commits, err := st.Repo.CommitsBetween(plumbing.ZeroHash, st.Tip)
+	if err != nil {
+		return nil, fmt.Errorf("reading history: %w", err)
+	}
+	ns := st.Policy.Namespace
+	eff := make(map[plumbing.Hash]time.Time, len(commits))
+	nsTree := make(map[plumbing.Hash]plumbing.Hash, len(commits))
+	treeOf := func(c *gitstore.CommitInfo) (plumbing.Hash, error) {
+		snap, err := st.Repo.Snapshot(c.Hash)
+		if err != nil {
+			return plumbing.ZeroHash, err
+		}
+		e, err := snap.Stat(ns)
+		if errors.Is(err, fs.ErrNotExist) || (err == nil && !e.IsDir()) {
+			return plumbing.ZeroHash, nil
+		}
+		return e.Hash, err
+	}
+	holds := func(parent plumbing.Hash, rel string, blob plumbing.Hash) bool {
+		snap, err := st.Repo.Snapshot(parent)
+		if err != nil {
+			return false
+		}
+		e, err := snap.Stat(ns + "/" + rel)
+		return err == nil && e.Hash == blob
+	}
 	out := map[string]time.Time{}
-	seen := map[plumbing.Hash]bool{st.Tip: true}
-	queue := []plumbing.Hash{st.Tip}
-	for len(queue) > 0 {
-		h := queue[0]
-		queue = queue[1:]
-		c, err := st.Repo.ReadCommit(h)
+	for _, c := range commits {
+		t := c.Committer.When
+		for _, p := range c.Parents {
+			if pt := eff[p]; pt.After(t) {
+				t = pt
+			}
+		}
+		eff[c.Hash] = t
+		tree, err := treeOf(c)
 		if err != nil {
 			return nil, fmt.Errorf("reading history: %w", err)
 		}
-		snap, err := st.Repo.Snapshot(h)
+		nsTree[c.Hash] = tree
+		var base plumbing.Hash
+		if len(c.Parents) > 0 {
+			base = nsTree[c.Parents[0]]
+		}
+		changes, err := st.Repo.Diff(base, tree)
 		if err != nil {
 			return nil, fmt.Errorf("reading history: %w", err)
 		}
-		for p, blob := range want {
-			e, err := snap.Stat(p)
-			if err != nil || e.Hash != blob {
+		for _, d := range changes {
+			path := ns + "/" + d.Path
+			blob, ok := want[path]
+			if !ok || d.NewHash != blob {
 				continue
 			}
-			if t, ok := out[p]; !ok || c.Committer.When.Before(t) {
-				out[p] = c.Committer.When
+			if slices.ContainsFunc(c.Parents[min(1, len(c.Parents)):], func(p plumbing.Hash) bool { return holds(p, d.Path, blob) }) {
+				continue // it came from another parent, which the walk saw first
 			}
-		}
-		for _, parent := range c.Parents {
-			if !seen[parent] {
-				seen[parent] = true
-				queue = append(queue, parent)
+			if old, seen := out[path]; !seen || t.Before(old) {
+				out[path] = t
 			}
 		}
 	}
 	return out, nil
 }
 
-// readRecords reads every build record under builds/.
-func (ev *Evaluation) readRecords(st *State) {
-	ev.Records = map[string]map[string]BuildRecord{}
-	_ = st.Snap.Walk(BuildsDir, func(p string, e gitstore.Entry) error {
+// releaseRecordName matches the file name of a build record:
+// <FINGERPRINT>.txt with an uppercase 40-hex fingerprint.
+var releaseRecordName = regexp.MustCompile(`^[0-9A-F]{40}\.txt$`)
+
+// readRecords reads the build records in scope: every release, or one.
+func readRecords(snap *gitstore.Snapshot, scope Scope, sec *cacheSection) (map[string]map[string]BuildRecord, []Problem) {
+	records := map[string]map[string]BuildRecord{}
+	var problems []Problem
+	dir := BuildsDir
+	if scope.Release != "" {
+		dir = BuildsDir + "/" + scope.Release
+	}
+	bad := func(path, msg string) {
+		problems = append(problems, Problem{Path: path, Kind: KindBadRecord, Severity: string(sigstore.SeverityWarning), Error: msg})
+	}
+	err := snap.Walk(dir, func(p string, e gitstore.Entry) error {
 		parts := strings.Split(p, "/")
-		if len(parts) != 3 || !strings.HasSuffix(parts[2], ".txt") || !e.Mode.IsFile() {
-			ev.RecordProblems = append(ev.RecordProblems, Problem{Path: p, Kind: "bad-record",
-				Severity: string(sigstore.SeverityWarning), Error: "not a build record path (builds/<release>/<FINGERPRINT>.txt)"})
-			return nil
-		}
-		data, err := st.Snap.Blob(e.Hash)
-		if err == nil {
-			var rec BuildRecord
-			if rec, err = ParseBuildRecord(data); err == nil {
-				if ev.Records[parts[1]] == nil {
-					ev.Records[parts[1]] = map[string]BuildRecord{}
-				}
-				ev.Records[parts[1]][strings.TrimSuffix(parts[2], ".txt")] = rec
+		if e.IsDir() {
+			if len(parts) == 2 && CheckReleaseName(parts[1]) == nil {
 				return nil
 			}
+			bad(p+"/", "not a release directory of build records (builds/<release>/<FINGERPRINT>.txt)")
+			return fs.SkipDir
 		}
-		ev.RecordProblems = append(ev.RecordProblems, Problem{Path: p, Kind: "bad-record",
-			Severity: string(sigstore.SeverityWarning), Error: err.Error()})
+		if len(parts) != 3 || !releaseRecordName.MatchString(parts[2]) || !isRegular(e.Mode) {
+			bad(p, "not a build record (builds/<release>/<FINGERPRINT>.txt)")
+			return nil
+		}
+		rec, err := sec.record(snap, e.Hash)
+		if err != nil {
+			bad(p, err.Error())
+			return nil
+		}
+		if records[parts[1]] == nil {
+			records[parts[1]] = map[string]BuildRecord{}
+		}
+		records[parts[1]][strings.TrimSuffix(parts[2], ".txt")] = rec
 		return nil
 	})
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		bad(dir, err.Error())
+	}
+	return records, problems
 }
 
 // Releases lists the releases that have build records, sorted.
@@ -302,6 +695,6 @@ func (ev *Evaluation) Releases() []string {
 	for r := range ev.Records {
 		out = append(out, r)
 	}
-	sort.Strings(out)
+	slices.Sort(out)
 	return out
 }

@@ -1,7 +1,8 @@
 package release
 
 import (
-	"sort"
+	"cmp"
+	"slices"
 	"strings"
 
 	"github.com/tally-sig/tally/sigstore"
@@ -9,40 +10,69 @@ import (
 
 // Report is the quorum tally of a signatures repository, or of one release or
 // some images of it: for every image and platform, which digests were built
-// and signed by whom, whether M distinct trusted keys agree, and every problem
-// found. Its JSON form is a contract for scripts: extend it, never break it.
+// and signed by whom, whether M distinct trusted keys agree, and every
+// problem found. Its JSON form is a contract for scripts: extend it, never
+// break it.
 type Report struct {
-	Threshold   int            `json:"threshold"`
-	Release     string         `json:"release,omitempty"`
+	// Threshold is M.
+	Threshold int `json:"threshold"`
+	// Release is the release in scope; "" for every release.
+	Release string `json:"release,omitempty"`
+	// Commit is the commit of the signatures repository that was judged.
+	Commit string `json:"commit"`
+	// Maintainers are the keys of the trust root.
 	Maintainers []sigstore.Key `json:"maintainers"`
-	Images      []ImageStatus  `json:"images"`
-	Problems    []Problem      `json:"problems"`
+	// Images are sorted by name, tag and release.
+	Images []ImageStatus `json:"images"`
+	// Problems are sorted by path.
+	Problems []Problem `json:"problems"`
+	// Verified counts the signatures whose cryptography was checked in this
+	// run (the rest came from the verification cache).
+	Verified int `json:"-"`
 }
 
-// ImageStatus is one image (name and tag) of the report.
+// ImageStatus is one image, NAME:TAG, as the build records of one release
+// describe it; Release is "" for signed digests that no build record in
+// scope lists.
 type ImageStatus struct {
+	// Reference is the docker reference signatures claim,
+	// "<identity prefix>/<name>:<tag>".
+	Reference string `json:"reference"`
 	Name      string `json:"name"`
 	Tag       string `json:"tag"`
-	Reference string `json:"reference"`
-	// Quorum is true when every platform of the image has a digest signed by
-	// at least Threshold distinct trusted keys.
+	Release   string `json:"release,omitempty"`
+	// Quorum is true when every platform of the image has a digest signed
+	// by at least Threshold distinct trusted keys.
 	Quorum bool `json:"quorum"`
-	// Divergent is true when maintainers built different digests for the same
-	// platform: the alarm that one build environment differs.
-	Divergent bool           `json:"divergent"`
-	Digests   []DigestStatus `json:"digests"`
+	// Divergent is true when build records name different digests for one
+	// platform: the alarm that one build environment differs. It is never
+	// shown as a mere missing signature.
+	Divergent bool `json:"divergent"`
+	// Superseded is true for an image without build records (Release "")
+	// whose tag some release's build records list with other digests:
+	// signatures left over from a rebuild. It is shown but does not decide
+	// whether the report meets quorum.
+	Superseded bool `json:"superseded,omitempty"`
+	// Digests are the per-platform manifest digests, sorted by platform and
+	// digest.
+	Digests []DigestStatus `json:"digests"`
 	// Builds is the matrix platform x maintainer: what each one built.
 	Builds []BuildCell `json:"builds"`
 }
 
 // DigestStatus is one per-platform manifest digest of an image.
 type DigestStatus struct {
-	Digest   string `json:"digest"`
+	Digest string `json:"digest"`
+	// Platform is what build records say ("linux/amd64"); "" when no build
+	// record lists the digest.
 	Platform string `json:"platform,omitempty"`
 	// Quorum is true when Count reaches the threshold.
 	Quorum bool `json:"quorum"`
-	// Count is the number of distinct trusted keys whose signature counts.
-	Count   int      `json:"count"`
+	// Count is the number of distinct trusted primary keys whose signature
+	// of this digest and tag counts.
+	Count int `json:"count"`
+	// Signers are the signature files of the digest's directory whose
+	// signer is known, in path order.
 	Signers []Signer `json:"signers"`
 	// BuiltBy lists the fingerprints whose build records name this digest.
 	BuiltBy []string `json:"built_by,omitempty"`
@@ -50,199 +80,205 @@ type DigestStatus struct {
 
 // Signer is one signature file of a digest and what it counts for.
 type Signer struct {
-	Fingerprint string `json:"fingerprint"` // primary key, uppercase; the issuer when unknown
+	// Fingerprint is the primary key's fingerprint, uppercase; for a key
+	// outside the trust root, the issuer the signature names.
+	Fingerprint string `json:"fingerprint"`
 	Name        string `json:"name"`
-	Trusted     bool   `json:"trusted"`
-	Counted     bool   `json:"counted"`
-	Reason      string `json:"reason,omitempty"` // why it does not count
-	Path        string `json:"path"`
+	// Trusted is true when the key is in the trust root.
+	Trusted bool `json:"trusted"`
+	// Subkey is true when a subkey of the key made the signature.
+	Subkey bool `json:"subkey,omitempty"`
+	// Counted is true when the signature counts towards this digest's
+	// quorum.
+	Counted bool `json:"counted"`
+	// Reason says why it does not count.
+	Reason string `json:"reason,omitempty"`
+	// Path is the signature file.
+	Path string `json:"path"`
 }
 
 // Cell states of the build matrix.
 const (
 	CellMatch     = "match"     // built (or signed) the digest the others agree on
 	CellDivergent = "divergent" // built a different digest for the same image and platform
-	CellMissing   = "missing"   // no build and no signature for this platform
+	CellMissing   = "missing"   // no build and no counted signature for this platform
 )
 
 // BuildCell is what one maintainer built for one platform of an image.
 type BuildCell struct {
+	// Platform is the platform; for an image without build records, ""
+	// and Digest names the cell's row instead.
 	Platform    string `json:"platform"`
 	Fingerprint string `json:"fingerprint"`
 	Name        string `json:"name"`
-	Digest      string `json:"digest,omitempty"`
-	State       string `json:"state"`
+	// Trusted is false for a build record by a key outside the trust root.
+	Trusted bool   `json:"trusted"`
+	Digest  string `json:"digest,omitempty"`
+	// State is CellMatch, CellDivergent or CellMissing.
+	State string `json:"state"`
+	// Signed is true when the maintainer's signature of Digest counts.
+	Signed bool `json:"signed"`
+	// Builder describes the machine of the run that recorded the build
+	// ("linux/amd64 AuthenticAMD AMD EPYC 7B13, source 1a2b3c (dirty no)").
+	Builder string `json:"builder,omitempty"`
 }
 
 // Problem is something wrong with a file of the repository.
 type Problem struct {
-	Path     string `json:"path"`
-	Kind     string `json:"kind"`
-	Severity string `json:"severity"` // "invalid" or "warning"
+	Path string `json:"path"`
+	// Kind is a sigstore.Kind, KindKeyNotValid, KindSignatureExpired or
+	// KindBadRecord.
+	Kind string `json:"kind"`
+	// Severity is "invalid" (the file does not parse or verify, or claims
+	// another digest or image than the place it sits in) or "warning".
+	Severity string `json:"severity"`
 	Error    string `json:"error"`
 }
 
-// Invalid reports whether any file is invalid: it does not parse or verify,
-// or claims another digest or image than the place it sits in.
+// Invalid reports whether any file in scope is invalid.
 func (r *Report) Invalid() bool {
-	for _, p := range r.Problems {
-		if p.Severity == string(sigstore.SeverityInvalid) {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(r.Problems, func(p Problem) bool { return p.Severity == string(sigstore.SeverityInvalid) })
 }
 
-// QuorumMet reports whether there is at least one image and every image meets
-// quorum without divergent builds.
+// QuorumMet reports whether the report holds at least one image that is
+// not superseded, and every such image meets quorum without divergent
+// builds.
 func (r *Report) QuorumMet() bool {
-	if len(r.Images) == 0 {
-		return false
-	}
+	n := 0
 	for _, img := range r.Images {
+		if img.Superseded {
+			continue
+		}
 		if !img.Quorum || img.Divergent {
 			return false
 		}
+		n++
 	}
-	return true
+	return n > 0
 }
 
-// Scope narrows a report to one release and/or some image names.
-type Scope struct {
-	Release string   // "" = every release and every signature
-	Names   []string // nil = every image
-}
-
-// observation is one piece of evidence about an image digest.
-type observation struct {
-	name, tag, platform, digest string
-	builder                     string // fingerprint from a build record, "" for a signature
-}
-
-// Tally counts the quorum of the evaluated repository within scope.
+// Tally counts the quorum of the evaluated repository within scope, which
+// must lie within the scope Evaluate judged.
+//
+// Build records define the images of a release: NAME:TAG and, per platform,
+// the digest each maintainer built. For each (image, digest) it counts the
+// distinct trusted primary keys with a signature that counts (Evaluate) and
+// names this image's tag. Signed digests that no build record in scope
+// lists form images of their own (Release ""), one slot per digest, when the
+// scope is not one release.
 func (ev *Evaluation) Tally(scope Scope) *Report {
-	r := &Report{Threshold: ev.Threshold, Release: scope.Release, Maintainers: ev.Keys.Keys(),
-		Images: []ImageStatus{}, Problems: []Problem{}}
-	wantName := func(n string) bool {
-		if len(scope.Names) == 0 {
-			return true
-		}
-		for _, x := range scope.Names {
-			if x == n {
-				return true
-			}
-		}
-		return false
-	}
-
-	// Evidence from build records.
-	var obs []observation
-	for _, rel := range ev.Releases() {
-		if scope.Release != "" && rel != scope.Release {
-			continue
-		}
-		fprs := make([]string, 0, len(ev.Records[rel]))
-		for f := range ev.Records[rel] {
-			fprs = append(fprs, f)
-		}
-		sort.Strings(fprs)
-		for _, fpr := range fprs {
-			for k, d := range ev.Records[rel][fpr].Latest() {
-				if wantName(k.Name) {
-					obs = append(obs, observation{k.Name, k.Tag, k.Platform, d, fpr})
-				}
-			}
-		}
-	}
-	type imageKey struct{ name, tag string }
-	byImage := map[imageKey][]observation{}
-	nameDigest := map[string]bool{} // name@digest with any observation
-	recorded := map[string]bool{}   // name@digest seen in build records
-	add := func(o observation) {
-		k := imageKey{o.name, o.tag}
-		byImage[k] = append(byImage[k], o)
-		nameDigest[o.name+"@"+o.digest] = true
-	}
-	for _, o := range obs {
-		add(o)
-		recorded[o.name+"@"+o.digest] = true
-	}
-
-	// Evidence from signatures: files grouped by directory.
-	dirs := map[string][]int{}
-	for i, f := range ev.Files {
-		if f.Name == "" {
-			continue
-		}
-		d := f.Verdict.Location.Digest
-		dirs[f.Name+"@"+d] = append(dirs[f.Name+"@"+d], i)
-		if !wantName(f.Name) {
-			continue
-		}
-		tag := tagOf(f.Verdict.Signature.Payload.Reference)
-		if f.Verdict.Problem != "" || tag == "" {
-			continue
-		}
-		if _, known := byImage[imageKey{f.Name, tag}]; scope.Release != "" && !known && !recorded[f.Name+"@"+d] {
-			continue // another release's image
-		}
-		add(observation{name: f.Name, tag: tag, digest: d})
-	}
-	// Directories with no readable payload still belong to an image of their name.
-	inScope := map[string]bool{}
-	for key, idx := range dirs {
-		f := ev.Files[idx[0]]
-		if !wantName(f.Name) || (scope.Release != "" && !nameDigest[key]) {
-			continue
-		}
-		inScope[key] = true
-		if !nameDigest[key] {
-			add(observation{name: f.Name, digest: f.Verdict.Location.Digest})
-		}
-	}
-	for key := range nameDigest {
-		inScope[key] = true
-	}
-
-	keys := make([]imageKey, 0, len(byImage))
-	for k := range byImage {
+	t := &tally{ev: ev, scope: scope, images: map[imageKey]*imageAcc{}, recordedAt: map[string][]*imageAcc{}}
+	t.readRecords()
+	t.readFiles()
+	r := &Report{Threshold: ev.Threshold, Release: scope.Release, Commit: ev.Commit.String(),
+		Maintainers: ev.Keys.Keys(), Images: []ImageStatus{}, Problems: t.problems, Verified: ev.Verified}
+	keys := make([]imageKey, 0, len(t.images))
+	for k := range t.images {
 		keys = append(keys, k)
 	}
-	sort.Slice(keys, func(i, j int) bool {
-		if keys[i].name != keys[j].name {
-			return keys[i].name < keys[j].name
-		}
-		return keys[i].tag < keys[j].tag
+	slices.SortFunc(keys, func(a, b imageKey) int {
+		return cmp.Or(strings.Compare(a.name, b.name), strings.Compare(a.tag, b.tag), strings.Compare(a.release, b.release))
 	})
 	for _, k := range keys {
-		r.Images = append(r.Images, ev.imageStatus(k.name, k.tag, byImage[k], dirs))
-	}
-
-	// Problems of the files in scope (all files when the scope is everything).
-	for _, f := range ev.Files {
-		if f.Verdict.Problem == "" {
-			continue
-		}
-		if f.Name != "" && (scope.Release != "" || len(scope.Names) > 0) && !inScope[f.Name+"@"+f.Verdict.Location.Digest] {
-			continue
-		}
-		if f.Name == "" && (scope.Release != "" || len(scope.Names) > 0) {
-			// A malformed path belongs to no image; report it only for the whole repository.
-			continue
-		}
-		r.Problems = append(r.Problems, Problem{Path: f.Path, Kind: string(f.Verdict.Problem),
-			Severity: string(f.Verdict.Severity), Error: f.Verdict.Message})
+		r.Images = append(r.Images, t.status(t.images[k]))
 	}
 	for _, p := range ev.RecordProblems {
 		if scope.Release == "" || strings.HasPrefix(p.Path, BuildsDir+"/"+scope.Release+"/") {
 			r.Problems = append(r.Problems, p)
 		}
 	}
+	slices.SortStableFunc(r.Problems, func(a, b Problem) int { return strings.Compare(a.Path, b.Path) })
+	if r.Problems == nil {
+		r.Problems = []Problem{}
+	}
 	return r
 }
 
-// tagOf returns the tag of a docker reference "repo:tag" ("" when none).
-func tagOf(ref string) string {
+type imageKey struct{ release, name, tag string }
+
+// imageAcc gathers the evidence about one image.
+type imageAcc struct {
+	key   imageKey
+	built map[string]map[string]builtAt // platform -> fingerprint -> build
+	rows  []*DigestStatus
+}
+
+type builtAt struct {
+	digest string
+	run    Run
+}
+
+func (a *imageAcc) row(digest, platform string) *DigestStatus {
+	for _, d := range a.rows {
+		if d.Digest == digest && d.Platform == platform {
+			return d
+		}
+	}
+	d := &DigestStatus{Digest: digest, Platform: platform, Signers: []Signer{}}
+	a.rows = append(a.rows, d)
+	return d
+}
+
+type tally struct {
+	ev         *Evaluation
+	scope      Scope
+	images     map[imageKey]*imageAcc
+	recordedAt map[string][]*imageAcc // name@digest -> images whose records list it
+	problems   []Problem
+}
+
+func (t *tally) image(k imageKey) *imageAcc {
+	a := t.images[k]
+	if a == nil {
+		a = &imageAcc{key: k, built: map[string]map[string]builtAt{}}
+		t.images[k] = a
+	}
+	return a
+}
+
+// readRecords files the builds of every record in scope: the digest each
+// maintainer recorded last for each image and platform.
+func (t *tally) readRecords() {
+	for _, rel := range t.ev.Releases() {
+		if t.scope.Release != "" && rel != t.scope.Release {
+			continue
+		}
+		for fpr, rec := range t.ev.Records[rel] {
+			latest := map[BuiltKey]Built{}
+			for _, b := range rec.Built {
+				latest[BuiltKey{b.Name, b.Tag, b.Platform}] = b
+			}
+			for k, b := range latest {
+				if !t.scope.hasName(k.Name) {
+					continue
+				}
+				a := t.image(imageKey{rel, k.Name, k.Tag})
+				if a.built[k.Platform] == nil {
+					a.built[k.Platform] = map[string]builtAt{}
+				}
+				var run Run
+				if b.Run >= 0 && b.Run < len(rec.Runs) {
+					run = rec.Runs[b.Run]
+				}
+				a.built[k.Platform][fpr] = builtAt{b.Digest, run}
+				d := a.row(b.Digest, k.Platform)
+				d.BuiltBy = append(d.BuiltBy, fpr)
+				key := k.Name + "@" + b.Digest
+				if !slices.Contains(t.recordedAt[key], a) {
+					t.recordedAt[key] = append(t.recordedAt[key], a)
+				}
+			}
+		}
+	}
+}
+
+// tagOf returns the tag a good signature's payload names, or "" when the
+// file names none that can be trusted to belong to its directory.
+func tagOf(f *JudgedFile) string {
+	if f.Verdict.Severity == sigstore.SeverityInvalid {
+		return ""
+	}
+	ref := f.Verdict.Signature.Payload.Reference
 	i := strings.LastIndexByte(ref, ':')
 	if i < 0 || strings.Contains(ref[i:], "/") {
 		return ""
@@ -250,129 +286,218 @@ func tagOf(ref string) string {
 	return ref[i+1:]
 }
 
-// imageStatus builds the status of one image from its evidence.
-func (ev *Evaluation) imageStatus(name, tag string, obs []observation, dirs map[string][]int) ImageStatus {
-	img := ImageStatus{Name: name, Tag: tag, Reference: ev.Policy.Reference(name, tag), Digests: []DigestStatus{}, Builds: []BuildCell{}}
-	if tag == "" {
-		img.Reference = ev.Policy.Repository(name)
+// readFiles attaches every signature directory in scope to its images and
+// gathers the problems in scope.
+func (t *tally) readFiles() {
+	files := t.ev.Files
+	for i := 0; i < len(files); {
+		f := &files[i]
+		if f.Name == "" {
+			if t.scope.whole() {
+				t.problem(f)
+			}
+			i++
+			continue
+		}
+		end := i + 1
+		for end < len(files) && files[end].Name == f.Name && files[end].Verdict.Location.Digest == f.Verdict.Location.Digest {
+			end++
+		}
+		t.readDir(f.Name, f.Verdict.Location.Digest, files[i:end])
+		i = end
 	}
-	digests := map[string]*DigestStatus{}
-	var order []string
-	built := map[string]map[string]string{} // platform -> fingerprint -> digest
-	for _, o := range obs {
-		d, ok := digests[o.digest]
-		if !ok {
-			d = &DigestStatus{Digest: o.digest, Signers: []Signer{}}
-			digests[o.digest] = d
-			order = append(order, o.digest)
-		}
-		if o.platform != "" && o.platform != "unknown" && d.Platform == "" {
-			d.Platform = o.platform
-		}
-		if o.builder != "" {
-			d.BuiltBy = appendUnique(d.BuiltBy, o.builder)
-			if built[o.platform] == nil {
-				built[o.platform] = map[string]string{}
+}
+
+// readDir handles the files of one signature directory.
+func (t *tally) readDir(name, digest string, files []JudgedFile) {
+	if !t.scope.hasName(name) {
+		return
+	}
+	attached := t.recordedAt[name+"@"+digest]
+	if len(attached) == 0 && t.scope.Release != "" {
+		return // not part of this release
+	}
+	for i := range files {
+		t.problem(&files[i])
+	}
+	if t.scope.Release == "" {
+		for i := range files {
+			tag := tagOf(&files[i])
+			if tag == "" || slices.ContainsFunc(attached, func(a *imageAcc) bool { return a.key.tag == tag }) {
+				continue
 			}
-			built[o.platform][o.builder] = o.digest
+			a := t.image(imageKey{"", name, tag})
+			a.row(digest, "")
+			attached = append(attached, a)
 		}
 	}
-	sort.Strings(order)
-	for _, dg := range order {
-		d := digests[dg]
-		for _, i := range dirs[name+"@"+dg] {
-			f := ev.Files[i]
-			s := Signer{Fingerprint: f.Verdict.Signature.Signer, Path: f.Path, Counted: f.Counts, Reason: f.Reason}
-			if s.Fingerprint == "" {
-				s.Fingerprint = f.Verdict.Signature.Issuer
+	for _, a := range attached {
+		for _, d := range a.rows {
+			if d.Digest == digest {
+				t.sign(a, d, files)
 			}
-			if k, ok := ev.Keys.Key(f.Verdict.Signature.Signer); ok {
-				s.Name, s.Trusted = k.Name, true
-			}
-			if f.Counts {
-				d.Count++
-			}
-			d.Signers = append(d.Signers, s)
 		}
-		d.Quorum = d.Count >= ev.Threshold
+	}
+}
+
+func (t *tally) problem(f *JudgedFile) {
+	if p, ok := f.Problem(); ok {
+		t.problems = append(t.problems, p)
+	}
+}
+
+// sign lists the signers of a digest's files and counts the distinct
+// trusted keys whose signature counts for this image's tag.
+func (t *tally) sign(a *imageAcc, d *DigestStatus, files []JudgedFile) {
+	counted := map[string]bool{}
+	for i := range files {
+		f := &files[i]
+		sig := f.Verdict.Signature
+		if sig.Issuer == "" && sig.Signer == "" {
+			continue // nothing is known of who made it: see the problems
+		}
+		s := Signer{Fingerprint: sig.Signer, Subkey: sig.Subkey, Path: f.Path, Counted: f.Counts, Reason: f.Reason}
+		if s.Fingerprint == "" {
+			s.Fingerprint = sig.Issuer
+		}
+		if k, ok := t.ev.Keys.Key(sig.Signer); ok && sig.Signer != "" {
+			s.Name, s.Trusted = k.Name, true
+		}
+		if tag := tagOf(f); s.Counted && tag != a.key.tag {
+			s.Counted, s.Reason = false, "it signs the tag "+tag+", not "+a.key.tag
+		}
+		s.Counted = s.Counted && s.Trusted
+		if s.Counted {
+			counted[s.Fingerprint] = true
+		}
+		d.Signers = append(d.Signers, s)
+	}
+	d.Count = len(counted)
+	d.Quorum = d.Count >= t.ev.Threshold
+}
+
+// status works out the quorum, divergence and build matrix of an image.
+func (t *tally) status(a *imageAcc) ImageStatus {
+	ev := t.ev
+	img := ImageStatus{Reference: ev.Policy.Reference(a.key.name, a.key.tag), Name: a.key.name, Tag: a.key.tag,
+		Release: a.key.release, Digests: []DigestStatus{}, Builds: []BuildCell{}}
+	slices.SortFunc(a.rows, func(x, y *DigestStatus) int {
+		return cmp.Or(strings.Compare(x.Platform, y.Platform), strings.Compare(x.Digest, y.Digest))
+	})
+	for _, d := range a.rows {
+		slices.Sort(d.BuiltBy)
 		img.Digests = append(img.Digests, *d)
 	}
+	if a.key.release == "" {
+		img.Superseded = t.tagRecorded(a.key.name, a.key.tag)
+	}
 
-	// Slots: one per known platform, one per digest of unknown platform.
-	slots := map[string][]*DigestStatus{}
-	for i := range img.Digests {
-		d := &img.Digests[i]
-		slot := d.Platform
-		if slot == "" {
-			slot = "digest:" + d.Digest
+	// Slots: a recorded image has one per platform; an image without
+	// records one per digest.
+	type slot struct {
+		platform string
+		rows     []*DigestStatus
+	}
+	var slots []slot
+	if a.key.release != "" {
+		platforms := make([]string, 0, len(a.built))
+		for p := range a.built {
+			platforms = append(platforms, p)
 		}
-		slots[slot] = append(slots[slot], d)
+		slices.Sort(platforms)
+		for _, p := range platforms {
+			s := slot{platform: p}
+			for _, d := range a.rows {
+				if d.Platform == p {
+					s.rows = append(s.rows, d)
+				}
+			}
+			slots = append(slots, s)
+		}
+	} else {
+		for _, d := range a.rows {
+			slots = append(slots, slot{rows: []*DigestStatus{d}})
+		}
 	}
 	img.Quorum = len(slots) > 0
-	for _, ds := range slots {
-		ok := false
-		for _, d := range ds {
-			ok = ok || d.Quorum
-		}
-		img.Quorum = img.Quorum && ok
-		if len(ds) > 1 {
+	for _, s := range slots {
+		img.Quorum = img.Quorum && slices.ContainsFunc(s.rows, func(d *DigestStatus) bool { return d.Quorum })
+		if len(s.rows) > 1 {
 			img.Divergent = true
 		}
 	}
 
-	// The matrix: every maintainer and every builder, for every known platform.
-	people := map[string]string{}
+	// The matrix: every key of the trust root and every builder.
+	names := map[string]string{}
+	trusted := map[string]bool{}
 	for _, k := range ev.Keys.Keys() {
-		people[k.Fingerprint] = k.Name
+		names[k.Fingerprint], trusted[k.Fingerprint] = k.Name, true
 	}
-	for _, byFpr := range built {
+	for _, byFpr := range a.built {
 		for f := range byFpr {
-			if _, ok := people[f]; !ok {
-				people[f] = "(not a maintainer)"
+			if _, ok := names[f]; !ok {
+				names[f] = ""
 			}
 		}
 	}
-	fprs := make([]string, 0, len(people))
-	for f := range people {
+	fprs := make([]string, 0, len(names))
+	for f := range names {
 		fprs = append(fprs, f)
 	}
-	sort.Strings(fprs)
-	platforms := make([]string, 0, len(slots))
-	for s := range slots {
-		if !strings.HasPrefix(s, "digest:") {
-			platforms = append(platforms, s)
-		}
-	}
-	sort.Strings(platforms)
-	for _, p := range platforms {
-		agreed := agreedDigest(slots[p])
+	slices.Sort(fprs)
+	for _, s := range slots {
+		agreed := agreedDigest(s.rows)
 		for _, f := range fprs {
-			cell := BuildCell{Platform: p, Fingerprint: f, Name: people[f], State: CellMissing}
-			cell.Digest = built[p][f]
-			if cell.Digest == "" {
-				cell.Digest = signedIn(slots[p], f)
+			c := BuildCell{Platform: s.platform, Fingerprint: f, Name: names[f], Trusted: trusted[f], State: CellMissing}
+			if b, ok := a.built[s.platform][f]; ok && a.key.release != "" {
+				c.Digest, c.Builder = b.digest, describeRun(b.run)
+			} else {
+				c.Digest = signedIn(s.rows, f)
+			}
+			for _, d := range s.rows {
+				if d.Digest == c.Digest && slices.ContainsFunc(d.Signers, func(x Signer) bool { return x.Counted && x.Fingerprint == f }) {
+					c.Signed = true
+				}
 			}
 			switch {
-			case cell.Digest == "":
-			case len(slots[p]) == 1 || cell.Digest == agreed:
-				cell.State = CellMatch
+			case c.Digest == "":
+			case len(s.rows) == 1 || c.Digest == agreed:
+				c.State = CellMatch
 			default:
-				cell.State = CellDivergent
+				c.State = CellDivergent
 			}
-			img.Builds = append(img.Builds, cell)
+			if a.key.release == "" && c.Digest == "" {
+				c.Digest = s.rows[0].Digest // the row this cell belongs to
+			}
+			img.Builds = append(img.Builds, c)
 		}
 	}
 	return img
 }
 
-// agreedDigest is the digest most trusted keys signed, when one digest leads.
-func agreedDigest(ds []*DigestStatus) string {
+// tagRecorded reports whether any release's build records list name:tag.
+func (t *tally) tagRecorded(name, tag string) bool {
+	for _, recs := range t.ev.Records {
+		for _, rec := range recs {
+			for _, b := range rec.Built {
+				if b.Name == name && b.Tag == tag {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// agreedDigest is the digest of a slot the others are measured against:
+// the one with the most counted signatures, when one leads.
+func agreedDigest(rows []*DigestStatus) string {
 	best, bestCount, tie := "", -1, false
-	for _, d := range ds {
+	for _, d := range rows {
 		switch {
 		case d.Count > bestCount:
 			best, bestCount, tie = d.Digest, d.Count, false
-		case d.Count == bestCount:
+		case d.Count == bestCount && d.Digest != best:
 			tie = true
 		}
 	}
@@ -382,11 +507,12 @@ func agreedDigest(ds []*DigestStatus) string {
 	return best
 }
 
-// signedIn returns the digest among ds that fingerprint f signed, if any.
-func signedIn(ds []*DigestStatus, f string) string {
-	for _, d := range ds {
+// signedIn returns the digest among rows that fingerprint f signed with a
+// signature that counts, if any.
+func signedIn(rows []*DigestStatus, f string) string {
+	for _, d := range rows {
 		for _, s := range d.Signers {
-			if s.Fingerprint == f && s.Counted {
+			if s.Counted && s.Fingerprint == f {
 				return d.Digest
 			}
 		}
@@ -394,11 +520,15 @@ func signedIn(ds []*DigestStatus, f string) string {
 	return ""
 }
 
-func appendUnique(list []string, s string) []string {
-	for _, x := range list {
-		if x == s {
-			return list
-		}
+// describeRun summarises where a build ran, for spotting the odd builder
+// out.
+func describeRun(r Run) string {
+	if r.Time.IsZero() {
+		return ""
 	}
-	return append(list, s)
+	src := r.Source
+	if len(src) > 12 {
+		src = src[:12]
+	}
+	return r.Platform + " " + r.CPUVendor + " " + r.CPUModel + ", source " + src + " (dirty " + r.Dirty + ")"
 }
