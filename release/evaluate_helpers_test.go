@@ -203,7 +203,13 @@ type fxRepo struct {
 // hold keys Init refuses, such as expired ones.
 func newFxRepo(t testing.TB, threshold int, pubs ...[]byte) *fxRepo {
 	t.Helper()
-	r := &fxRepo{t: t, repo: gitstore.NewMemory(false)}
+	return newFxRepoOn(t, gitstore.NewMemory(false), threshold, pubs...)
+}
+
+// newFxRepoOn is newFxRepo on a given (empty) repository.
+func newFxRepoOn(t testing.TB, repo *gitstore.Repo, threshold int, pubs ...[]byte) *fxRepo {
+	t.Helper()
+	r := &fxRepo{t: t, repo: repo}
 	p := Policy{Namespace: "stagex", IdentityPrefix: "stagex", Threshold: threshold, Keyring: "stagex-keyring.pgp"}
 	r.commit(fxEpoch, gitstore.Change{Path: PolicyFile, Data: p.Marshal()},
 		gitstore.Change{Path: p.Keyring, Data: fxKeyring(t, pubs...)})

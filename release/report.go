@@ -26,6 +26,9 @@ type Report struct {
 	Images []ImageStatus `json:"images"`
 	// Problems are sorted by path.
 	Problems []Problem `json:"problems"`
+	// Warnings are things that went wrong without changing the result,
+	// such as a verification cache that could not be saved.
+	Warnings []string `json:"warnings,omitempty"`
 	// Verified counts the signatures whose cryptography was checked in this
 	// run (the rest came from the verification cache).
 	Verified int `json:"-"`
