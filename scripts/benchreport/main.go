@@ -39,7 +39,9 @@ type ratio struct {
 // ratios is the report. Benchmarks named here that do not exist yet are
 // skipped until the issue that adds them lands; fix the names then.
 var ratios = []ratio{
-	{Name: "sign 500 into 20k: non-crypto time", Num: "release.BenchmarkSign500Into20k", Unit: "noncrypto-ns/op", Den: "release.BenchmarkSign500Into20k", DenUnit: "ns/op"},
+	// Target: noncrypto-ns/op (printed with the ratio) under 1e9 on 2 cores.
+	{Name: "sign 500 into 20k: non-crypto share of wall", Num: "release.BenchmarkSign500Into20000", Unit: "noncrypto-ns/op", Den: "release.BenchmarkSign500Into20000", DenUnit: "ns/op"},
+	{Name: "sign 500 into 20k: crypto wall vs cpu/cores", Num: "release.BenchmarkSign500Into20000", Unit: "crypto-ns/op", Den: "release.BenchmarkSign500Into20000", DenUnit: "crypto-cpu-ns/op", DenPerCPU: true},
 	{Name: "verify cold vs crypto/cores", Num: "release.BenchmarkVerifyCold", Den: "sigstore.BenchmarkVerifyCrypto", DenPerCPU: true},
 }
 
