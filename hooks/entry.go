@@ -1,0 +1,349 @@
+package hooks
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/go-git/go-billy/v5/osfs"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/cache"
+	"github.com/go-git/go-git/v5/storage/filesystem"
+
+	"github.com/tally-sig/tally/gitstore"
+)
+
+// ErrBadHookInput is wrapped by the error of a hook entry point when git
+// gave it input it cannot read.
+var ErrBadHookInput = errors.New("unexpected hook input")
+
+// ServerOptions are what git gives the pre-receive hook.
+type ServerOptions struct {
+	// GitDir is the receiving repository ($GIT_DIR, or the hook's working
+	// directory).
+	GitDir string
+	// ObjectDir is $GIT_OBJECT_DIRECTORY: where git quarantines the pushed
+	// objects until the hook accepts them. Empty when git does not
+	// quarantine them.
+	ObjectDir string
+	// AlternateObjectDirs is $GIT_ALTERNATE_OBJECT_DIRECTORIES, split.
+	AlternateObjectDirs []string
+	// Input is the hook's standard input: "<old> <new> <ref>" lines.
+	Input io.Reader
+	// TempDir is where to build the view of quarantined objects
+	// (os.TempDir when empty).
+	TempDir string
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+// PreReceive is the server hook: it judges a push into a bare repository as
+// CheckPush does, reading the pushed objects from git's quarantine.
+func PreReceive(opts ServerOptions) (*Result, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	var updates []Update
+	sc := bufio.NewScanner(opts.Input)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) != 3 {
+			return nil, fmt.Errorf("%w: pre-receive line %q is not \"<old> <new> <ref>\"", ErrBadHookInput, sc.Text())
+		}
+		old, err1 := parseHash(f[0])
+		nw, err2 := parseHash(f[1])
+		if err1 != nil || err2 != nil {
+			return nil, fmt.Errorf("%w: pre-receive line %q: bad object id", ErrBadHookInput, sc.Text())
+		}
+		updates = append(updates, Update{Name: f[2], Old: old, New: nw})
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("reading the pre-receive input: %w", err)
+	}
+	gitDir, err := filepath.Abs(opts.GitDir)
+	if err != nil {
+		return nil, err
+	}
+	refs, head, err := readRefs(gitDir, nil)
+	if err != nil {
+		return nil, err
+	}
+	dir := gitDir
+	if opts.ObjectDir != "" && !sameDir(opts.ObjectDir, filepath.Join(commonDir(gitDir), "objects")) {
+		view, cleanup, err := quarantineView(gitDir, opts.ObjectDir, opts.AlternateObjectDirs, opts.TempDir)
+		if err != nil {
+			return nil, fmt.Errorf("reading the pushed objects: %w", err)
+		}
+		defer cleanup()
+		dir = view
+	}
+	repo, err := gitstore.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer repo.Close()
+	return CheckPush(repo, Push{Refs: refs, Head: head, Updates: updates}, Options{Now: opts.Now})
+}
+
+// ClientOptions are what git gives the client hooks.
+type ClientOptions struct {
+	// Dir is the clone (the hook's working directory).
+	Dir string
+	// Remote is the name of the remote pushed to (pre-push's first argument).
+	Remote string
+	// Input is pre-push's standard input:
+	// "<local ref> <local sha> <remote ref> <remote sha>" lines.
+	Input io.Reader
+	// IndexFile is the index a pre-commit hook judges ($GIT_INDEX_FILE);
+	// the repository's own index when empty.
+	IndexFile string
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+// PreCommit is the client pre-commit hook: it judges the staged changes as
+// CheckStaged does.
+func PreCommit(opts ClientOptions) (*Result, error) {
+	repo, err := gitstore.Open(opts.Dir)
+	if err != nil {
+		return nil, err
+	}
+	defer repo.Close()
+	file := opts.IndexFile
+	if file == "" {
+		file = filepath.Join(repo.GitDir(), "index")
+	} else if !filepath.IsAbs(file) {
+		file = filepath.Join(opts.Dir, file)
+	}
+	return CheckStaged(repo, file, Options{Now: opts.Now})
+}
+
+// PrePush is the client pre-push hook: it judges a push as the server would,
+// with what the clone knows of the remote (its remote-tracking references).
+func PrePush(opts ClientOptions) (*Result, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	var updates []Update
+	sc := bufio.NewScanner(opts.Input)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) != 4 {
+			return nil, fmt.Errorf("%w: pre-push line %q is not \"<local ref> <local sha> <remote ref> <remote sha>\"", ErrBadHookInput, sc.Text())
+		}
+		local, err1 := parseHash(f[1])
+		remote, err2 := parseHash(f[3])
+		if err1 != nil || err2 != nil {
+			return nil, fmt.Errorf("%w: pre-push line %q: bad object id", ErrBadHookInput, sc.Text())
+		}
+		updates = append(updates, Update{Name: f[2], Old: remote, New: local})
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("reading the pre-push input: %w", err)
+	}
+	repo, err := gitstore.Open(opts.Dir)
+	if err != nil {
+		return nil, err
+	}
+	defer repo.Close()
+	gitDir := repo.GitDir()
+	prefix := "refs/remotes/" + opts.Remote + "/"
+	refs, head, err := readRefs(gitDir, func(name string) (string, bool) {
+		rest, ok := strings.CutPrefix(name, prefix)
+		if !ok || opts.Remote == "" || rest == "HEAD" {
+			return "", false
+		}
+		return "refs/heads/" + rest, true
+	})
+	if err != nil {
+		return nil, err
+	}
+	if h, err := remoteHead(gitDir, prefix); err == nil {
+		head = h
+	} else {
+		head = plumbing.ZeroHash
+	}
+	for _, u := range updates {
+		if !u.Old.IsZero() {
+			refs = append(refs, Ref{Name: u.Name, Hash: u.Old})
+		}
+	}
+	return CheckPush(repo, Push{Refs: refs, Head: head, Updates: updates}, Options{Now: opts.Now})
+}
+
+func parseHash(s string) (plumbing.Hash, error) {
+	if len(s) != 40 || strings.Trim(s, "0123456789abcdef") != "" {
+		return plumbing.ZeroHash, fmt.Errorf("bad object id %q", s)
+	}
+	return plumbing.NewHash(s), nil
+}
+
+// commonDir returns the directory holding a repository's objects and refs.
+func commonDir(gitDir string) string {
+	b, err := os.ReadFile(filepath.Join(gitDir, "commondir"))
+	if err != nil {
+		return gitDir
+	}
+	dir := strings.TrimSpace(string(b))
+	if !filepath.IsAbs(dir) {
+		dir = filepath.Join(gitDir, dir)
+	}
+	return filepath.Clean(dir)
+}
+
+func sameDir(a, b string) bool {
+	ai, err1 := os.Stat(a)
+	bi, err2 := os.Stat(b)
+	return err1 == nil && err2 == nil && os.SameFile(ai, bi)
+}
+
+// readRefs lists the references of the repository at gitDir that point at
+// objects, renamed by rename (nil keeps every name; false drops a
+// reference), and the tip HEAD points at (zero when unborn).
+func readRefs(gitDir string, rename func(string) (string, bool)) ([]Ref, plumbing.Hash, error) {
+	st := filesystem.NewStorage(osfs.New(commonDir(gitDir)), cache.NewObjectLRU(1<<20))
+	defer st.Close()
+	iter, err := st.IterReferences()
+	if err != nil {
+		return nil, plumbing.ZeroHash, fmt.Errorf("reading references: %w", err)
+	}
+	var refs []Ref
+	byName := map[plumbing.ReferenceName]plumbing.Hash{}
+	err = iter.ForEach(func(r *plumbing.Reference) error {
+		if r.Type() != plumbing.HashReference {
+			return nil
+		}
+		byName[r.Name()] = r.Hash()
+		name := r.Name().String()
+		if rename != nil {
+			n, ok := rename(name)
+			if !ok {
+				return nil
+			}
+			name = n
+		}
+		refs = append(refs, Ref{Name: name, Hash: r.Hash()})
+		return nil
+	})
+	if err != nil {
+		return nil, plumbing.ZeroHash, fmt.Errorf("reading references: %w", err)
+	}
+	head := plumbing.ZeroHash
+	if r, err := st.Reference(plumbing.HEAD); err == nil {
+		if r.Type() == plumbing.SymbolicReference {
+			head = byName[r.Target()]
+		} else {
+			head = r.Hash()
+		}
+	}
+	return refs, head, nil
+}
+
+// remoteHead resolves refs/remotes/<remote>/HEAD.
+func remoteHead(gitDir, prefix string) (plumbing.Hash, error) {
+	st := filesystem.NewStorage(osfs.New(commonDir(gitDir)), cache.NewObjectLRU(1<<20))
+	defer st.Close()
+	r, err := st.Reference(plumbing.ReferenceName(prefix + "HEAD"))
+	if err != nil {
+		return plumbing.ZeroHash, err
+	}
+	if r.Type() == plumbing.SymbolicReference {
+		if r, err = st.Reference(r.Target()); err != nil {
+			return plumbing.ZeroHash, err
+		}
+	}
+	return r.Hash(), nil
+}
+
+// quarantineView builds a throwaway bare repository that sees the
+// repository's own objects and, through alternates, the quarantined pushed
+// ones: go-git reads neither $GIT_OBJECT_DIRECTORY nor
+// $GIT_ALTERNATE_OBJECT_DIRECTORIES. Only symbolic links and small files
+// are made; nothing in the repository or the quarantine changes.
+func quarantineView(gitDir, quarantine string, alternates []string, tmp string) (string, func(), error) {
+	objects := filepath.Join(commonDir(gitDir), "objects")
+	view, err := os.MkdirTemp(tmp, "tally-hook-")
+	if err != nil {
+		return "", nil, err
+	}
+	cleanup := func() { os.RemoveAll(view) }
+	fail := func(err error) (string, func(), error) {
+		cleanup()
+		return "", nil, err
+	}
+	if view, err = filepath.EvalSymlinks(view); err != nil {
+		return fail(err)
+	}
+	for _, d := range []string{"refs/heads", "refs/tags", "objects/info"} {
+		if err := os.MkdirAll(filepath.Join(view, d), 0o755); err != nil {
+			return fail(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(view, "HEAD"), []byte("ref: refs/heads/main\n"), 0o644); err != nil {
+		return fail(err)
+	}
+	if err := os.WriteFile(filepath.Join(view, "config"), []byte("[core]\n\trepositoryformatversion = 0\n\tbare = true\n"), 0o644); err != nil {
+		return fail(err)
+	}
+	// The repository's objects: its pack directory and loose fan-out
+	// directories, linked.
+	entries, err := os.ReadDir(objects)
+	if err != nil {
+		return fail(err)
+	}
+	for _, e := range entries {
+		if n := e.Name(); n == "pack" || len(n) == 2 && strings.Trim(n, "0123456789abcdef") == "" {
+			if err := os.Symlink(filepath.Join(objects, n), filepath.Join(view, "objects", n)); err != nil {
+				return fail(err)
+			}
+		}
+	}
+	// Alternates: the quarantine first, then the others, then the
+	// repository's own alternates. go-git wants each as ".../objects" inside
+	// the view.
+	extra := []string{quarantine}
+	for _, a := range alternates {
+		if a != "" && !sameDir(a, objects) {
+			extra = append(extra, a)
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(objects, "info", "alternates")); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			line = strings.TrimSpace(line)
+			if line == "" || strings.HasPrefix(line, "#") {
+				continue
+			}
+			if !filepath.IsAbs(line) {
+				line = filepath.Join(objects, line)
+			}
+			extra = append(extra, line)
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return fail(err)
+	}
+	var lines []string
+	for i, dir := range extra {
+		abs, err := filepath.Abs(dir)
+		if err != nil {
+			return fail(err)
+		}
+		link := filepath.Join(view, fmt.Sprintf("alt%d", i))
+		if err := os.Mkdir(link, 0o755); err != nil {
+			return fail(err)
+		}
+		if err := os.Symlink(abs, filepath.Join(link, "objects")); err != nil {
+			return fail(err)
+		}
+		lines = append(lines, filepath.Join(link, "objects"))
+	}
+	if err := os.WriteFile(filepath.Join(view, "objects", "info", "alternates"), []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		return fail(err)
+	}
+	return view, cleanup, nil
+}

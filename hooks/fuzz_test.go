@@ -1,0 +1,162 @@
+package hooks
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/tally-sig/tally/release"
+	"github.com/tally-sig/tally/sigstore"
+)
+
+var fuzzPolicy = release.Policy{Namespace: "stagex", IdentityPrefix: "stagex", Threshold: 2, Keyring: "stagex-keyring.pgp",
+	ExtraPaths: release.NewNames("README.md", "docs/")}
+
+func TestClassifyPath(t *testing.T) {
+	t.Parallel()
+	hex := strings.Repeat("ab", 32)
+	fpr := strings.Repeat("A", 40)
+	for _, tc := range []struct {
+		path    string
+		class   Class
+		problem string
+	}{
+		{"tally.toml", ClassPolicy, ""},
+		{"stagex-keyring.pgp", ClassPolicy, ""},
+		{"stagex/core-gcc@sha256=" + hex + "/signature-1", ClassLookaside, ""},
+		{"stagex/a/b@sha256=" + hex + "/signature-12", ClassLookaside, ""},
+		{"stagex/core-gcc@sha256=" + hex + "/signature-0", ClassLookaside, "start at 1"},
+		{"stagex/core-gcc@sha256=" + hex + "/sig-1", ClassLookaside, "does not start with"},
+		{"stagex/core-gcc@sha256=" + strings.ToUpper(hex) + "/signature-1", ClassLookaside, "lowercase hex"},
+		{"stagex/core-gcc@sha512=" + hex + "/signature-1", ClassLookaside, "not sha256"},
+		{"stagex/core-gcc@sha256=" + hex, ClassLookaside, "no \"@sha256=\""},
+		{"stagex/README", ClassLookaside, "no \"@sha256=\""},
+		{"stagexx/core@sha256=" + hex + "/signature-1", ClassUnknown, ""},
+		{"builds/2026.11.0/" + fpr + ".txt", ClassBuildRecord, ""},
+		{"builds/2026.11.0/" + strings.ToLower(fpr) + ".txt", ClassBuildRecord, "uppercase hex"},
+		{"builds/2026.11.0/x/" + fpr + ".txt", ClassBuildRecord, "not a build record path"},
+		{"builds/../" + fpr + ".txt", ClassBuildRecord, "use letters"},
+		{"releases/2026.11.0/digests.txt", ClassRelease, ""},
+		{"releases/2026.11.0", ClassRelease, "not a release manifest path"},
+		{"approvals/" + hex + "/statement", ClassApproval, ""},
+		{"approvals/" + hex + "/" + fpr + ".asc", ClassApproval, ""},
+		{"approvals/" + hex + "/notes.txt", ClassApproval, "neither"},
+		{"approvals/xyz/statement", ClassApproval, "not 64 lowercase hex"},
+		{"README.md", ClassExtra, ""},
+		{"docs/a/b.md", ClassExtra, ""},
+		{"docs", ClassUnknown, ""},
+		{".gitattributes", ClassUnknown, ""},
+	} {
+		info := ClassifyPath(fuzzPolicy, tc.path)
+		if info.Class != tc.class || !strings.Contains(info.Problem, tc.problem) || tc.problem == "" && info.Problem != "" {
+			t.Errorf("ClassifyPath(%q) = %s %q, want %s %q", tc.path, info.Class, info.Problem, tc.class, tc.problem)
+		}
+	}
+}
+
+// FuzzClassifyPath: every path gets a class; a well-formed path of each
+// class rebuilds exactly from what ClassifyPath parsed.
+func FuzzClassifyPath(f *testing.F) {
+	hex := strings.Repeat("0f", 32)
+	for _, s := range []string{"tally.toml", "stagex/core-gcc@sha256=" + hex + "/signature-1", "builds/1.0/" + strings.Repeat("A", 40) + ".txt",
+		"releases/1.0/release.json", "approvals/" + hex + "/statement", "approvals/" + hex + "/" + strings.Repeat("B", 40) + ".asc",
+		"docs/x", "stagex/a/b/c@sha256=" + hex + "/signature-007", "", "/", "stagex/", "builds//x.txt"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		info := ClassifyPath(fuzzPolicy, p)
+		if info != ClassifyPath(fuzzPolicy, p) {
+			t.Fatal("not deterministic")
+		}
+		if info.Problem != "" {
+			return
+		}
+		switch info.Class {
+		case ClassPolicy:
+			if p != release.PolicyFile && p != fuzzPolicy.Keyring {
+				t.Fatalf("%q classified as policy", p)
+			}
+		case ClassLookaside:
+			if info.Location.Path() != p || "stagex/"+info.Name != info.Location.Repository {
+				t.Fatalf("%q: location %+v name %q", p, info.Location, info.Name)
+			}
+			if _, err := sigstore.ParseLocation(p); err != nil {
+				t.Fatalf("%q accepted but ParseLocation says %v", p, err)
+			}
+		case ClassBuildRecord:
+			if release.BuildRecordPath(info.Release, info.Fingerprint) != p || release.CheckReleaseName(info.Release) != nil {
+				t.Fatalf("%q: release %q fingerprint %q", p, info.Release, info.Fingerprint)
+			}
+		case ClassRelease:
+			if !strings.HasPrefix(p, "releases/"+info.Release+"/") || release.CheckReleaseName(info.Release) != nil {
+				t.Fatalf("%q: release %q", p, info.Release)
+			}
+		case ClassApproval:
+			want := statementPath(info.ApprovalID)
+			if !info.Statement {
+				want = approvalPath(info.ApprovalID, info.Fingerprint)
+			}
+			if want != p {
+				t.Fatalf("%q rebuilds as %q", p, want)
+			}
+		case ClassExtra:
+			if p != "README.md" && !strings.HasPrefix(p, "docs/") {
+				t.Fatalf("%q classified as extra", p)
+			}
+		case ClassUnknown:
+			if strings.HasPrefix(p, "stagex/") || strings.HasPrefix(p, "builds/") || strings.HasPrefix(p, "approvals/") {
+				t.Fatalf("%q of a known part classified as unknown", p)
+			}
+		default:
+			t.Fatalf("%q: class %q", p, info.Class)
+		}
+	})
+}
+
+func TestStatement(t *testing.T) {
+	t.Parallel()
+	data := someStatement.Marshal()
+	want := "tally trust policy change v1\nfrom " + someStatement.From + "\nto " + someStatement.To + "\nthreshold 2 -> 1\n"
+	if string(data) != want {
+		t.Errorf("Marshal = %q", data)
+	}
+	got, err := ParseStatement(data)
+	if err != nil || !bytes.Equal(got.Marshal(), data) || got.ID() != someStatement.ID() {
+		t.Errorf("ParseStatement: %v, %+v", err, got)
+	}
+	for name, bad := range map[string]string{
+		"empty":       "",
+		"no newline":  strings.TrimSuffix(want, "\n"),
+		"header":      strings.Replace(want, "v1", "v2", 1),
+		"same":        "tally trust policy change v1\nfrom " + someStatement.From + "\nto " + someStatement.From + "\n",
+		"bad from":    strings.Replace(want, "from tally.toml", "from policy.toml", 1),
+		"blank line":  want + "\n",
+		"control":     want + "add-key \x1b[2J\n",
+		"crlf":        strings.ReplaceAll(want, "\n", "\r\n"),
+		"not utf8":    want + "add-key \xff\n",
+		"upper first": want + "Add-key X\n",
+	} {
+		if _, err := ParseStatement([]byte(bad)); err == nil {
+			t.Errorf("%s: ParseStatement accepted %q", name, bad)
+		}
+	}
+}
+
+// FuzzParseStatement: what ParseStatement accepts, Marshal gives back byte
+// for byte, so the ID of a parsed statement is the SHA-256 of its file.
+func FuzzParseStatement(f *testing.F) {
+	f.Add(someStatement.Marshal())
+	f.Add([]byte("tally trust policy change v1\nfrom x\nto y\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s, err := ParseStatement(data)
+		if err != nil {
+			return
+		}
+		if !bytes.Equal(s.Marshal(), data) {
+			t.Fatalf("round trip changed %q to %q", data, s.Marshal())
+		}
+		if "sha256:"+s.ID() != sha256Hex(data) {
+			t.Fatal("ID is not the SHA-256 of the file")
+		}
+	})
+}

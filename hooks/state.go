@@ -1,0 +1,115 @@
+package hooks
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"sync"
+	"time"
+
+	"github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/go-git/go-git/v5/plumbing"
+
+	"github.com/tally-sig/tally/gitstore"
+	"github.com/tally-sig/tally/release"
+	"github.com/tally-sig/tally/sigstore"
+)
+
+// tree is a read-only view of one tree: a commit's (gitstore.Snapshot) or
+// the staged index's (indexTree).
+type tree interface {
+	Stat(path string) (gitstore.Entry, error)
+	List(dir string) ([]gitstore.Entry, error)
+	ReadFile(path string) ([]byte, error)
+	Blob(h plumbing.Hash) ([]byte, error)
+}
+
+// policyState is a trust policy as one tree holds it: tally.toml, the
+// keyring it names, and their bytes (what approvals sign).
+type policyState struct {
+	policy      release.Policy
+	keys        *sigstore.Keyring
+	entities    openpgp.EntityList
+	policyData  []byte
+	keyringData []byte
+}
+
+// digest names the state's two files by content, as approval statements do.
+func (s *policyState) digest() string {
+	return fmt.Sprintf("%s %s %s %s", release.PolicyFile, sha256Hex(s.policyData), s.policy.Keyring, sha256Hex(s.keyringData))
+}
+
+func sha256Hex(b []byte) string {
+	h := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(h[:])
+}
+
+// validAt judges the lifetime of the key with this fingerprint (primary or
+// subkey) in this state's keyring at t.
+func (s *policyState) validAt(fpr string, t time.Time) (bool, string) {
+	return s.keys.ValidAt(fpr, t)
+}
+
+// states loads and caches trust policies by the blob ids of their files:
+// most commits of a range share one policy.
+type states struct {
+	mu      sync.Mutex
+	byBlobs map[[2]plumbing.Hash]*policyState
+}
+
+// load reads the trust policy of t. A tree without tally.toml gives an error
+// wrapping release.ErrNoPolicy; an invalid policy or keyring one wrapping
+// release.ErrBadPolicy.
+func (c *states) load(t tree) (*policyState, error) {
+	pe, err := t.Stat(release.PolicyFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, release.ErrNoPolicy
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", release.PolicyFile, err)
+	}
+	data, err := t.ReadFile(release.PolicyFile)
+	if err != nil {
+		return nil, fmt.Errorf("%w: reading %s: %v", release.ErrBadPolicy, release.PolicyFile, err)
+	}
+	p, err := release.ParsePolicy(data)
+	if err != nil {
+		return nil, err
+	}
+	ke, err := t.Stat(p.Keyring)
+	if err != nil {
+		return nil, fmt.Errorf("%w: reading keyring %s: %v", release.ErrBadPolicy, p.Keyring, err)
+	}
+	key := [2]plumbing.Hash{pe.Hash, ke.Hash}
+	c.mu.Lock()
+	if s, ok := c.byBlobs[key]; ok {
+		c.mu.Unlock()
+		return s, nil
+	}
+	c.mu.Unlock()
+	keyData, err := t.ReadFile(p.Keyring)
+	if err != nil {
+		return nil, fmt.Errorf("%w: reading keyring %s: %v", release.ErrBadPolicy, p.Keyring, err)
+	}
+	keys, err := sigstore.ReadKeyring(keyData)
+	if err != nil {
+		return nil, fmt.Errorf("%w: keyring %s: %v", release.ErrBadPolicy, p.Keyring, err)
+	}
+	if err := release.CheckThreshold(p.Threshold, len(keys.Keys())); err != nil {
+		return nil, err
+	}
+	s := &policyState{policy: p, keys: keys, policyData: data, keyringData: keyData}
+	for _, k := range keys.Keys() {
+		e, _ := keys.Entity(k.Fingerprint)
+		s.entities = append(s.entities, e)
+	}
+	c.mu.Lock()
+	if c.byBlobs == nil {
+		c.byBlobs = map[[2]plumbing.Hash]*policyState{}
+	}
+	c.byBlobs[key] = s
+	c.mu.Unlock()
+	return s, nil
+}
