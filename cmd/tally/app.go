@@ -40,6 +40,8 @@ A maintainer's round:
 		Commands: []*cli.Command{
 			initCommand(env),
 			signCommand(env),
+			releaseCommand(env),
+			policyCommand(env),
 		},
 		CommandNotFound: func(c *cli.Context, name string) {
 			env.commandNotFound = name

@@ -1,0 +1,426 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/tally-sig/tally/gitstore"
+	"github.com/tally-sig/tally/release"
+)
+
+func releaseCommand(env *environment) *cli.Command {
+	return &cli.Command{
+		Name:  "release",
+		Usage: "plan, cut and publish a release once every image meets the quorum",
+		Description: `A release manager's round, once the maintainers have signed:
+
+   tally release plan    --repo sigs 2026.11.0                  # what would be released, and what blocks it
+   tally release cut     --repo sigs 2026.11.0 --key me.sec.asc # releases/2026.11.0/ + the signed tag 2026.11.0
+   tally release publish --repo sigs 2026.11.0 --out out --to ghcr.io/stagex
+   tally policy export   --repo sigs --release 2026.11.0 --registry ghcr.io/stagex \
+       --lookaside https://sigs.example.org --out policy/`,
+		Subcommands: []*cli.Command{
+			releasePlanCommand(env),
+			releaseCutCommand(env),
+			releasePublishCommand(env),
+		},
+	}
+}
+
+func releasePlanCommand(env *environment) *cli.Command {
+	return &cli.Command{
+		Name:      "plan",
+		Usage:     "show what a release would publish and everything that blocks it",
+		ArgsUsage: "VERSION",
+		Description: `Counts the quorum of every image the maintainers recorded for release VERSION
+(tally sign --release VERSION) at the tip of the checked-out branch, under the
+repository's trust policy, and lists per image and platform the digest that
+would be released and the maintainers whose signatures count. Everything that
+blocks the release is named: an image below quorum, a divergent build (two
+maintainers built different digests for one platform), an invalid signature
+file, one image under two versions.
+
+Exits 0 when the release is ready to cut, 1 when an image is below quorum or
+divergent, 2 when an invalid signature file blocks it.
+
+EXAMPLES:
+   tally release plan --repo ../signatures 2026.11.0
+   tally release plan --repo ../signatures 2026.11.0 --json`,
+		Flags: []cli.Flag{repoFlag(), jsonFlag()},
+		Action: func(c *cli.Context) error {
+			version, err := versionArg(c)
+			if err != nil {
+				return err
+			}
+			repo, err := gitstore.Open(c.Path("repo"))
+			if err != nil {
+				return err
+			}
+			defer repo.Close()
+			plan, err := release.NewPlan(c.Context, repo, release.PlanOptions{Release: version, Now: timeNow})
+			if err != nil {
+				return err
+			}
+			if c.Bool("json") {
+				if err := writeJSON(env.stdout, plan); err != nil {
+					return err
+				}
+			} else {
+				printPlan(env.stdout, plan, c.Path("repo"))
+			}
+			switch {
+			case plan.Invalid():
+				return exitStatus(exitInvalid)
+			case !plan.Ready():
+				return exitStatus(exitNoQuorum)
+			}
+			return nil
+		},
+	}
+}
+
+func releaseCutCommand(env *environment) *cli.Command {
+	return &cli.Command{
+		Name:      "cut",
+		Usage:     "commit the release manifest and create the signed tag VERSION",
+		ArgsUsage: "VERSION",
+		Description: `Refuses unless "tally release plan VERSION" passes. Then commits
+releases/VERSION/digests.txt (the StageX digest list: one "<hex> <name>" line
+per per-platform image manifest, sorted, so a multi-platform image has one
+line per platform) and releases/VERSION/release.json (images, versions,
+platforms, digests and signers), in a commit signed by your key, and creates
+the signed annotated tag VERSION on that commit; git verify-tag accepts it.
+The tag message lists every image, version and signer. An existing tag is
+never moved (exit 77). If the tag could not be made, running the command
+again tags the commit it already made.
+
+EXAMPLES:
+   tally release cut --repo ../signatures 2026.11.0 --key ~/keys/me.sec.asc
+   tally release cut --repo ../signatures 2026.11.0 --gpg --local-user FINGERPRINT`,
+		Flags: append([]cli.Flag{repoFlag(), jsonFlag()}, signerFlags(true)...),
+		Action: func(c *cli.Context) error {
+			version, err := versionArg(c)
+			if err != nil {
+				return err
+			}
+			signer, err := openSigner(c, env, true)
+			if err != nil {
+				return err
+			}
+			repo, err := gitstore.Open(c.Path("repo"))
+			if err != nil {
+				return err
+			}
+			defer repo.Close()
+			res, err := release.Cut(c.Context, repo, release.CutOptions{Release: version, Signer: signer, Now: timeNow})
+			if err != nil {
+				return notReady(err, c.Path("repo"), version)
+			}
+			if c.Bool("json") {
+				return writeJSON(env.stdout, res)
+			}
+			images, manifests := 0, 0
+			for _, img := range res.Manifest.Images {
+				images++
+				manifests += len(img.Platforms)
+			}
+			w := env.stdout
+			fmt.Fprintf(w, "release %s: %d image(s), %d platform manifest(s)\n", res.Release, images, manifests)
+			if res.Committed {
+				fmt.Fprintf(w, "committed %s and %s as %s on %s\n", release.ManifestPath(version, release.DigestListFile),
+					release.ManifestPath(version, release.ManifestFile), short(res.Commit), res.Branch)
+			} else {
+				fmt.Fprintf(w, "the manifest was committed already in %s\n", short(res.Commit))
+			}
+			fmt.Fprintf(w, "tagged %s (signed by %s)\n", res.Release, res.Signer)
+			fmt.Fprintf(w, "next: tally release publish --repo %s %s --out OUT --to REGISTRY/NAMESPACE\n", c.Path("repo"), version)
+			return nil
+		},
+	}
+}
+
+func releasePublishCommand(env *environment) *cli.Command {
+	return &cli.Command{
+		Name:      "publish",
+		Usage:     "push a cut release's images and signatures",
+		ArgsUsage: "VERSION",
+		Description: `Publishes the images of the cut release VERSION from your build output: each
+image goes to REGISTRY/NAMESPACE/<name> as the layout built it (a
+multi-platform image as its image index with every platform; every manifest
+byte for byte, so each per-platform digest is the one the maintainers signed),
+under the tags :<version>, :sx<VERSION> and :latest (choose others with --tags;
+{version} is the image's version, {release} the release's). Then it pushes the
+signatures branch and the tag VERSION to the branch's upstream, where the
+lookaside is served from.
+
+Nothing is written unless the tag is in the history of the checked-out branch,
+the release still meets quorum there, and every local layout holds exactly the
+released digests (exit 3 otherwise). What the destination already has is
+skipped: a second run writes nothing, and after a failure (exit 75 when the
+registry is unreachable) running it again finishes the job.
+
+Credentials come from the docker configuration (~/.docker/config.json,
+$DOCKER_CONFIG) and its credential helpers, as docker login leaves them.
+--to oci:DIR publishes into a local OCI image layout instead (for air-gapped
+mirrors): each tag is an index.json entry named <namespace>/<name>:<tag>.
+
+EXAMPLES:
+   tally release publish --repo ../signatures 2026.11.0 --out out --to ghcr.io/stagex
+   tally release publish --repo ../signatures 2026.11.0 --out out --to oci:/srv/mirror --no-push
+   tally release publish --repo ../signatures 2026.11.0 --out out --to quay.io/stagex --tags '{version}' --tags latest`,
+		Flags: []cli.Flag{
+			repoFlag(),
+			&cli.PathFlag{Name: "out", Value: "out", Usage: "the build output directory holding one OCI layout per image"},
+			&cli.StringFlag{Name: "to", Usage: "REGISTRY/NAMESPACE to push to, or oci:DIR for a local OCI layout (required)"},
+			&cli.StringSliceFlag{Name: "tags", Usage: "tags to give each image ({version}, {release}); default: {version}, sx{release}, latest"},
+			&cli.BoolFlag{Name: "no-push", Usage: "do not push the signatures branch and the tag to the upstream"},
+			jsonFlag(),
+		},
+		Action: func(c *cli.Context) error {
+			version, err := versionArg(c)
+			if err != nil {
+				return err
+			}
+			if c.String("to") == "" {
+				return usagef("say where to publish: --to REGISTRY/NAMESPACE or --to oci:DIR")
+			}
+			repo, err := gitstore.Open(c.Path("repo"))
+			if err != nil {
+				return err
+			}
+			defer repo.Close()
+			var tags []string
+			if c.IsSet("tags") {
+				for _, t := range c.StringSlice("tags") {
+					for _, s := range strings.Split(t, ",") {
+						if s = strings.TrimSpace(s); s != "" {
+							tags = append(tags, s)
+						}
+					}
+				}
+				if len(tags) == 0 {
+					return usagef("--tags names no tag")
+				}
+			}
+			bar := &publishBar{w: env.stderr}
+			res, err := release.Publish(c.Context, repo, release.PublishOptions{
+				Release:  version,
+				OutDir:   c.Path("out"),
+				To:       c.String("to"),
+				Tags:     tags,
+				SkipGit:  c.Bool("no-push"),
+				Now:      timeNow,
+				Progress: bar.update,
+			})
+			bar.done()
+			if res != nil && !c.Bool("json") {
+				printPublish(env.stdout, res)
+			}
+			if err != nil {
+				return notReady(err, c.Path("repo"), version)
+			}
+			for _, w := range res.Warnings {
+				fmt.Fprintf(env.stderr, "tally: warning: %s\n", w)
+			}
+			if c.Bool("json") {
+				return writeJSON(env.stdout, res)
+			}
+			if res.Git != nil {
+				fmt.Fprintf(env.stdout, "pushed %s and tag %s to %s\n", res.Git.Branch, res.Git.Tag, res.Git.Remote)
+			} else {
+				fmt.Fprintln(env.stdout, "the signatures branch and tag were not pushed (--no-push)")
+			}
+			return nil
+		},
+	}
+}
+
+// versionArg returns the one VERSION argument, after applying any flags
+// given after it (urfave/cli stops reading flags at the first argument, but
+// "tally release cut VERSION --key K" is natural to type).
+func versionArg(c *cli.Context) (string, error) {
+	args, err := trailingFlags(c)
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case len(args) == 0:
+		return "", usagef("name the release VERSION, as in: tally %s --repo DIR 2026.11.0", c.Command.FullName())
+	case len(args) > 1:
+		return "", usagef("%s takes one VERSION, got %q", c.Command.FullName(), strings.Join(args, " "))
+	}
+	if err := release.CheckReleaseName(args[0]); err != nil {
+		return "", fail(exitUsage, err)
+	}
+	return args[0], nil
+}
+
+// trailingFlags sets the command's flags that follow its arguments and
+// returns the arguments.
+func trailingFlags(c *cli.Context) ([]string, error) {
+	in := c.Args().Slice()
+	isBool := map[string]bool{}
+	known := map[string]bool{}
+	for _, f := range c.Command.Flags {
+		_, b := f.(*cli.BoolFlag)
+		for _, n := range f.Names() {
+			known[n], isBool[n] = true, b
+		}
+	}
+	var args []string
+	for i := 0; i < len(in); i++ {
+		a := in[i]
+		if a == "--" {
+			args = append(args, in[i+1:]...)
+			break
+		}
+		if !strings.HasPrefix(a, "-") || a == "-" {
+			args = append(args, a)
+			continue
+		}
+		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !known[name] {
+			return nil, usagef("flag provided but not defined: %s", a)
+		}
+		switch {
+		case hasValue:
+		case isBool[name]:
+			value = "true"
+		case i+1 < len(in):
+			i++
+			value = in[i]
+		default:
+			return nil, usagef("flag needs an argument: %s", a)
+		}
+		if err := c.Set(name, value); err != nil {
+			return nil, usagef("invalid value %q for flag %s: %v", value, a, err)
+		}
+	}
+	return args, nil
+}
+
+// notReady turns a release that is not ready into exit 1 (or 2 for an
+// invalid signature file) with a hint, and passes other errors on.
+func notReady(err error, repo, version string) error {
+	var nr *release.NotReadyError
+	if !errors.As(err, &nr) {
+		return err
+	}
+	code := exitNoQuorum
+	if nr.Plan.Invalid() {
+		code = exitInvalid
+	}
+	return fail(code, err, fmt.Sprintf("nothing was written; see: tally release plan --repo %s %s", repo, version))
+}
+
+func printPlan(w io.Writer, p *release.Plan, repo string) {
+	manifests := 0
+	for _, img := range p.Images {
+		manifests += len(img.Platforms)
+	}
+	fmt.Fprintf(w, "release %s at %s: %d image(s), %d platform manifest(s); quorum %d of %d maintainer key(s)\n",
+		p.Release, short(p.Commit), len(p.Images), manifests, p.Threshold, len(p.Maintainers))
+	if len(p.Images) > 0 {
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "  IMAGE\tPLATFORM\tDIGEST\tSIGNED\tBY\tSTATE")
+		for _, img := range p.Images {
+			label := img.Reference
+			state := "ok"
+			switch {
+			case img.Divergent:
+				state = "DIVERGENT"
+			case !img.Quorum:
+				state = "BELOW QUORUM"
+			}
+			rows := append(append([]release.ReleasedPlatform(nil), img.Platforms...), img.Divergences...)
+			if len(rows) == 0 {
+				fmt.Fprintf(tw, "  %s\t-\t-\t-\t-\t%s\n", label, state)
+			}
+			divergent := len(img.Platforms)
+			for i, pl := range rows {
+				names := make([]string, len(pl.Signers))
+				for i, s := range pl.Signers {
+					names[i] = release.ShortName(s.Name)
+				}
+				st := state
+				if i >= divergent {
+					st = "DIVERGENT"
+				}
+				fmt.Fprintf(tw, "  %s\t%s\t%s\t%d/%d\t%s\t%s\n", label, pl.Platform, release.ShortDigest(pl.Digest),
+					len(pl.Signers), p.Threshold, strings.Join(names, ", "), st)
+				label = ""
+			}
+		}
+		tw.Flush()
+	}
+	if len(p.Warnings) > 0 {
+		fmt.Fprintf(w, "warnings (%d):\n", len(p.Warnings))
+		for _, pr := range p.Warnings {
+			fmt.Fprintf(w, "  %s: %s\n", pr.Path, pr.Error)
+		}
+	}
+	if !p.Ready() {
+		fmt.Fprintf(w, "not ready: %d blocker(s)\n", len(p.Blockers))
+		for _, b := range p.Blockers {
+			if b.Image != "" {
+				fmt.Fprintf(w, "  %s: %s: %s\n", b.Image, b.Kind, b.Message)
+			} else {
+				fmt.Fprintf(w, "  %s: %s\n", b.Kind, b.Message)
+			}
+		}
+		return
+	}
+	if p.Tagged != "" {
+		fmt.Fprintf(w, "ready, and cut already: tag %s points at %s\n", p.Release, short(p.Tagged))
+		return
+	}
+	fmt.Fprintf(w, "ready to cut: tally release cut --repo %s %s --key KEY.sec.asc (or --gpg)\n", repo, p.Release)
+}
+
+func printPublish(w io.Writer, res *release.PublishResult) {
+	for _, img := range res.Images {
+		what := "already there"
+		if img.Uploaded {
+			what = "uploaded"
+		}
+		var tags []string
+		for _, t := range img.Tags {
+			tags = append(tags, ":"+t.Tag+" "+t.State)
+		}
+		fmt.Fprintf(w, "%s:%s -> %s@%s (%d platform(s), %s; %s)\n", img.Name, img.Version, img.Repository,
+			release.ShortDigest(img.Digest), len(img.Manifests), what, strings.Join(tags, ", "))
+	}
+}
+
+// publishBar shows upload progress on a terminal, one image at a time.
+type publishBar struct {
+	w     io.Writer
+	bar   *progress
+	image string
+}
+
+func (b *publishBar) update(p release.PublishProgress) {
+	if p.Image != b.image || b.bar == nil {
+		b.done()
+		b.image = p.Image
+		b.bar = newProgress(b.w, fmt.Sprintf("publishing %s (%d/%d) KiB", p.Image, p.Index, p.Images))
+	}
+	if p.Total > 0 {
+		b.bar.Update(int(p.Complete>>10), int(p.Total>>10))
+	}
+	if p.Done {
+		b.done()
+	}
+}
+
+func (b *publishBar) done() {
+	if b.bar != nil {
+		b.bar.Done()
+		b.bar = nil
+	}
+}
