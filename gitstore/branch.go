@@ -22,29 +22,7 @@ func (r *Repo) WriteCommit(req CommitRequest) (plumbing.Hash, error) {
 	if err != nil {
 		return plumbing.ZeroHash, fmt.Errorf("writing a commit: %w", err)
 	}
-	base := plumbing.ZeroHash
-	if len(c.Parents) > 0 {
-		parent, err := r.ReadCommit(c.Parents[0])
-		if err != nil {
-			return plumbing.ZeroHash, fmt.Errorf("writing a commit: %w", err)
-		}
-		base = parent.Tree
-	}
-	if c.Tree, err = r.writeChanges(base, changes); err != nil {
-		return plumbing.ZeroHash, fmt.Errorf("writing a commit: %w", err)
-	}
-	data := encodeCommit(c, nil)
-	if req.Sign != nil {
-		sig, err := req.Sign(data)
-		if err != nil {
-			return plumbing.ZeroHash, fmt.Errorf("writing a commit: signing: %w", err)
-		}
-		if err := checkArmor(sig); err != nil {
-			return plumbing.ZeroHash, fmt.Errorf("writing a commit: signing: %w", err)
-		}
-		data = encodeCommit(c, sig)
-	}
-	h, err := r.writeObject(plumbing.CommitObject, data)
+	h, err := r.writeCommit(c, changes, req.Sign)
 	if err != nil {
 		return plumbing.ZeroHash, fmt.Errorf("writing a commit: %w", err)
 	}

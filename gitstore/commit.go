@@ -76,31 +76,7 @@ func (r *Repo) Commit(req CommitRequest) (plumbing.Hash, error) {
 		return plumbing.ZeroHash, err
 	}
 
-	base := plumbing.ZeroHash
-	if !expected.IsZero() {
-		parent, err := r.ReadCommit(expected)
-		if err != nil {
-			return plumbing.ZeroHash, fmt.Errorf("committing to %s: %w", branch, err)
-		}
-		base = parent.Tree
-	}
-	if c.Tree, err = r.writeChanges(base, changes); err != nil {
-		return plumbing.ZeroHash, fmt.Errorf("committing to %s: %w", branch, err)
-	}
-
-	unsigned := encodeCommit(c, nil)
-	data := unsigned
-	if req.Sign != nil {
-		sig, err := req.Sign(unsigned)
-		if err != nil {
-			return plumbing.ZeroHash, fmt.Errorf("committing to %s: signing: %w", branch, err)
-		}
-		if err := checkArmor(sig); err != nil {
-			return plumbing.ZeroHash, fmt.Errorf("committing to %s: signing: %w", branch, err)
-		}
-		data = encodeCommit(c, sig)
-	}
-	h, err := r.writeObject(plumbing.CommitObject, data)
+	h, err := r.writeCommit(c, changes, req.Sign)
 	if err != nil {
 		return plumbing.ZeroHash, fmt.Errorf("committing to %s: %w", branch, err)
 	}
@@ -196,26 +172,52 @@ func (r *Repo) prepareCommit(req CommitRequest) (*CommitInfo, []Change, error) {
 	return c, changes, nil
 }
 
-// writeChanges writes the blobs of changes and the trees on their paths,
-// starting from tree base, and returns the new root tree. Trees off the
-// changed paths are neither read nor written.
-func (r *Repo) writeChanges(base plumbing.Hash, changes []Change) (plumbing.Hash, error) {
-	blobs := make([]plumbing.Hash, len(changes))
-	for i, ch := range changes {
-		if ch.Delete {
-			continue
-		}
-		h, err := r.writeObject(plumbing.BlobObject, ch.Data)
+// writeCommit writes commit c with its tree made by applying changes to the
+// first parent's tree, signed by sign when not nil, and returns its id.
+func (r *Repo) writeCommit(c *CommitInfo, changes []Change, sign func([]byte) ([]byte, error)) (plumbing.Hash, error) {
+	base := plumbing.ZeroHash
+	if len(c.Parents) > 0 {
+		parent, err := r.ReadCommit(c.Parents[0])
 		if err != nil {
-			return plumbing.ZeroHash, fmt.Errorf("writing %s: %w", ch.Path, err)
+			return plumbing.ZeroHash, err
 		}
-		blobs[i] = h
+		base = parent.Tree
 	}
+	batch := &objectBatch{}
+	var err error
+	if c.Tree, err = r.writeChanges(batch, base, changes); err != nil {
+		return plumbing.ZeroHash, err
+	}
+	data := encodeCommit(c, nil)
+	if sign != nil {
+		sig, err := sign(data)
+		if err != nil {
+			return plumbing.ZeroHash, fmt.Errorf("signing: %w", err)
+		}
+		if err := checkArmor(sig); err != nil {
+			return plumbing.ZeroHash, fmt.Errorf("signing: %w", err)
+		}
+		data = encodeCommit(c, sig)
+	}
+	h := batch.add(plumbing.CommitObject, data)
+	if err := r.writeBatch(batch); err != nil {
+		return plumbing.ZeroHash, err
+	}
+	return h, nil
+}
+
+// writeChanges queues in batch the blobs of changes and the trees on their
+// paths, starting from tree base, and returns the new root tree. Trees off
+// the changed paths are neither read nor written.
+func (r *Repo) writeChanges(batch *objectBatch, base plumbing.Hash, changes []Change) (plumbing.Hash, error) {
 	pending := make([]pendingChange, len(changes))
 	for i, ch := range changes {
-		pending[i] = pendingChange{rest: ch.Path, change: &changes[i], blob: blobs[i]}
+		pending[i] = pendingChange{rest: ch.Path, change: &changes[i]}
+		if !ch.Delete {
+			pending[i].blob = batch.add(plumbing.BlobObject, ch.Data)
+		}
 	}
-	root, _, err := r.rewriteTree(base, "", pending)
+	root, _, err := r.rewriteTree(batch, base, "", pending)
 	if err != nil {
 		return plumbing.ZeroHash, err
 	}
@@ -231,9 +233,9 @@ type pendingChange struct {
 }
 
 // rewriteTree applies changes (sorted by path, relative to dir) to tree and
-// writes the new tree, returning its id and number of entries; an empty
-// result is not written.
-func (r *Repo) rewriteTree(tree plumbing.Hash, dir string, changes []pendingChange) (plumbing.Hash, int, error) {
+// queues the new tree in batch, returning its id and number of entries; an
+// empty subtree is not written.
+func (r *Repo) rewriteTree(batch *objectBatch, tree plumbing.Hash, dir string, changes []pendingChange) (plumbing.Hash, int, error) {
 	old, err := r.tree(tree)
 	if err != nil {
 		return plumbing.ZeroHash, 0, err
@@ -280,7 +282,7 @@ func (r *Repo) rewriteTree(tree plumbing.Hash, dir string, changes []pendingChan
 		for j := range group {
 			group[j].rest = group[j].rest[len(name)+1:]
 		}
-		h, count, err := r.rewriteTree(sub, p+"/", group)
+		h, count, err := r.rewriteTree(batch, sub, p+"/", group)
 		if err != nil {
 			return plumbing.ZeroHash, 0, err
 		}
@@ -306,9 +308,7 @@ func (r *Repo) rewriteTree(tree plumbing.Hash, dir string, changes []pendingChan
 	if h == tree {
 		return h, len(entries), nil
 	}
-	if _, err := r.writeObject(plumbing.TreeObject, data); err != nil {
-		return plumbing.ZeroHash, 0, fmt.Errorf("writing tree %s: %w", strings.TrimSuffix(dir, "/"), err)
-	}
+	batch.add(plumbing.TreeObject, data)
 	r.trees.add(h, entries, len(data)+len(entries)*entryOverhead)
 	return h, len(entries), nil
 }

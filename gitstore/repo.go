@@ -132,6 +132,7 @@ func Open(path string) (*Repo, error) {
 	r := newRepo(st, wt)
 	r.repo = gr
 	r.gitDir, r.commonDir, r.workDir = gitDir, commonDir, workDir
+	r.objects = newPackObjects(filepath.Join(commonDir, "objects"), r.objects)
 	return r, nil
 }
 

@@ -1,0 +1,499 @@
+package gitstore
+
+import (
+	"bufio"
+	"bytes"
+	"compress/zlib"
+	"crypto/sha1"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/format/idxfile"
+	"github.com/go-git/go-git/v5/plumbing/format/packfile"
+)
+
+// packObjects reads objects straight from the pack files and loose objects
+// of a repository on disk. Unlike go-git's storage, which moves one file
+// position per pack, it reads with pread on descriptors it keeps open, so
+// any number of goroutines read at once. Each object is read with one
+// system call (its packed length is known from the sorted offsets), and
+// its id is checked against its contents. What it cannot find, such as
+// objects in alternates, it asks the fallback for.
+type packObjects struct {
+	dir      string // the objects directory
+	fallback objectReader
+
+	mu    sync.RWMutex
+	packs []*pack
+	known map[string]bool // pack names already open
+
+	// bases caches delta bases by pack and offset.
+	bases *lru[packOffset, packedObject]
+}
+
+type packOffset struct {
+	pack   *pack
+	offset int64
+}
+
+type packedObject struct {
+	typ  plumbing.ObjectType
+	data []byte
+}
+
+// pack is one open pack file and its index.
+type pack struct {
+	name    string
+	file    *os.File
+	size    int64
+	idx     *idxfile.MemoryIndex
+	offsets []int64 // every object's offset, sorted
+}
+
+const deltaBaseCacheSize = 32 << 20
+
+// maxDeltaDepth bounds delta chains; git writes at most 4095.
+const maxDeltaDepth = 10000
+
+func newPackObjects(objectsDir string, fallback objectReader) *packObjects {
+	return &packObjects{
+		dir:      objectsDir,
+		fallback: fallback,
+		known:    map[string]bool{},
+		bases:    newLRU[packOffset, packedObject](deltaBaseCacheSize),
+	}
+}
+
+func (o *packObjects) readObject(h plumbing.Hash) (plumbing.ObjectType, []byte, error) {
+	if err := o.loadPacks(false); err != nil {
+		return 0, nil, err
+	}
+	if typ, data, found, err := o.readPacked(h); found || err != nil {
+		return typ, data, err
+	}
+	typ, data, err := o.readLoose(h)
+	if !errors.Is(err, plumbing.ErrObjectNotFound) {
+		return typ, data, err
+	}
+	// A pack may have arrived since the packs were listed.
+	if err := o.loadPacks(true); err != nil {
+		return 0, nil, err
+	}
+	if typ, data, found, err := o.readPacked(h); found || err != nil {
+		return typ, data, err
+	}
+	return o.fallback.readObject(h)
+}
+
+// readPacked looks h up in every pack.
+func (o *packObjects) readPacked(h plumbing.Hash) (plumbing.ObjectType, []byte, bool, error) {
+	o.mu.RLock()
+	packs := o.packs
+	o.mu.RUnlock()
+	for _, p := range packs {
+		off, err := p.idx.FindOffset(h)
+		if err != nil {
+			continue
+		}
+		typ, data, err := o.readAt(p, off, 0)
+		if err != nil {
+			return 0, nil, true, fmt.Errorf("reading %s from %s: %w", h, p.name, err)
+		}
+		if got := hashObject(typ, data); got != h {
+			return 0, nil, true, fmt.Errorf("reading %s from %s: contents hash to %s: %w", h, p.name, got, ErrBadObject)
+		}
+		return typ, data, true, nil
+	}
+	return 0, nil, false, nil
+}
+
+// hashObject computes the id of an object. Plain SHA-1 is enough here: it
+// checks that stored bytes were not damaged, for objects that were already
+// accepted into the repository.
+func hashObject(typ plumbing.ObjectType, data []byte) plumbing.Hash {
+	h := sha1.New()
+	h.Write(typ.Bytes())
+	h.Write([]byte(" " + strconv.Itoa(len(data)) + "\x00"))
+	h.Write(data)
+	var id plumbing.Hash
+	h.Sum(id[:0])
+	return id
+}
+
+// readAt reads the object at offset in p, resolving deltas.
+func (o *packObjects) readAt(p *pack, offset int64, depth int) (plumbing.ObjectType, []byte, error) {
+	if depth > maxDeltaDepth {
+		return 0, nil, fmt.Errorf("delta chain longer than %d: %w", maxDeltaDepth, ErrBadObject)
+	}
+	end, err := p.end(offset)
+	if err != nil {
+		return 0, nil, err
+	}
+	buf := make([]byte, end-offset)
+	if _, err := p.file.ReadAt(buf, offset); err != nil {
+		return 0, nil, fmt.Errorf("reading offset %d: %w", offset, err)
+	}
+	e, err := parsePackEntry(buf)
+	if err != nil {
+		return 0, nil, fmt.Errorf("object at offset %d: %w", offset, err)
+	}
+	data, err := inflate(e.compressed, e.size)
+	if err != nil {
+		return 0, nil, fmt.Errorf("object at offset %d: %w", offset, err)
+	}
+	var base packedObject
+	switch e.typ {
+	case plumbing.CommitObject, plumbing.TreeObject, plumbing.BlobObject, plumbing.TagObject:
+		return e.typ, data, nil
+	case plumbing.OFSDeltaObject:
+		baseOffset := offset - e.baseDistance
+		if e.baseDistance <= 0 || baseOffset < packHeaderSize {
+			return 0, nil, fmt.Errorf("object at offset %d: bad delta base distance: %w", offset, ErrBadObject)
+		}
+		if base, err = o.base(p, baseOffset, depth); err != nil {
+			return 0, nil, err
+		}
+	case plumbing.REFDeltaObject:
+		baseOffset, err := p.idx.FindOffset(e.baseHash)
+		if err != nil {
+			return 0, nil, fmt.Errorf("object at offset %d: delta base %s not in the pack: %w", offset, e.baseHash, ErrBadObject)
+		}
+		if base, err = o.base(p, baseOffset, depth); err != nil {
+			return 0, nil, err
+		}
+	}
+	target, err := packfile.PatchDelta(base.data, data)
+	if err != nil {
+		return 0, nil, fmt.Errorf("object at offset %d: applying delta: %w", offset, err)
+	}
+	return base.typ, target, nil
+}
+
+// base returns a delta base, from the cache when it can.
+func (o *packObjects) base(p *pack, offset int64, depth int) (packedObject, error) {
+	key := packOffset{p, offset}
+	if b, ok := o.bases.get(key); ok {
+		return b, nil
+	}
+	typ, data, err := o.readAt(p, offset, depth+1)
+	if err != nil {
+		return packedObject{}, err
+	}
+	b := packedObject{typ, data}
+	o.bases.add(key, b, len(data)+entryOverhead)
+	return b, nil
+}
+
+// end returns where the object at offset ends: where the next one starts.
+func (p *pack) end(offset int64) (int64, error) {
+	i, found := slices.BinarySearch(p.offsets, offset)
+	if !found {
+		return 0, fmt.Errorf("no object starts at offset %d: %w", offset, ErrBadObject)
+	}
+	end := p.size - packTrailerSize
+	if i+1 < len(p.offsets) {
+		end = p.offsets[i+1]
+	}
+	if end <= offset || end-offset > maxObjectSize {
+		return 0, fmt.Errorf("object at offset %d has a bad length: %w", offset, ErrBadObject)
+	}
+	return end, nil
+}
+
+const (
+	packHeaderSize  = 12
+	packTrailerSize = 20
+)
+
+// packEntry is the parsed header of one object in a pack.
+type packEntry struct {
+	typ          plumbing.ObjectType
+	size         int64         // inflated size (of the delta, for deltas)
+	baseDistance int64         // OFS_DELTA: how far back the base starts
+	baseHash     plumbing.Hash // REF_DELTA: the base's id
+	compressed   []byte        // the zlib stream
+}
+
+// parsePackEntry parses the header of a packed object: type and size in a
+// variable-length integer, then the delta base for deltas.
+func parsePackEntry(buf []byte) (packEntry, error) {
+	var e packEntry
+	if len(buf) == 0 {
+		return e, fmt.Errorf("empty object: %w", ErrBadObject)
+	}
+	c := buf[0]
+	e.typ = plumbing.ObjectType((c >> 4) & 7)
+	size := int64(c & 0x0f)
+	shift := 4
+	i := 1
+	for c&0x80 != 0 {
+		if i >= len(buf) || shift > 56 {
+			return e, fmt.Errorf("bad object header: %w", ErrBadObject)
+		}
+		c = buf[i]
+		i++
+		size |= int64(c&0x7f) << shift
+		shift += 7
+	}
+	if size < 0 || size > maxObjectSize {
+		return e, fmt.Errorf("object of %d bytes: %w", size, ErrBadObject)
+	}
+	e.size = size
+	switch e.typ {
+	case plumbing.CommitObject, plumbing.TreeObject, plumbing.BlobObject, plumbing.TagObject:
+	case plumbing.OFSDeltaObject:
+		// A big-endian base-128 number where each continuation adds one.
+		if i >= len(buf) {
+			return e, fmt.Errorf("bad delta offset: %w", ErrBadObject)
+		}
+		c = buf[i]
+		i++
+		dist := int64(c & 0x7f)
+		for c&0x80 != 0 {
+			if i >= len(buf) || dist >= 1<<55 {
+				return e, fmt.Errorf("bad delta offset: %w", ErrBadObject)
+			}
+			c = buf[i]
+			i++
+			dist = (dist+1)<<7 | int64(c&0x7f)
+		}
+		e.baseDistance = dist
+	case plumbing.REFDeltaObject:
+		if len(buf)-i < len(e.baseHash) {
+			return e, fmt.Errorf("bad delta base: %w", ErrBadObject)
+		}
+		copy(e.baseHash[:], buf[i:])
+		i += len(e.baseHash)
+	default:
+		return e, fmt.Errorf("unknown object type %d: %w", e.typ, ErrBadObject)
+	}
+	e.compressed = buf[i:]
+	return e, nil
+}
+
+// appendPackEntryHeader appends the type-and-size header of a whole
+// (undeltified) object, the inverse of parsePackEntry's first step.
+func appendPackEntryHeader(b []byte, typ plumbing.ObjectType, size int64) []byte {
+	c := byte(typ)<<4 | byte(size&0x0f)
+	size >>= 4
+	for size > 0 {
+		b = append(b, c|0x80)
+		c = byte(size & 0x7f)
+		size >>= 7
+	}
+	return append(b, c)
+}
+
+var zlibReaders sync.Pool
+
+// inflate decompresses a zlib stream that must hold exactly size bytes.
+func inflate(compressed []byte, size int64) ([]byte, error) {
+	src := bytes.NewReader(compressed)
+	var zr io.ReadCloser
+	if pooled, ok := zlibReaders.Get().(io.ReadCloser); ok {
+		if err := pooled.(zlib.Resetter).Reset(src, nil); err != nil {
+			return nil, fmt.Errorf("inflating: %w: %w", ErrBadObject, err)
+		}
+		zr = pooled
+	} else {
+		var err error
+		if zr, err = zlib.NewReader(src); err != nil {
+			return nil, fmt.Errorf("inflating: %w: %w", ErrBadObject, err)
+		}
+	}
+	defer zlibReaders.Put(zr)
+	data := make([]byte, size)
+	if _, err := io.ReadFull(zr, data); err != nil {
+		return nil, fmt.Errorf("inflating: %w: %w", ErrBadObject, err)
+	}
+	// The stream must end here: no more data, and a valid checksum.
+	var one [1]byte
+	if n, err := zr.Read(one[:]); n != 0 || err != io.EOF {
+		return nil, fmt.Errorf("inflating: more than %d bytes: %w", size, ErrBadObject)
+	}
+	return data, nil
+}
+
+// readLoose reads a loose object: objects/xx/yyyy..., zlib-compressed
+// "<type> <size>\x00<data>".
+func (o *packObjects) readLoose(h plumbing.Hash) (plumbing.ObjectType, []byte, error) {
+	hex := h.String()
+	path := filepath.Join(o.dir, hex[:2], hex[2:])
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil, plumbing.ErrObjectNotFound
+	}
+	if err != nil {
+		return 0, nil, err
+	}
+	defer f.Close()
+	zr, err := zlib.NewReader(bufio.NewReader(f))
+	if err != nil {
+		return 0, nil, fmt.Errorf("reading loose object %s: %w: %w", h, ErrBadObject, err)
+	}
+	defer zr.Close()
+	raw, err := io.ReadAll(io.LimitReader(zr, maxObjectSize+64))
+	if err != nil {
+		return 0, nil, fmt.Errorf("reading loose object %s: %w: %w", h, ErrBadObject, err)
+	}
+	typ, data, err := parseLooseObject(raw)
+	if err != nil {
+		return 0, nil, fmt.Errorf("reading loose object %s: %w", h, err)
+	}
+	if got := hashObject(typ, data); got != h {
+		return 0, nil, fmt.Errorf("reading loose object %s: contents hash to %s: %w", h, got, ErrBadObject)
+	}
+	return typ, data, nil
+}
+
+// parseLooseObject splits an inflated loose object into type and contents.
+func parseLooseObject(raw []byte) (plumbing.ObjectType, []byte, error) {
+	header, data, ok := bytes.Cut(raw, []byte{0})
+	if !ok || len(header) > 32 {
+		return 0, nil, fmt.Errorf("no object header: %w", ErrBadObject)
+	}
+	name, size, ok := strings.Cut(string(header), " ")
+	typ, err := plumbing.ParseObjectType(name)
+	if !ok || err != nil || typ < plumbing.CommitObject || typ > plumbing.TagObject {
+		return 0, nil, fmt.Errorf("bad object type %q: %w", name, ErrBadObject)
+	}
+	n, err := strconv.ParseUint(size, 10, 63)
+	if err != nil || size != strconv.FormatUint(n, 10) || n != uint64(len(data)) {
+		return 0, nil, fmt.Errorf("bad object size %q for %d bytes: %w", size, len(data), ErrBadObject)
+	}
+	return typ, data, nil
+}
+
+// loadPacks opens the packs not yet open; with rescan it lists the pack
+// directory again even if it was listed before.
+func (o *packObjects) loadPacks(rescan bool) error {
+	o.mu.RLock()
+	listed := len(o.known) > 0
+	o.mu.RUnlock()
+	if listed && !rescan {
+		return nil
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	names, err := filepath.Glob(filepath.Join(o.dir, "pack", "pack-*.idx"))
+	if err != nil {
+		return err
+	}
+	o.known[""] = true // listed, even if there are no packs
+	for _, idxPath := range names {
+		name := strings.TrimSuffix(filepath.Base(idxPath), ".idx")
+		if o.known[name] {
+			continue
+		}
+		p, err := openPack(filepath.Join(o.dir, "pack", name))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // an index without its pack: being written, or removed
+		}
+		if err != nil {
+			return err
+		}
+		o.known[name] = true
+		// Newest first: recent objects are the ones asked for most.
+		o.packs = append([]*pack{p}, o.packs...)
+	}
+	return nil
+}
+
+// openPack opens base.pack and reads base.idx.
+func openPack(base string) (*pack, error) {
+	f, err := os.Open(base + ".pack")
+	if err != nil {
+		return nil, err
+	}
+	p, err := readPackIndex(f, base)
+	if err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+func readPackIndex(f *os.File, base string) (*pack, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	idxFile, err := os.Open(base + ".idx")
+	if err != nil {
+		return nil, err
+	}
+	defer idxFile.Close()
+	idx := idxfile.NewMemoryIndex()
+	if err := idxfile.NewDecoder(bufio.NewReader(idxFile)).Decode(idx); err != nil {
+		return nil, fmt.Errorf("reading %s.idx: %w", base, err)
+	}
+	var header [packHeaderSize]byte
+	if _, err := f.ReadAt(header[:], 0); err != nil || string(header[:4]) != "PACK" {
+		return nil, fmt.Errorf("reading %s.pack: not a pack file: %w", base, ErrBadObject)
+	}
+	count, _ := idx.Count()
+	offsets := make([]int64, 0, count)
+	entries, err := idx.Entries()
+	if err != nil {
+		return nil, err
+	}
+	defer entries.Close()
+	for {
+		e, err := entries.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading %s.idx: %w", base, err)
+		}
+		if e.Offset < packHeaderSize || int64(e.Offset) > fi.Size()-packTrailerSize {
+			return nil, fmt.Errorf("reading %s.idx: offset %d outside the pack: %w", base, e.Offset, ErrBadObject)
+		}
+		offsets = append(offsets, int64(e.Offset))
+	}
+	slices.Sort(offsets)
+	return &pack{name: filepath.Base(base), file: f, size: fi.Size(), idx: idx, offsets: offsets}, nil
+}
+
+// reset makes the next miss list the packs again, and forgets nothing else:
+// packs are immutable, and a pack removed by git gc stays readable through
+// its open descriptor.
+func (o *packObjects) reset() {
+	o.fallback.reset()
+}
+
+// addPack opens a pack that tally just wrote.
+func (o *packObjects) addPack(base string) error {
+	p, err := openPack(base)
+	if err != nil {
+		return err
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.known[p.name] = true
+	o.packs = append([]*pack{p}, o.packs...)
+	return nil
+}
+
+func (o *packObjects) close() error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var err error
+	for _, p := range o.packs {
+		if cerr := p.file.Close(); err == nil {
+			err = cerr
+		}
+	}
+	o.packs = nil
+	o.known = map[string]bool{}
+	return errors.Join(err, o.fallback.close())
+}
