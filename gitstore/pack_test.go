@@ -222,7 +222,7 @@ func TestCorruptPackIsAnError(t *testing.T) {
 func FuzzParsePackEntry(f *testing.F) {
 	f.Add(appendPackEntryHeader(nil, plumbing.BlobObject, 5))
 	f.Add(appendPackEntryHeader(nil, plumbing.TreeObject, 1<<20))
-	f.Add([]byte{0x65, 0x81, 0x00, 'x'})                         // OFS_DELTA
+	f.Add([]byte{0x65, 0x81, 0x00, 'x'})                           // OFS_DELTA
 	f.Add(append([]byte{0x75}, bytes.Repeat([]byte{0xab}, 20)...)) // REF_DELTA
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
 	f.Fuzz(func(t *testing.T, buf []byte) {
