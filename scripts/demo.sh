@@ -1,17 +1,104 @@
 #!/usr/bin/env bash
-# The tally demo: will walk through the signing story end to end on throwaway
-# keys (internal/testkeys) and sample build output (internal/sample): init a
-# signatures repository, three maintainers sign what they rebuilt, the quorum
-# is counted, an honest mismatch and a forged signature are caught, and stock
-# skopeo verifies the release against the exported policy.
+# The tally demo: the whole story on throwaway keys (internal/testkeys) and
+# sample build output (internal/sample), in .demo/.
 #
-# Placeholder: it builds tally and says so. The lead fills in the story.
+#   two maintainers, alice and bob, must both sign (2 of 2);
+#   alice builds release 2026.11.0, signs and pushes;
+#   bob builds on a cloud VM whose output diverges, and sees it before pushing;
+#   bob fixes his environment, rebuilds, agrees, signs and pushes;
+#   the release manager plans, cuts (signed tag) and publishes the release to
+#   a local OCI layout, pushing the signatures and the tag to origin;
+#   the consumer policy for podman/skopeo is printed.
+#
+# Needs Go and git; nothing else, no network. Run it with: make demo
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! ls cmd/tally/*.go >/dev/null 2>&1; then
-	echo "demo: cmd/tally has no code yet; nothing to show" >&2
-	exit 1
-fi
+root=$PWD
+demo=$root/.demo
+
 go build -o bin/tally ./cmd/tally
-echo "demo: built bin/tally"
-echo "demo: the signing story (init, sign, quorum, release, verify with skopeo) is not written yet"
+go build -o bin/mksample ./internal/sample/cmd/mksample
+export PATH=$root/bin:$PATH
+# Plain git below only clones, pulls and resets: no identity or config needed,
+# and none of the user's configuration may change the story.
+export GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null GIT_TERMINAL_PROMPT=0
+
+rm -rf "$demo"
+mkdir -p "$demo/keys"
+cp internal/testkeys/keys/{alice,bob}.{pub,sec}.asc "$demo/keys/"
+cd "$demo"
+
+bold=$(tput bold 2>/dev/null || true)
+plain=$(tput sgr0 2>/dev/null || true)
+step() { printf '\n%s== %s%s\n' "$bold" "$*" "$plain"; }
+run() {
+	printf '%s$ %s%s\n' "$bold" "$*" "$plain"
+	"$@"
+}
+# fails runs a command that is expected to exit non-zero and shows the code.
+fails() {
+	printf '%s$ %s%s\n' "$bold" "$*" "$plain"
+	local code=0
+	"$@" || code=$?
+	if [[ $code == 0 ]]; then
+		echo "demo: expected a failure from: $*" >&2
+		exit 1
+	fi
+	echo "(exit $code)"
+}
+quiet() { "$@" >/dev/null; }
+# has_command says whether this tally has a command (tally status comes with
+# the verify work; the demo uses it when it is there).
+has_command() { tally --help | grep -Eq "^ +$1( |,)"; }
+
+step "1. alice creates the signatures repository: 2 of 2 maintainers must sign"
+quiet git init -q --bare --initial-branch=main origin.git
+run tally init --repo alice --namespace stagex --threshold 2 \
+	--key-file keys/alice.pub.asc --key-file keys/bob.pub.asc --key keys/alice.sec.asc
+quiet git -C alice remote add origin "$demo/origin.git"
+run git -C alice push -q -u origin main
+
+step "2. both build release 2026.11.0; bob's cloud VM produces different bytes"
+run mksample -out alice-out core-hello:1.0 core-multi:2.0::linux/amd64,linux/arm64
+run mksample -out bob-out core-hello:1.0 core-multi:2.0:cloud-vm:linux/amd64,linux/arm64
+
+step "3. alice signs what she built and pushes"
+run tally sign --repo alice --release 2026.11.0 --out alice-out --key keys/alice.sec.asc --push
+
+step "4. bob clones, signs his build, and looks before pushing"
+quiet git clone -q "$demo/origin.git" bob
+run tally sign --repo bob --release 2026.11.0 --out bob-out --key keys/bob.sec.asc
+if has_command status; then
+	fails tally status --repo bob --release 2026.11.0
+fi
+fails tally release plan --repo bob 2026.11.0
+
+step "5. bob drops that commit, fixes his build environment and rebuilds: the digests agree"
+run git -C bob reset -q --hard origin/main
+rm -rf bob-out
+run mksample -out bob-out core-hello:1.0 core-multi:2.0::linux/amd64,linux/arm64
+run tally sign --repo bob --release 2026.11.0 --out bob-out --key keys/bob.sec.asc --push
+
+step "6. alice, the release manager, pulls, plans and cuts the release"
+run git -C alice pull -q --ff-only
+if has_command status; then
+	run tally status --repo alice --release 2026.11.0
+fi
+run tally release plan --repo alice 2026.11.0
+run tally release cut --repo alice 2026.11.0 --key keys/alice.sec.asc
+run cat alice/releases/2026.11.0/digests.txt
+run git -C alice tag -l --format='%(contents:subject)%0a%(contents:body)' 2026.11.0
+
+step "7. publish: the images into a local OCI layout, the signatures and tag to origin"
+run tally release publish --repo alice 2026.11.0 --out alice-out --to oci:"$demo/published"
+echo "# a second run finds everything there and writes nothing:"
+run tally release publish --repo alice 2026.11.0 --out alice-out --to oci:"$demo/published"
+run git -C origin.git tag
+
+step "8. what consumers put in podman/skopeo: the closest stock policy"
+run tally policy export --repo alice --release 2026.11.0 \
+	--registry registry.example.org/stagex --lookaside https://sigs.example.org --out policy
+run cat policy/registries.d/stagex.yaml
+run cat policy/policy.json
+
+printf '\n%sdemo: done.%s Everything is in %s (make clean removes it).\n' "$bold" "$plain" "$demo"
