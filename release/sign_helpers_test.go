@@ -266,3 +266,16 @@ var errSignCardRemoved = &signTestError{"card removed"}
 type signTestError struct{ msg string }
 
 func (e *signTestError) Error() string { return e.msg }
+
+// signNewKeyWith generates a key with the given algorithm (and RSA size)
+// with go-crypto, created now.
+func signNewKeyWith(t testing.TB, name string, algo packet.PublicKeyAlgorithm, bits int) *openpgp.Entity {
+	t.Helper()
+	e, err := openpgp.NewEntity(name, "tally TEST KEY, not secret", name+"@example.invalid", &packet.Config{
+		Algorithm: algo, RSABits: bits,
+	})
+	if err != nil {
+		t.Fatalf("generating key %s: %v", name, err)
+	}
+	return e
+}
