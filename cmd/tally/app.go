@@ -40,6 +40,9 @@ A maintainer's round:
 		Commands: []*cli.Command{
 			initCommand(env),
 			signCommand(env),
+			mergeCommand(env),
+			syncCommand(env),
+			repairCommand(env),
 			releaseCommand(env),
 			policyCommand(env),
 		},
