@@ -146,7 +146,9 @@ func TestInitRefusals(t *testing.T) {
 			want: ErrBadPolicy, msg: "at least 1"},
 		{name: "no keys", setup: func(_ *testing.T, _ *gitstore.Repo, o *InitOptions) { o.Keys = nil },
 			want: ErrBadPolicy, msg: "no maintainer keys"},
-		{name: "the same key twice", setup: func(_ *testing.T, _ *gitstore.Repo, o *InitOptions) { o.Keys = signFixtureKeys("alice", "bob", "alice") },
+		{name: "the same key twice", setup: func(_ *testing.T, _ *gitstore.Repo, o *InitOptions) {
+			o.Keys = signFixtureKeys("alice", "bob", "alice")
+		},
 			want: ErrDuplicateKey, msg: "given twice"},
 		{name: "a secret key", setup: func(_ *testing.T, _ *gitstore.Repo, o *InitOptions) {
 			o.Keys = append(o.Keys, PublicKey{Source: "carol.sec.asc", Data: testkeys.Secret("carol")})
