@@ -189,7 +189,7 @@ func TestInitRefusals(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(func() { unlock() })
+			t.Cleanup(func() { _ = unlock() })
 			o.LockWait = 50 * time.Millisecond
 		}, want: gitstore.ErrLocked},
 	} {

@@ -274,7 +274,7 @@ func TestSignWaitsForTheLockThenFails(t *testing.T) {
 	// The first writer finishes while the second waits: the second goes on.
 	go func() {
 		time.Sleep(100 * time.Millisecond)
-		unlock()
+		_ = unlock()
 	}()
 	opts.LockWait = time.Minute
 	res, err := Sign(context.Background(), repo, opts)
@@ -294,7 +294,7 @@ func TestSignOnMemoryRepositoryWaitsForLock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer unlock()
+	defer unlock() //nolint:errcheck // a flock release cannot fail usefully in a test
 	opts := signOpts(t, "alice", signSampleImages(t, sample.Spec{Name: "core-hello", Tag: "1.0"}))
 	opts.LockWait = 50 * time.Millisecond
 	before := signHead(t, repo)
