@@ -53,6 +53,9 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	if dir := os.Getenv(holdLockEnv); dir != "" {
+		holdLock(dir) // never returns
+	}
 	code := m.Run()
 	if fixtureRoot != "" {
 		_ = os.RemoveAll(fixtureRoot)
