@@ -3,6 +3,8 @@ package release
 import (
 	"bytes"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -271,4 +273,50 @@ func mustSignPayload(t *testing.T, who string, p sigstore.Payload) []byte {
 		t.Fatal(err)
 	}
 	return blob
+}
+
+// TestSignLeavesUnrelatedWorkAlone: sign looks only at the paths it writes,
+// so uncommitted work elsewhere in the checkout neither stops it nor is
+// touched, and the files it wrote are checked out and in the index.
+func TestSignLeavesUnrelatedWorkAlone(t *testing.T) {
+	t.Parallel()
+	repo := signDiskRepo(t)
+	signInitRepo(t, repo, 1, "alice")
+	signCommitDirect(t, repo, "notes", gitstore.Change{Path: "NOTES", Data: []byte("committed\n")})
+	wt := repo.WorkDir()
+	mustWrite := func(p, data string) {
+		t.Helper()
+		full := filepath.Join(wt, filepath.FromSlash(p))
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustWrite("NOTES", "edited, not committed\n")
+	mustWrite("scratch/todo.txt", "untracked\n")
+	mustWrite("stagex/core-other@sha256="+strings.Repeat("0", 64)+"/signature-1", "untracked junk\n")
+
+	res := signMust(t, repo, signOpts(t, "alice", signSampleImages(t, sample.Spec{Name: "core-hello", Tag: "1.0"})))
+	for p, want := range map[string]string{
+		"NOTES":            "edited, not committed\n",
+		"scratch/todo.txt": "untracked\n",
+		"stagex/core-other@sha256=" + strings.Repeat("0", 64) + "/signature-1": "untracked junk\n",
+	} {
+		got, err := os.ReadFile(filepath.Join(wt, filepath.FromSlash(p)))
+		if err != nil || string(got) != want {
+			t.Errorf("%s: %q, %v; want %q untouched", p, got, err, want)
+		}
+	}
+	for _, s := range res.Signed {
+		got, err := os.ReadFile(filepath.Join(wt, filepath.FromSlash(s.Path)))
+		if err != nil || !bytes.Equal(got, readHead(t, repo, s.Path)) {
+			t.Errorf("%s is not checked out as committed: %v", s.Path, err)
+		}
+	}
+	// The checkout is clean where sign wrote: a second run's check passes.
+	if err := repo.CheckPaths(paths(res.Signed)); err != nil {
+		t.Errorf("after sign: %v", err)
+	}
 }
