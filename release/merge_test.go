@@ -402,7 +402,9 @@ func TestUnionRecord(t *testing.T) {
 		{"incoming appended", h + r1 + i1, h + r1 + i1 + r2 + i2, h + r1 + i1 + r2 + i2, true},
 		{"target ahead", h + r1 + i1 + r2 + i2, h + r1 + i1, h + r1 + i1 + r2 + i2, false},
 		{"diverged", h + r1 + i1, h + r2 + i2, h + r1 + i1 + r2 + i2, true},
-		{"last run extended", h + r1 + i1, h + r1 + i1 + i2, h + r1 + i1 + r1 + i1 + i2, true},
+		{"last run extended", h + r1 + i1, h + r1 + i1 + i2, h + r1 + i1 + r1 + i2, true},
+		{"target's run extended", h + r1 + i1 + i2, h + r1 + i1, h + r1 + i1 + i2, false},
+		{"same run twice in the target", h + r1 + i1 + r1 + i2, h + r1 + i1 + i2, h + r1 + i1 + r1 + i2, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
