@@ -67,14 +67,14 @@ func images(prefix string, from, to int) []string {
 	return out
 }
 
-// BenchmarkMerge2x500Into20k merges two branches that each add 500
+// BenchmarkMerge2x500Into20000 merges two branches that each add 500
 // signatures (half to digests already signed, where both branches took
 // signature-3, half to new digests, a quarter of them shared) onto a
 // repository of 20,000 signatures (10,000 digests signed by two keys), in a
 // checked-out repository on disk. It reports the time spent checking
 // signatures (verify-ns/op) and everything else (noncrypto-ns/op): the
 // merge reads only the trees the branches changed.
-func BenchmarkMerge2x500Into20k(b *testing.B) {
+func BenchmarkMerge2x500Into20000(b *testing.B) {
 	ctx := context.Background()
 	repo, err := gitstore.Init(b.TempDir(), false, "main")
 	if err != nil {
