@@ -4,14 +4,17 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -20,6 +23,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
 	"github.com/tally-sig/tally/buildout"
@@ -619,4 +623,37 @@ func TestInteropPublishRegistry(t *testing.T) {
 	}
 	out, _ := json.Marshal(res)
 	t.Logf("third run: %s", out)
+}
+
+func TestRegistryErrorClasses(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		err  error
+		want error
+	}{
+		{"unauthorized", &transport.Error{StatusCode: http.StatusUnauthorized}, ErrRegistryDenied},
+		{"forbidden", &transport.Error{StatusCode: http.StatusForbidden}, ErrRegistryDenied},
+		{"server error", &transport.Error{StatusCode: http.StatusServiceUnavailable}, ErrRegistryUnavailable},
+		{"rate limited", &transport.Error{StatusCode: http.StatusTooManyRequests}, ErrRegistryUnavailable},
+		{"connection refused", &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}, ErrRegistryUnavailable},
+		{"reset", fmt.Errorf("reading: %w", syscall.ECONNRESET), ErrRegistryUnavailable},
+		{"cut short", io.ErrUnexpectedEOF, ErrRegistryUnavailable},
+		{"bad request", &transport.Error{StatusCode: http.StatusBadRequest}, nil},
+		{"canceled", context.Canceled, context.Canceled},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			err := registryError("pushing x", tt.err)
+			if !errors.Is(err, tt.err) || !strings.HasPrefix(err.Error(), "pushing x: ") {
+				t.Errorf("%v does not wrap %v with context", err, tt.err)
+			}
+			for _, class := range []error{ErrRegistryDenied, ErrRegistryUnavailable} {
+				if got := errors.Is(err, class); got != (class == tt.want) {
+					t.Errorf("%v: errors.Is(%v) = %v", err, class, got)
+				}
+			}
+		})
+	}
 }
