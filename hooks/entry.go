@@ -36,9 +36,6 @@ type ServerOptions struct {
 	AlternateObjectDirs []string
 	// Input is the hook's standard input: "<old> <new> <ref>" lines.
 	Input io.Reader
-	// TempDir is where to build the view of quarantined objects
-	// (os.TempDir when empty).
-	TempDir string
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
@@ -76,7 +73,7 @@ func PreReceive(opts ServerOptions) (*Result, error) {
 	}
 	dir := gitDir
 	if opts.ObjectDir != "" && !sameDir(opts.ObjectDir, filepath.Join(commonDir(gitDir), "objects")) {
-		view, cleanup, err := quarantineView(gitDir, opts.ObjectDir, opts.AlternateObjectDirs, opts.TempDir)
+		view, cleanup, err := quarantineView(gitDir, opts.ObjectDir, opts.AlternateObjectDirs)
 		if err != nil {
 			return nil, fmt.Errorf("reading the pushed objects: %w", err)
 		}
@@ -261,14 +258,26 @@ func remoteHead(gitDir, prefix string) (plumbing.Hash, error) {
 	return r.Hash(), nil
 }
 
-// quarantineView builds a throwaway bare repository that sees the
-// repository's own objects and, through alternates, the quarantined pushed
-// ones: go-git reads neither $GIT_OBJECT_DIRECTORY nor
-// $GIT_ALTERNATE_OBJECT_DIRECTORIES. Only symbolic links and small files
-// are made; nothing in the repository or the quarantine changes.
-func quarantineView(gitDir, quarantine string, alternates []string, tmp string) (string, func(), error) {
-	objects := filepath.Join(commonDir(gitDir), "objects")
-	view, err := os.MkdirTemp(tmp, "tally-hook-")
+// quarantineView builds a throwaway bare repository, inside gitDir, that
+// holds the repository's own objects and the quarantined pushed ones as hard
+// links: go-git reads neither $GIT_OBJECT_DIRECTORY nor
+// $GIT_ALTERNATE_OBJECT_DIRECTORIES, and follows no link out of a
+// repository. Hard links cost one directory entry per object file (git keeps
+// loose objects few: it packs them past gc.auto), keep the objects alive
+// while a concurrent gc runs, and change nothing in the repository or the
+// quarantine.
+func quarantineView(gitDir, quarantine string, alternates []string) (string, func(), error) {
+	common := commonDir(gitDir)
+	objects := filepath.Join(common, "objects")
+	for _, a := range alternates {
+		if a != "" && !sameDir(a, objects) && !sameDir(a, quarantine) {
+			return "", nil, fmt.Errorf("the repository borrows objects from %s (alternates), which the tally hook does not read", a)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(objects, "info", "alternates")); err == nil {
+		return "", nil, errors.New("the repository borrows objects through objects/info/alternates, which the tally hook does not read")
+	}
+	view, err := os.MkdirTemp(common, "tally-hook-")
 	if err != nil {
 		return "", nil, err
 	}
@@ -277,10 +286,7 @@ func quarantineView(gitDir, quarantine string, alternates []string, tmp string) 
 		cleanup()
 		return "", nil, err
 	}
-	if view, err = filepath.EvalSymlinks(view); err != nil {
-		return fail(err)
-	}
-	for _, d := range []string{"refs/heads", "refs/tags", "objects/info"} {
+	for _, d := range []string{"refs/heads", "refs/tags", "objects/pack", "objects/info"} {
 		if err := os.MkdirAll(filepath.Join(view, d), 0o755); err != nil {
 			return fail(err)
 		}
@@ -291,59 +297,45 @@ func quarantineView(gitDir, quarantine string, alternates []string, tmp string) 
 	if err := os.WriteFile(filepath.Join(view, "config"), []byte("[core]\n\trepositoryformatversion = 0\n\tbare = true\n"), 0o644); err != nil {
 		return fail(err)
 	}
-	// The repository's objects: its pack directory and loose fan-out
-	// directories, linked.
-	entries, err := os.ReadDir(objects)
-	if err != nil {
-		return fail(err)
-	}
-	for _, e := range entries {
-		if n := e.Name(); n == "pack" || len(n) == 2 && strings.Trim(n, "0123456789abcdef") == "" {
-			if err := os.Symlink(filepath.Join(objects, n), filepath.Join(view, "objects", n)); err != nil {
-				return fail(err)
-			}
+	for _, dir := range []string{objects, quarantine} {
+		if err := linkObjects(dir, filepath.Join(view, "objects")); err != nil {
+			return fail(fmt.Errorf("linking the objects of %s: %w", dir, err))
 		}
-	}
-	// Alternates: the quarantine first, then the others, then the
-	// repository's own alternates. go-git wants each as ".../objects" inside
-	// the view.
-	extra := []string{quarantine}
-	for _, a := range alternates {
-		if a != "" && !sameDir(a, objects) {
-			extra = append(extra, a)
-		}
-	}
-	if b, err := os.ReadFile(filepath.Join(objects, "info", "alternates")); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			line = strings.TrimSpace(line)
-			if line == "" || strings.HasPrefix(line, "#") {
-				continue
-			}
-			if !filepath.IsAbs(line) {
-				line = filepath.Join(objects, line)
-			}
-			extra = append(extra, line)
-		}
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return fail(err)
-	}
-	var lines []string
-	for i, dir := range extra {
-		abs, err := filepath.Abs(dir)
-		if err != nil {
-			return fail(err)
-		}
-		link := filepath.Join(view, fmt.Sprintf("alt%d", i))
-		if err := os.Mkdir(link, 0o755); err != nil {
-			return fail(err)
-		}
-		if err := os.Symlink(abs, filepath.Join(link, "objects")); err != nil {
-			return fail(err)
-		}
-		lines = append(lines, filepath.Join(link, "objects"))
-	}
-	if err := os.WriteFile(filepath.Join(view, "objects", "info", "alternates"), []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
-		return fail(err)
 	}
 	return view, cleanup, nil
+}
+
+// linkObjects hard-links the loose objects and pack files of the object
+// directory src into dst.
+func linkObjects(src, dst string) error {
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		n := e.Name()
+		switch {
+		case n == "pack":
+		case len(n) == 2 && strings.Trim(n, "0123456789abcdef") == "" && e.IsDir():
+		default:
+			continue
+		}
+		files, err := os.ReadDir(filepath.Join(src, n))
+		if err != nil {
+			return err
+		}
+		if err := os.MkdirAll(filepath.Join(dst, n), 0o755); err != nil {
+			return err
+		}
+		for _, f := range files {
+			if !f.Type().IsRegular() || strings.HasPrefix(f.Name(), "tmp_") || strings.HasPrefix(f.Name(), ".") {
+				continue
+			}
+			err := os.Link(filepath.Join(src, n, f.Name()), filepath.Join(dst, n, f.Name()))
+			if err != nil && !errors.Is(err, fs.ErrExist) && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+		}
+	}
+	return nil
 }

@@ -29,7 +29,9 @@ type indexTree struct {
 func newIndexTree(blobs *gitstore.Snapshot, entries []*index.Entry) (*indexTree, error) {
 	t := &indexTree{blobs: blobs, files: map[string]gitstore.Entry{}, dirs: map[string][]gitstore.Entry{"": nil}}
 	for _, e := range entries {
-		if e.Stage != index.Merged {
+		// Stage 0 is a merged entry (go-git's index.Merged constant says 1,
+		// but its decoder reads git's 0).
+		if e.Stage != 0 {
 			return nil, fmt.Errorf("%s has merge conflicts: resolve them first", e.Name)
 		}
 		if e.IntentToAdd {

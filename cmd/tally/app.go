@@ -45,6 +45,10 @@ A maintainer's round:
 			repairCommand(env),
 			releaseCommand(env),
 			policyCommand(env),
+			checkCommand(env),
+			approveCommand(env),
+			hooksCommand(env),
+			hookCommand(env),
 		},
 		CommandNotFound: func(c *cli.Context, name string) {
 			env.commandNotFound = name

@@ -3,6 +3,7 @@ package main
 import (
 	"github.com/tally-sig/tally/buildout"
 	"github.com/tally-sig/tally/gitstore"
+	"github.com/tally-sig/tally/hooks"
 	"github.com/tally-sig/tally/release"
 	"github.com/tally-sig/tally/sigstore"
 )
@@ -51,6 +52,10 @@ var classes = []errorClass{
 		[]string{"tally merges signatures and build records by itself, other files only when one side left them alone"}},
 	{[]error{release.ErrPublished}, exitRefused,
 		[]string{"consumers fetch signatures by path: --force moves them anyway, if you know nobody relies on those paths"}},
+	{[]error{hooks.ErrRefused}, exitRefused, nil},
+	{[]error{hooks.ErrForeignHook}, exitRefused,
+		[]string{"look at that hook first: --force keeps it as <hook>.before-tally and installs tally's"}},
+	{[]error{hooks.ErrWrongRepository, hooks.ErrNothingToApprove, hooks.ErrBadHookInput}, exitData, nil},
 	{[]error{release.ErrAlreadyInitialised}, exitData,
 		[]string{"edit tally.toml in a commit signed by a maintainer to change the policy"}},
 	{[]error{release.ErrUntrustedSigner}, exitData,
