@@ -40,7 +40,7 @@ EXAMPLES:
 			&cli.StringFlag{Name: "release", Usage: "the release VERSION this build belongs to (e.g. 2026.11.0)", Required: true},
 			&cli.PathFlag{Name: "out", Value: "out", Usage: "the build output directory holding one OCI layout per package"},
 			&cli.PathFlag{Name: "source", Usage: "the source tree the build came from, for the build record (default: the directory holding --out)"},
-			&cli.BoolFlag{Name: "push", Usage: "push the branch to its upstream afterwards (also when nothing new was signed)"},
+			&cli.BoolFlag{Name: "push", Usage: "push the branch to its upstream afterwards (also when nothing new was signed), replaying your commits on top of what others pushed meanwhile (as tally sync does)"},
 			lockWaitFlag(),
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "list every signature file written or already there"},
 			jsonFlag(),
@@ -90,7 +90,8 @@ EXAMPLES:
 			}
 			if c.Bool("push") {
 				// Also with nothing new: a rerun after a failed push pushes.
-				if err := release.Push(c.Context, repo, res.Branch); err != nil {
+				sres, err := release.SyncAndPush(c.Context, repo, signer, timeNow)
+				if err != nil {
 					what := "nothing new to sign"
 					if res.Commit != "" {
 						what = "signed and committed " + short(res.Commit)
@@ -102,6 +103,9 @@ EXAMPLES:
 							res.Branch, c.Path("repo"), res.Branch))
 					}
 					return err
+				}
+				for _, m := range sres.Renumbered {
+					fmt.Fprintf(env.stderr, "tally: renumbered %s -> %s: another maintainer published that number first\n", m.From, m.To)
 				}
 			}
 			if c.Bool("json") {
