@@ -308,6 +308,13 @@ func planFromReport(rep *Report) *Plan {
 		}
 		p.Warnings = append(p.Warnings, pr)
 	}
+	// Never a weaker gate than the quorum engine's own verdicts.
+	if len(p.Blockers) == 0 && !rep.QuorumMet() {
+		p.Blockers = append(p.Blockers, Blocker{Kind: BlockBelowQuorum, Message: "the quorum is not met (tally status shows why)"})
+	}
+	if rep.Invalid() && !p.Invalid() {
+		p.Blockers = append(p.Blockers, Blocker{Kind: BlockInvalid, Message: "an invalid signature file belongs to the release (tally status shows it)"})
+	}
 	sort.SliceStable(p.Blockers, func(i, j int) bool { return p.Blockers[i].Image < p.Blockers[j].Image })
 	return p
 }
