@@ -15,6 +15,7 @@ func policyCommand(env *environment) *cli.Command {
 		Name:        "policy",
 		Usage:       "write containers policy for consumers (podman, skopeo, CRI-O)",
 		Subcommands: []*cli.Command{policyExportCommand(env)},
+		Action:      unknownSubcommand,
 	}
 }
 

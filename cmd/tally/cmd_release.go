@@ -29,7 +29,23 @@ func releaseCommand(env *environment) *cli.Command {
 			releaseCutCommand(env),
 			releasePublishCommand(env),
 		},
+		Action: unknownSubcommand,
 	}
+}
+
+// unknownSubcommand is the action of a command that only has subcommands:
+// an unknown one is a usage error, none shows the help.
+func unknownSubcommand(c *cli.Context) error {
+	if c.NArg() > 0 {
+		var names []string
+		for _, s := range c.Command.Subcommands {
+			if s.Name != "help" {
+				names = append(names, s.Name)
+			}
+		}
+		return usagef("tally %s has no command %q (it has: %s)", c.Command.Name, c.Args().First(), strings.Join(names, ", "))
+	}
+	return cli.ShowSubcommandHelp(c)
 }
 
 func releasePlanCommand(env *environment) *cli.Command {
