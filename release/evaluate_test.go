@@ -209,7 +209,7 @@ func TestEvaluateScopes(t *testing.T) {
 	)
 	now := time.Now()
 	type img struct {
-		ref, rel              string
+		ref, rel           string
 		quorum, superseded bool
 	}
 	tests := []struct {

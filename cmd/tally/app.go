@@ -40,6 +40,8 @@ A maintainer's round:
 		Commands: []*cli.Command{
 			initCommand(env),
 			signCommand(env),
+			statusCommand(env),
+			verifyCommand(env),
 			mergeCommand(env),
 			syncCommand(env),
 			repairCommand(env),

@@ -25,6 +25,7 @@ var classes = []errorClass{
 		[]string{"the commit was made but the working tree is behind it; run: git -C REPO checkout -- ."}},
 	{[]error{gitstore.ErrNotRepository}, exitData,
 		[]string{"pass the signatures repository with --repo DIR, or create one with: tally init --repo DIR --key-file KEY.pub.asc"}},
+	{[]error{release.ErrBadThreshold}, exitUsage, []string{"give --threshold between 1 and the number of keys in the keyring you trust"}},
 	{[]error{release.ErrNoPolicy}, exitData,
 		[]string{"create the trust policy with: tally init --repo DIR --key-file KEY.pub.asc"}},
 	{[]error{release.ErrPublishMismatch}, exitMismatch,

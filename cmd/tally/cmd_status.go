@@ -1,0 +1,501 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/tally-sig/tally/gitstore"
+	"github.com/tally-sig/tally/release"
+	"github.com/tally-sig/tally/sigstore"
+)
+
+func statusCommand(env *environment) *cli.Command {
+	return &cli.Command{
+		Name:      "status",
+		Usage:     "show who built and signed what, the quorum per image, and every problem",
+		ArgsUsage: "[NAME...]",
+		Description: `Judges every signature file of the repository (or of one --release, or of the
+named images) and shows the matrix image x platform x maintainer: "match" for
+a build of the digest the others agree on ("match*": built, but no signature
+of it counts), "DIVERGENT" for a different digest of the same image and
+platform, "-" for nothing. An image meets quorum when every platform has a
+digest signed by M distinct trusted keys. Problems follow: invalid files
+(they do not parse or verify, or claim another digest or image than the place
+they sit in) and warnings (untrusted signers, duplicates, legacy payloads,
+numbering gaps, expired or revoked keys).
+
+Signatures are read from git objects, so a bare repository works; results are
+cached in the git directory, so a second run verifies only what is new.
+--keyring and --threshold replace the repository's trust root with yours.
+
+It exits like tally verify: 0 when every image meets quorum, 1 when one does
+not, 2 when an invalid signature file exists.
+
+EXAMPLES:
+   tally status --repo signatures --release 2026.11.0
+   tally status --repo signatures core-gcc core-musl
+   tally status --repo signatures --keyring my-maintainers.pgp --threshold 3 --json`,
+		Flags: checkFlags(),
+		Action: func(c *cli.Context) error {
+			opts, err := checkOptions(c, c.Args().Slice())
+			if err != nil {
+				return err
+			}
+			repo, err := gitstore.Open(c.Path("repo"))
+			if err != nil {
+				return err
+			}
+			defer repo.Close()
+			rep, err := release.Status(c.Context, repo, opts)
+			if err != nil {
+				return err
+			}
+			warn(env, rep.Warnings)
+			if c.Bool("json") {
+				if err := writeJSON(env.stdout, rep); err != nil {
+					return err
+				}
+			} else {
+				printStatus(env.stdout, rep, newPalette(env.stdout))
+			}
+			return exitFor(reportOutcome(rep))
+		},
+	}
+}
+
+// checkFlags are the flags status and verify share.
+func checkFlags() []cli.Flag {
+	return []cli.Flag{
+		repoFlag(),
+		&cli.StringFlag{Name: "release", Usage: "judge only the images and digests that this release's build records list"},
+		&cli.PathFlag{Name: "keyring", TakesFile: true,
+			Usage: "trust these maintainer public keys (armored or binary OpenPGP) instead of the repository's keyring"},
+		&cli.IntFlag{Name: "threshold", Usage: "M: distinct trusted keys that must sign each digest (default: the repository's threshold)"},
+		jsonFlag(),
+	}
+}
+
+// imageNamePattern is an image name below the namespace, as the lookaside
+// tree spells it ("core-gcc").
+var imageNamePattern = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$`)
+
+// checkOptions turns the shared flags and the image names into options.
+func checkOptions(c *cli.Context, names []string) (release.CheckOptions, error) {
+	opts := release.CheckOptions{Scope: release.Scope{Release: c.String("release"), Names: names}, Now: timeNow}
+	if c.IsSet("release") {
+		if err := release.CheckReleaseName(opts.Scope.Release); err != nil {
+			return opts, fail(exitUsage, err)
+		}
+	}
+	for _, n := range names {
+		if !imageNamePattern.MatchString(n) {
+			return opts, usagef("%q is not an image name: give names below the namespace, like core-gcc (no tag, no registry)", n)
+		}
+	}
+	if c.IsSet("threshold") {
+		if c.Int("threshold") < 1 {
+			return opts, usagef("--threshold must be at least 1, got %d", c.Int("threshold"))
+		}
+		opts.Threshold = c.Int("threshold")
+	}
+	if f := c.Path("keyring"); f != "" {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return opts, fail(exitData, fmt.Errorf("reading --keyring: %w", err))
+		}
+		if opts.Keys, err = sigstore.ReadKeyring(data); err != nil {
+			return opts, fail(exitData, fmt.Errorf("--keyring %s: %w", f, err),
+				"give the maintainers' public keys: gpg --export FINGERPRINT... > keyring.pgp")
+		}
+	}
+	return opts, nil
+}
+
+// reportOutcome is the verdict of a report without comparisons.
+func reportOutcome(rep *release.Report) release.Outcome {
+	switch {
+	case rep.Invalid():
+		return release.OutcomeInvalid
+	case !rep.QuorumMet():
+		return release.OutcomeNoQuorum
+	}
+	return release.OutcomeOK
+}
+
+// exitFor maps an outcome to the exit status of status and verify.
+func exitFor(o release.Outcome) error {
+	switch o {
+	case release.OutcomeInvalid:
+		return exitStatus(exitInvalid)
+	case release.OutcomeMismatch:
+		return exitStatus(exitMismatch)
+	case release.OutcomeNoQuorum:
+		return exitStatus(exitNoQuorum)
+	}
+	return nil
+}
+
+func warn(env *environment, warnings []string) {
+	for _, w := range warnings {
+		fmt.Fprintf(env.stderr, "tally: warning: %s\n", w)
+	}
+}
+
+// palette colours terminal output, and nothing else.
+type palette struct{ on bool }
+
+// newPalette colours output to a terminal unless NO_COLOR is set.
+func newPalette(w io.Writer) palette {
+	_, noColor := os.LookupEnv("NO_COLOR")
+	return palette{on: isTerminal(w) && !noColor}
+}
+
+func (p palette) paint(code, s string) string {
+	if !p.on || s == "" {
+		return s
+	}
+	return "\033[" + code + "m" + s + "\033[0m"
+}
+
+func (p palette) red(s string) string    { return p.paint("1;31", s) }
+func (p palette) green(s string) string  { return p.paint("32", s) }
+func (p palette) yellow(s string) string { return p.paint("33", s) }
+func (p palette) dim(s string) string    { return p.paint("2", s) }
+func (p palette) bold(s string) string   { return p.paint("1", s) }
+
+// table prints aligned columns; colour is applied after padding so that it
+// never shifts a column.
+type table struct {
+	rows [][]cell
+}
+
+type cell struct {
+	text  string
+	paint func(string) string
+}
+
+func (t *table) add(cells ...cell) { t.rows = append(t.rows, cells) }
+
+func plain(s string) cell { return cell{text: s} }
+
+func (t *table) print(w io.Writer) {
+	var widths []int
+	for _, r := range t.rows {
+		for i, c := range r {
+			if i == len(widths) {
+				widths = append(widths, 0)
+			}
+			widths[i] = max(widths[i], len([]rune(c.text)))
+		}
+	}
+	for _, r := range t.rows {
+		var b strings.Builder
+		for i, c := range r {
+			text := c.text
+			if i < len(r)-1 {
+				text += strings.Repeat(" ", widths[i]-len([]rune(c.text))+2)
+			}
+			if c.paint != nil {
+				pad := len(text) - len(c.text)
+				text = c.paint(c.text) + strings.Repeat(" ", pad)
+			}
+			b.WriteString(text)
+		}
+		fmt.Fprintln(w, strings.TrimRight(b.String(), " "))
+	}
+}
+
+// column is one maintainer (or builder outside the trust root) of the
+// matrix.
+type column struct {
+	fpr, title string
+}
+
+// columns lists the trust root's keys, then builders outside it, with short
+// titles that are unique.
+func columns(rep *release.Report) []column {
+	var cols []column
+	seen := map[string]bool{}
+	for _, k := range rep.Maintainers {
+		cols = append(cols, column{fpr: k.Fingerprint, title: title(k.Name, k.Fingerprint)})
+		seen[k.Fingerprint] = true
+	}
+	for _, img := range rep.Images {
+		for _, c := range img.Builds {
+			if !seen[c.Fingerprint] {
+				seen[c.Fingerprint] = true
+				cols = append(cols, column{fpr: c.Fingerprint, title: title(c.Name, c.Fingerprint) + "?"})
+			}
+		}
+	}
+	slices.SortStableFunc(cols, func(a, b column) int { return strings.Compare(strings.ToLower(a.title), strings.ToLower(b.title)) })
+	count := map[string]int{}
+	for _, c := range cols {
+		count[c.title]++
+	}
+	for i := range cols {
+		if count[cols[i].title] > 1 {
+			cols[i].title += "/" + cols[i].fpr[len(cols[i].fpr)-4:]
+		}
+	}
+	return cols
+}
+
+// title is the short name of a key for a column: the first word of its
+// name, or the end of its fingerprint.
+func title(userID, fpr string) string {
+	if n := release.ShortName(userID); n != "" {
+		return strings.Fields(n)[0]
+	}
+	if len(fpr) > 8 {
+		return fpr[len(fpr)-8:]
+	}
+	return fpr
+}
+
+// slotsOf lists the rows of an image's matrix: its platforms, or for an
+// image without build records its digests.
+func slotsOf(img release.ImageStatus) []string {
+	var out []string
+	for _, c := range img.Builds {
+		k := slotKey(img, c.Platform, c.Digest)
+		if !slices.Contains(out, k) {
+			out = append(out, k)
+		}
+	}
+	if len(out) == 0 {
+		for _, d := range img.Digests {
+			out = append(out, slotKey(img, d.Platform, d.Digest))
+		}
+	}
+	return out
+}
+
+func slotKey(img release.ImageStatus, platform, digest string) string {
+	if img.Release == "" {
+		return digest
+	}
+	return platform
+}
+
+// slotRows returns the digest rows of one slot.
+func slotRows(img release.ImageStatus, slot string) []release.DigestStatus {
+	var out []release.DigestStatus
+	for _, d := range img.Digests {
+		if slotKey(img, d.Platform, d.Digest) == slot {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// imageState is the word for an image's outcome.
+func imageState(img release.ImageStatus, p palette) cell {
+	switch {
+	case img.Superseded:
+		return cell{"superseded", p.dim}
+	case img.Divergent:
+		return cell{"DIVERGENT", p.red}
+	case !img.Quorum:
+		return cell{"NO QUORUM", p.yellow}
+	}
+	return cell{"ok", p.green}
+}
+
+// printStatus prints the matrix, the divergences and the problems.
+func printStatus(w io.Writer, rep *release.Report, p palette) {
+	printHeader(w, rep)
+	if len(rep.Images) == 0 {
+		fmt.Fprintln(w, "no signed images in scope")
+	} else {
+		cols := columns(rep)
+		var t table
+		head := []cell{plain("IMAGE"), plain("RELEASE"), plain("PLATFORM")}
+		for _, c := range cols {
+			head = append(head, plain(strings.ToUpper(c.title)))
+		}
+		t.add(append(head, plain("SIGNED"), plain("STATUS"))...)
+		for _, img := range rep.Images {
+			for i, slot := range slotsOf(img) {
+				row := []cell{plain(""), plain(""), plain(slot)}
+				if i == 0 {
+					rel := img.Release
+					if rel == "" {
+						rel = "(no record)"
+					}
+					row[0], row[1] = plain(img.Reference), plain(rel)
+				}
+				if img.Release == "" {
+					row[2] = plain(release.ShortDigest(slot))
+				}
+				for _, col := range cols {
+					row = append(row, matrixCell(img, slot, col.fpr, p))
+				}
+				best := 0
+				for _, d := range slotRows(img, slot) {
+					best = max(best, d.Count)
+				}
+				row = append(row, plain(fmt.Sprintf("%d/%d", best, rep.Threshold)))
+				if i == 0 {
+					row = append(row, imageState(img, p))
+				}
+				t.add(row...)
+			}
+		}
+		t.print(w)
+		if slices.ContainsFunc(rep.Images, func(img release.ImageStatus) bool {
+			return slices.ContainsFunc(img.Builds, func(c release.BuildCell) bool { return c.State == release.CellMatch && !c.Signed })
+		}) {
+			fmt.Fprintln(w, p.dim("match* = built the agreed digest, but no signature of it counts"))
+		}
+		if slices.ContainsFunc(cols, func(c column) bool { return strings.HasSuffix(c.title, "?") }) {
+			fmt.Fprintln(w, p.dim("? = a build record by a key outside the keyring in use"))
+		}
+		printDivergences(w, rep, p)
+	}
+	printProblems(w, rep.Problems, p)
+	printSummary(w, rep, p)
+}
+
+func printHeader(w io.Writer, rep *release.Report) {
+	scope := "every release"
+	if rep.Release != "" {
+		scope = "release " + rep.Release
+	}
+	fmt.Fprintf(w, "%s at %s: %d of %d maintainer key(s) must sign each digest\n\n",
+		scope, short(rep.Commit), rep.Threshold, len(rep.Maintainers))
+}
+
+func matrixCell(img release.ImageStatus, slot, fpr string, p palette) cell {
+	for _, c := range img.Builds {
+		if c.Fingerprint != fpr || slotKey(img, c.Platform, c.Digest) != slot {
+			continue
+		}
+		switch c.State {
+		case release.CellMatch:
+			if c.Signed {
+				return cell{"match", p.green}
+			}
+			return cell{"match*", p.yellow}
+		case release.CellDivergent:
+			return cell{"DIVERGENT", p.red}
+		}
+		return cell{"-", p.dim}
+	}
+	return cell{"", nil}
+}
+
+// printDivergences lists, for every divergent platform, who built what and
+// where.
+func printDivergences(w io.Writer, rep *release.Report, p palette) {
+	first := true
+	for _, img := range rep.Images {
+		if !img.Divergent {
+			continue
+		}
+		if first {
+			fmt.Fprintf(w, "\n%s\n", p.red("divergent builds:"))
+			first = false
+		}
+		for _, slot := range slotsOf(img) {
+			if len(slotRows(img, slot)) < 2 {
+				continue
+			}
+			fmt.Fprintf(w, "  %s %s (release %s):\n", img.Reference, slot, img.Release)
+			for _, c := range img.Builds {
+				if c.Platform != slot || c.Digest == "" {
+					continue
+				}
+				line := fmt.Sprintf("    %-9s %s  %s", c.State, c.Digest, displayName(c.Name, c.Fingerprint))
+				if c.Builder != "" {
+					line += "  [" + c.Builder + "]"
+				}
+				fmt.Fprintln(w, line)
+			}
+		}
+	}
+}
+
+func displayName(userID, fpr string) string {
+	if n := release.ShortName(userID); n != "" {
+		return n
+	}
+	return fpr + " (not in the keyring)"
+}
+
+// maxWarningsPerKind bounds how many warnings of one kind are listed; an
+// adopted repository can hold thousands of legacy signatures.
+const maxWarningsPerKind = 10
+
+// printProblems lists every invalid file and the first warnings of each
+// kind.
+func printProblems(w io.Writer, problems []release.Problem, p palette) {
+	if len(problems) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\n%s\n", p.bold("problems:"))
+	shown := map[string]int{}
+	for _, pr := range problems {
+		if pr.Severity == string(sigstore.SeverityInvalid) {
+			fmt.Fprintf(w, "  %s %s %s: %s\n", p.red("invalid"), pr.Kind, pr.Path, pr.Error)
+			continue
+		}
+		shown[pr.Kind]++
+		if shown[pr.Kind] <= maxWarningsPerKind {
+			fmt.Fprintf(w, "  %s %s %s: %s\n", p.yellow("warning"), pr.Kind, pr.Path, pr.Error)
+		}
+	}
+	kinds := make([]string, 0, len(shown))
+	for k := range shown {
+		kinds = append(kinds, k)
+	}
+	slices.Sort(kinds)
+	for _, k := range kinds {
+		if n := shown[k] - maxWarningsPerKind; n > 0 {
+			fmt.Fprintf(w, "  … and %d more %s warning(s) (--json lists them all)\n", n, k)
+		}
+	}
+}
+
+// printSummary prints the closing counts and the verdict.
+func printSummary(w io.Writer, rep *release.Report, p palette) {
+	var met, below, divergent, superseded, invalid, warnings int
+	for _, img := range rep.Images {
+		switch {
+		case img.Superseded:
+			superseded++
+		case img.Divergent:
+			divergent++
+		case img.Quorum:
+			met++
+		default:
+			below++
+		}
+	}
+	for _, pr := range rep.Problems {
+		if pr.Severity == string(sigstore.SeverityInvalid) {
+			invalid++
+		} else {
+			warnings++
+		}
+	}
+	parts := []string{fmt.Sprintf("%d meet quorum", met), fmt.Sprintf("%d below quorum", below), fmt.Sprintf("%d divergent", divergent)}
+	if superseded > 0 {
+		parts = append(parts, fmt.Sprintf("%d superseded", superseded))
+	}
+	fmt.Fprintf(w, "\n%d image(s): %s; %d invalid file(s), %d warning(s)\n", len(rep.Images), strings.Join(parts, ", "), invalid, warnings)
+	switch reportOutcome(rep) {
+	case release.OutcomeInvalid:
+		fmt.Fprintln(w, p.red("INVALID: the repository holds invalid signature files"))
+	case release.OutcomeNoQuorum:
+		fmt.Fprintln(w, p.yellow("quorum NOT met"))
+	default:
+		fmt.Fprintln(w, p.green("quorum met"))
+	}
+}

@@ -1,0 +1,184 @@
+package release
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+)
+
+// Errors of the registry comparison of Verify.
+var (
+	// ErrBadReference means an image reference cannot be compared: not a
+	// docker reference with a tag or digest, or not below the namespace.
+	ErrBadReference = errors.New("bad image reference")
+	// ErrImageNotFound means the registry has no image by that reference.
+	// (ErrRegistryUnavailable and ErrRegistryDenied, shared with Publish,
+	// say that it could not be asked.)
+	ErrImageNotFound = errors.New("the registry has no such image")
+)
+
+// maxIndexDepth bounds nested image indexes in a registry.
+const maxIndexDepth = 2
+
+// registryRef is an image reference to compare: a repository below the
+// namespace of the signatures repository, with a tag or a digest.
+type registryRef struct {
+	ref  name.Reference
+	name string // image name below the namespace
+	tag  string // "" for a digest reference
+}
+
+func (r registryRef) String() string { return "docker://" + r.ref.Name() }
+
+// parseRegistryRef parses "docker://host/ns/name:tag" (the transport
+// prefix is optional) for policy p.
+func parseRegistryRef(s string, p Policy) (registryRef, error) {
+	raw := trimDocker(s)
+	if i := strings.Index(raw, "://"); i >= 0 {
+		return registryRef{}, fmt.Errorf("%w: %q: only docker:// references name registry images", ErrBadReference, s)
+	}
+	ref, err := name.ParseReference(raw)
+	if err != nil {
+		return registryRef{}, fmt.Errorf("%w: %q: %v", ErrBadReference, s, err)
+	}
+	r := registryRef{ref: ref}
+	switch v := ref.(type) {
+	case name.Tag:
+		if !strings.HasSuffix(raw, ":"+v.TagStr()) {
+			return registryRef{}, fmt.Errorf("%w: %q names no tag: say which (NAME:TAG) or give a digest (NAME@sha256:…)", ErrBadReference, s)
+		}
+		r.tag = v.TagStr()
+	case name.Digest:
+	}
+	repo := ref.Context().RepositoryStr()
+	var ok bool
+	if r.name, ok = strings.CutPrefix(repo, p.Namespace+"/"); !ok {
+		return registryRef{}, fmt.Errorf("%w: %q: repository %s is not below the namespace %s of this signatures repository",
+			ErrBadReference, s, repo, p.Namespace)
+	}
+	return r, nil
+}
+
+// fetchedImage is what a registry serves for a reference: its per-platform
+// image manifests.
+type fetchedImage struct {
+	ref       registryRef
+	manifests []fetchedManifest
+}
+
+// fetchRegistry asks the registry for the manifest (or index) of ref, the
+// way a consumer pulling it would get it: digests are of the exact bytes
+// served, checked by go-containerregistry.
+func fetchRegistry(ctx context.Context, ref registryRef, keychain authn.Keychain) (fetchedImage, error) {
+	opts := []remote.Option{remote.WithContext(ctx)}
+	if keychain != nil {
+		opts = append(opts, remote.WithAuthFromKeychain(keychain))
+	}
+	desc, err := remote.Get(ref.ref, opts...)
+	if err != nil {
+		return fetchedImage{}, fetchError(ref, err)
+	}
+	img := fetchedImage{ref: ref}
+	switch {
+	case desc.MediaType.IsIndex():
+		idx, err := desc.ImageIndex()
+		if err != nil {
+			return fetchedImage{}, fetchError(ref, err)
+		}
+		if err := img.addIndex(idx, 1); err != nil {
+			return fetchedImage{}, fetchError(ref, err)
+		}
+	case desc.MediaType.IsImage():
+		im, err := desc.Image()
+		if err != nil {
+			return fetchedImage{}, fetchError(ref, err)
+		}
+		cfg, err := im.ConfigFile()
+		if err != nil {
+			return fetchedImage{}, fetchError(ref, err)
+		}
+		img.manifests = append(img.manifests, fetchedManifest{digest: desc.Digest.String(), platform: platformString(cfg.OS, cfg.Architecture, cfg.Variant)})
+	default:
+		return fetchedImage{}, fmt.Errorf("reading %s: a %s, not an image or image index", ref, desc.MediaType)
+	}
+	if len(img.manifests) == 0 {
+		return fetchedImage{}, fmt.Errorf("reading %s: an image index without image manifests", ref)
+	}
+	return img, nil
+}
+
+// addIndex adds the image manifests of an index, leaving out BuildKit's
+// attestation manifests as buildout does.
+func (img *fetchedImage) addIndex(idx v1.ImageIndex, depth int) error {
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return err
+	}
+	for _, d := range im.Manifests {
+		if d.Annotations["vnd.docker.reference.type"] == "attestation-manifest" {
+			continue
+		}
+		switch {
+		case d.MediaType.IsIndex():
+			if depth >= maxIndexDepth {
+				return fmt.Errorf("image indexes nested more than %d deep", maxIndexDepth)
+			}
+			child, err := idx.ImageIndex(d.Digest)
+			if err != nil {
+				return err
+			}
+			if err := img.addIndex(child, depth+1); err != nil {
+				return err
+			}
+		case d.MediaType.IsImage():
+			platform := ""
+			if d.Platform != nil {
+				platform = platformString(d.Platform.OS, d.Platform.Architecture, d.Platform.Variant)
+			}
+			if platform == "" {
+				child, err := idx.Image(d.Digest)
+				if err != nil {
+					return err
+				}
+				cfg, err := child.ConfigFile()
+				if err != nil {
+					return err
+				}
+				platform = platformString(cfg.OS, cfg.Architecture, cfg.Variant)
+			}
+			img.manifests = append(img.manifests, fetchedManifest{digest: d.Digest.String(), platform: platform})
+		}
+	}
+	return nil
+}
+
+// platformString writes a platform as buildout and the build records do:
+// "os/arch" or "os/arch/variant"; "" when unknown.
+func platformString(os, arch, variant string) string {
+	if os == "" && arch == "" {
+		return ""
+	}
+	p := os + "/" + arch
+	if variant != "" {
+		p += "/" + variant
+	}
+	return p
+}
+
+// fetchError classifies an error of go-containerregistry: no such image,
+// or what registryError says.
+func fetchError(ref registryRef, err error) error {
+	var terr *transport.Error
+	if errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound {
+		return fmt.Errorf("%w: %s", ErrImageNotFound, ref)
+	}
+	return registryError("reading "+ref.String(), err)
+}
