@@ -608,8 +608,10 @@ func publishImage(ctx context.Context, dest target, img ReleasedImage, tags []st
 			}
 		}
 	}
-	// Read it back: every tag and every released manifest must be there.
-	for _, t := range tags {
+	// Read it back: every tag and every released manifest must be there
+	// (tags that were there already were read just now).
+	for _, k := range pending {
+		t := tags[k]
 		cur, found, err := dest.tagDigest(ctx, img.Name, t)
 		if err != nil {
 			return nil, err
