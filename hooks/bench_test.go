@@ -65,7 +65,9 @@ func benchRepo(b *testing.B, digests int) (dir string, base, pushed plumbing.Has
 		policy = append(policy, gitstore.Change{Path: e.path, Data: e.data})
 	}
 	init := commit("main", plumbing.ZeroHash, "alice", policy)
-	name := func(i int) (string, string) { return fmt.Sprintf("core-%04d", i/10), digest(fmt.Sprintf("bench %d", i)) }
+	name := func(i int) (string, string) {
+		return fmt.Sprintf("core-%04d", i/10), digest(fmt.Sprintf("bench %d", i))
+	}
 	sign := func(key string, number int, n int) []gitstore.Change {
 		out := make([]gitstore.Change, n)
 		var wg sync.WaitGroup
