@@ -317,3 +317,26 @@ func TestPlanRefusesBadRelease(t *testing.T) {
 		t.Errorf("plan in an empty repository: %v, want ErrNoPolicy", err)
 	}
 }
+
+// TestPlanAfterRebuild: a maintainer whose build diverged and who rebuilt
+// and signed the agreed digest no longer blocks the release; the old
+// signature stays in the lookaside but no build record names it.
+func TestPlanAfterRebuild(t *testing.T) {
+	t.Parallel()
+	repo := relMemRepo(t, 2, "alice", "bob")
+	good := relImage("core-multi", "2.0", "linux/amd64=a", "linux/arm64=a")
+	bad := relImage("core-multi", "2.0", "linux/amd64=a", "linux/arm64=cloud")
+	relSign(t, repo, "alice", "r1", good)
+	relSign(t, repo, "bob", "r1", bad)
+	if p := relPlan(t, repo, "r1"); p.Ready() || p.Blockers[0].Kind != BlockDivergent {
+		t.Fatalf("divergent builds: blockers %+v", p.Blockers)
+	}
+	relSign(t, repo, "bob", "r1", good)
+	p := relPlan(t, repo, "r1")
+	if !p.Ready() {
+		t.Fatalf("after bob's rebuild: blockers %+v", p.Blockers)
+	}
+	if got := p.Images[0].Platforms[1].Digest; got != good.Manifests[1].Digest {
+		t.Errorf("released arm64 digest %s, want the agreed %s", got, good.Manifests[1].Digest)
+	}
+}
