@@ -2,6 +2,7 @@ package gitstore
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -153,5 +154,42 @@ func TestInteropSetBranchGitStatusClean(t *testing.T) {
 	runGit(t, r.WorkDir(), env, "fsck", "--strict")
 	if got := strings.TrimSpace(runGit(t, r.WorkDir(), env, "rev-parse", "HEAD")); got != next.String() {
 		t.Errorf("HEAD = %s, want %s", got, next)
+	}
+}
+
+// TestSetBranchAddsBeforeReplacing moves a branch where, in path order, a
+// file is added before another is replaced: both must reach the index.
+func TestSetBranchAddsBeforeReplacing(t *testing.T) {
+	t.Parallel()
+	for _, b := range backends() {
+		if !b.worktree {
+			continue
+		}
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			r := b.open(t)
+			var files []Change
+			for i := range 40 {
+				files = append(files, write(fmt.Sprintf("d%02d/signature-1", i), "old"))
+			}
+			c1 := mustCommit(t, r, plumbing.ZeroHash, "one", files...)
+			// Many additions first, so that the index grows past its capacity
+			// before the replacements come.
+			var changes []Change
+			for i := range 100 {
+				changes = append(changes, write(fmt.Sprintf("a%03d/signature-1", i), "added"))
+			}
+			changes = append(changes, write("d01/signature-1", "replaced"), write("d20/signature-2", "added"), write("d39/signature-1", "replaced"))
+			next, err := r.WriteCommit(CommitRequest{Parents: []plumbing.Hash{c1}, Author: testAuthor(), Message: "two", Changes: changes})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := r.SetBranch(BranchUpdate{Branch: "main", Old: c1, New: next}); err != nil {
+				t.Fatal(err)
+			}
+			if err := r.Clean(); err != nil {
+				t.Errorf("after the move: %v", err)
+			}
+		})
 	}
 }

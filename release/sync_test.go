@@ -214,3 +214,46 @@ func TestReplayBuildRecordsAndConflicts(t *testing.T) {
 		t.Errorf("empty replay: %v, %v", rp, err)
 	}
 }
+
+// TestReplayLinearisesALocalMerge replays a clone whose unpublished history
+// holds a tally merge of a colleague's branch: the result is linear, and the
+// merge commit, whose changes the colleague's replayed commit already
+// brought, is dropped.
+func TestReplayLinearisesALocalMerge(t *testing.T) {
+	t.Parallel()
+	r := syncFixture(t, true)
+	r.branch("bob", r.tip("main"))
+	r.sign("main", "alice", "core-a")
+	r.sign("bob", "bob", "core-a", "core-b")
+	if _, err := r.merge("alice", false, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	r.sign("up", "carol", "core-a")
+	rp := r.replayOnto("alice")
+	want := map[string]string{
+		sigPath("core-a", 1): "carol", sigPath("core-a", 2): "alice", sigPath("core-a", 3): "bob",
+		sigPath("core-b", 1): "bob",
+	}
+	if diff := cmp.Diff(want, r.files(r.tip("main"))); diff != "" {
+		t.Errorf("files (-want +got):\n%s", diff)
+	}
+	commits, err := r.repo.CommitsBetween(r.tip("up"), r.tip("main"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range commits {
+		if len(c.Parents) != 1 {
+			t.Errorf("replayed commit %s has %d parents", short(c.Hash), len(c.Parents))
+		}
+	}
+	dropped := 0
+	for _, c := range rp.commits {
+		if c.New == "" {
+			dropped++
+		}
+	}
+	if len(commits) != 2 || dropped != 1 {
+		t.Errorf("%d commits on top of the upstream, %d dropped; want 2 and the merge dropped", len(commits), dropped)
+	}
+	r.verifyClean()
+}
