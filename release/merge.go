@@ -700,7 +700,7 @@ func Merge(ctx context.Context, repo *gitstore.Repo, opts MergeOptions) (*MergeR
 		if !base.IsZero() {
 			ms.Base = base.String()
 		}
-		baseTree, srcTree := plumbing.ZeroHash, plumbing.ZeroHash
+		baseTree := plumbing.ZeroHash
 		if !base.IsZero() {
 			c, err := repo.ReadCommit(base)
 			if err != nil {
@@ -712,8 +712,7 @@ func Merge(ctx context.Context, repo *gitstore.Repo, opts MergeOptions) (*MergeR
 		if err != nil {
 			return nil, err
 		}
-		srcTree = snap.Tree()
-		diff, err := repo.Diff(baseTree, srcTree)
+		diff, err := repo.Diff(baseTree, snap.Tree())
 		if err != nil {
 			return nil, fmt.Errorf("comparing %s with its merge base: %w", spec, err)
 		}
@@ -752,11 +751,10 @@ func Merge(ctx context.Context, repo *gitstore.Repo, opts MergeOptions) (*MergeR
 	// Check every incoming signature and the files already in the
 	// directories they go to, in parallel.
 	type candidate struct {
-		src  int
-		d    gitstore.DiffEntry
-		dir  string
-		num  int
-		good bool
+		src int
+		d   gitstore.DiffEntry
+		dir string
+		num int
 	}
 	var cands []candidate
 	var refs []blobRef

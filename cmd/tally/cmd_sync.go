@@ -75,10 +75,9 @@ EXAMPLES:
 func printSync(env *environment, res *release.SyncResult) {
 	w := env.stdout
 	up := res.Remote + " " + res.Upstream
-	switch {
-	case res.UpstreamTip == "":
+	if res.UpstreamTip == "" {
 		fmt.Fprintf(w, "%s does not exist yet\n", up)
-	default:
+	} else {
 		fmt.Fprintf(w, "fetched %s at %s\n", up, short(res.UpstreamTip))
 	}
 	if res.FastForward {
