@@ -56,7 +56,7 @@ type verifyResult struct {
 }
 
 func newChecker(repo *gitstore.Repo, opts Options) *checker {
-	c := &checker{repo: repo, opts: opts, res: &Result{}, verified: map[verifyKey]verifyResult{}}
+	c := &checker{repo: repo, opts: opts, res: &Result{Refusals: []Refusal{}}, verified: map[verifyKey]verifyResult{}}
 	if opts.Now != nil {
 		c.now, c.hasNow = opts.Now().UTC(), true
 	}
