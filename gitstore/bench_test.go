@@ -493,3 +493,22 @@ func forEachParallel(n int, fn func(i int) error) error {
 	wg.Wait()
 	return errors.Join(errs...)
 }
+
+// BenchmarkClean20000 checks that the fixture's 20,000-file working tree
+// and index match HEAD, from a freshly opened repository.
+func BenchmarkClean20000(b *testing.B) {
+	f := loadFixture(b)
+	b.ResetTimer()
+	for b.Loop() {
+		r, err := Open(f.dir)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := r.Clean(); err != nil {
+			b.Fatal(err)
+		}
+		if err := r.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -52,7 +52,8 @@ type CommitRequest struct {
 // changed paths are checked first (an error wrapping ErrDirty when that
 // would overwrite uncommitted work) and brought up to date in the working
 // tree and the index after the branch moved; if that last step fails the
-// new commit's hash comes with an error wrapping ErrStaleWorktree.
+// new commit's hash comes with an error wrapping ErrStaleWorktree. A branch
+// checked out in another working tree of the repository is refused.
 func (r *Repo) Commit(req CommitRequest) (plumbing.Hash, error) {
 	branch, err := branchName(string(req.Branch))
 	if err != nil {

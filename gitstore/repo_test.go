@@ -180,6 +180,15 @@ func TestInteropRepositoryMadeByGit(t *testing.T) {
 	if got, err := r.Branch("side"); err != nil || got != side {
 		t.Errorf("main repository sees side at %s, %v; want %s", got, err, side)
 	}
+	// Neither moves the branch checked out in the other.
+	if _, err := r.Commit(CommitRequest{Branch: "side", Parents: []plumbing.Hash{side},
+		Changes: []Change{write("x", "x")}, Message: "x", Author: testAuthor()}); err == nil || !strings.Contains(err.Error(), linked) {
+		t.Errorf("committing to side from the main working tree = %v, want a refusal naming %s", err, linked)
+	}
+	if _, err := lr.Commit(CommitRequest{Branch: "main", Parents: []plumbing.Hash{c},
+		Changes: []Change{write("x", "x")}, Message: "x", Author: testAuthor()}); err == nil || !strings.Contains(err.Error(), dir) {
+		t.Errorf("committing to main from the linked working tree = %v, want a refusal naming %s", err, dir)
+	}
 	runGit(t, dir, env, "fsck", "--strict", "--no-progress")
 }
 

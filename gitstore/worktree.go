@@ -13,8 +13,10 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/go-git/go-billy/v5"
+	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/format/index"
@@ -87,16 +89,71 @@ func (wt *worktree) close() {
 }
 
 // worktreeFor returns the locked working tree if HEAD is branch in a
-// repository with a working tree, else nil.
+// repository with a working tree, else nil. It refuses a branch checked
+// out in another working tree of the repository, as git does: moving it
+// would leave that working tree's index describing the old commit.
 func (r *Repo) worktreeFor(branch plumbing.ReferenceName) (*worktree, error) {
-	if r.worktree == nil {
-		return nil, nil
+	head := plumbing.ReferenceName("")
+	if r.worktree != nil {
+		var err error
+		if head, _, err = r.Head(); err != nil {
+			return nil, err
+		}
 	}
-	head, _, err := r.Head()
-	if err != nil || head != branch {
-		return nil, err
+	if head == branch {
+		return r.openWorktree(true)
 	}
-	return r.openWorktree(true)
+	if where := r.checkedOutElsewhere(branch); where != "" {
+		return nil, fmt.Errorf("%s is checked out in the working tree at %s: commit there", branch, where)
+	}
+	return nil, nil
+}
+
+// checkedOutElsewhere returns the working tree, other than this Repo's own,
+// whose HEAD is branch: the main one or a linked one (git worktree add).
+func (r *Repo) checkedOutElsewhere(branch plumbing.ReferenceName) string {
+	if r.commonDir == "" {
+		return ""
+	}
+	var heads []string // per-worktree git directories
+	if r.commonDir != r.gitDir {
+		heads = append(heads, r.commonDir)
+	}
+	linked, _ := filepath.Glob(filepath.Join(r.commonDir, "worktrees", "*"))
+	for _, dir := range linked {
+		if dir != r.gitDir {
+			heads = append(heads, dir)
+		}
+	}
+	want := "ref: " + string(branch)
+	for _, dir := range heads {
+		b, err := os.ReadFile(filepath.Join(dir, "HEAD"))
+		if err != nil || strings.TrimSpace(string(b)) != want {
+			continue
+		}
+		if dir == r.commonDir {
+			if isBareDir(dir) {
+				continue
+			}
+			return filepath.Dir(dir)
+		}
+		if gitdir, err := os.ReadFile(filepath.Join(dir, "gitdir")); err == nil {
+			return filepath.Dir(strings.TrimSpace(string(gitdir)))
+		}
+		return dir
+	}
+	return ""
+}
+
+// isBareDir reports whether the git directory dir is configured bare.
+func isBareDir(dir string) bool {
+	f, err := os.Open(filepath.Join(dir, "config"))
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	cfg, err := config.ReadConfig(f)
+	return err == nil && cfg.Core.IsBare
 }
 
 // readIndex reads the index: from the index file on disk, from the storer
@@ -334,7 +391,8 @@ func (wt *worktree) hashFile(p string) (plumbing.Hash, error) {
 
 // update writes and deletes the changed files in the working tree, each
 // file atomically, then records them in the index and writes it. Nothing
-// outside the changed paths is looked at.
+// outside the changed paths is looked at. Deletions go first, since they
+// prune directories that writes may create again.
 func (wt *worktree) update(r *Repo, tree plumbing.Hash, changes []Change) error {
 	defer wt.close()
 	for _, ch := range changes {
@@ -342,7 +400,13 @@ func (wt *worktree) update(r *Repo, tree plumbing.Hash, changes []Change) error 
 			if err := wt.remove(ch.Path); err != nil {
 				return err
 			}
-			continue
+		}
+	}
+	entries := make([]*index.Entry, len(changes))
+	err := wt.parallel(len(changes), func(i int) error {
+		ch := changes[i]
+		if ch.Delete {
+			return nil
 		}
 		e, err := r.lookup(tree, ch.Path)
 		if err != nil {
@@ -352,26 +416,73 @@ func (wt *worktree) update(r *Repo, tree plumbing.Hash, changes []Change) error 
 		if err != nil {
 			return err
 		}
-		ie := &index.Entry{Name: ch.Path, Hash: e.Hash, Mode: filemode.Regular}
-		fillStat(ie, fi)
-		wt.setEntry(ie)
+		entries[i] = &index.Entry{Name: ch.Path, Hash: e.Hash, Mode: filemode.Regular}
+		fillStat(entries[i], fi)
+		return nil
+	})
+	if err != nil {
+		return err
 	}
+	wt.setEntries(entries)
 	return wt.writeIndex()
 }
 
-// setEntry adds or replaces the stage-0 entry for e.Name, keeping the
-// entries sorted.
-func (wt *worktree) setEntry(e *index.Entry) {
-	entries := wt.idx.Entries
-	i := sort.Search(len(entries), func(i int) bool { return entries[i].Name >= e.Name })
-	if i < len(entries) && entries[i].Name == e.Name {
-		entries[i] = e
-		return
+// fileWriters is how many files update writes at once on disk, where
+// creating a file waits on the file system more than on the processor.
+const fileWriters = 4
+
+// parallel calls fn for 0 <= i < n, on several goroutines for a working
+// tree on disk (a memory file system is not safe for concurrent use), and
+// returns the first error.
+func (wt *worktree) parallel(n int, fn func(i int) error) error {
+	workers := 1
+	if wt.lock != nil {
+		workers = min(fileWriters, n)
 	}
-	entries = append(entries, nil)
-	copy(entries[i+1:], entries[i:])
-	entries[i] = e
-	wt.idx.Entries = entries
+	if workers <= 1 {
+		for i := range n {
+			if err := fn(i); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, workers)
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < n; i += workers {
+				if errs[w] = fn(i); errs[w] != nil {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// setEntries replaces the stage-0 entries with the names of the non-nil
+// entries, or adds them, and sorts the index.
+func (wt *worktree) setEntries(entries []*index.Entry) {
+	sorted := wt.idx.Entries
+	for _, e := range entries {
+		if e == nil {
+			continue
+		}
+		i := sort.Search(len(sorted), func(i int) bool { return sorted[i].Name >= e.Name })
+		if i < len(sorted) && sorted[i].Name == e.Name && sorted[i].Stage == 0 {
+			sorted[i] = e
+		} else {
+			wt.idx.Entries = append(wt.idx.Entries, e)
+		}
+	}
+	sort.SliceStable(wt.idx.Entries, func(i, j int) bool { return wt.idx.Entries[i].Name < wt.idx.Entries[j].Name })
 }
 
 // removeEntry drops the entries for name.
