@@ -471,6 +471,7 @@ func (wt *worktree) parallel(n int, fn func(i int) error) error {
 // entries, or adds them, and sorts the index.
 func (wt *worktree) setEntries(entries []*index.Entry) {
 	sorted := wt.idx.Entries
+	var added []*index.Entry // apart, so that sorted stays sorted and in place
 	for _, e := range entries {
 		if e == nil {
 			continue
@@ -479,10 +480,12 @@ func (wt *worktree) setEntries(entries []*index.Entry) {
 		if i < len(sorted) && sorted[i].Name == e.Name && sorted[i].Stage == 0 {
 			sorted[i] = e
 		} else {
-			wt.idx.Entries = append(wt.idx.Entries, e)
+			added = append(added, e)
 		}
 	}
-	sort.SliceStable(wt.idx.Entries, func(i, j int) bool { return wt.idx.Entries[i].Name < wt.idx.Entries[j].Name })
+	all := append(sorted, added...)
+	sort.SliceStable(all, func(i, j int) bool { return all[i].Name < all[j].Name })
+	wt.idx.Entries = all
 }
 
 // removeEntry drops the entries for name.

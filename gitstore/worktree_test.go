@@ -2,6 +2,7 @@ package gitstore
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -201,5 +202,30 @@ func TestInteropWorktreeStagedAndGitIndexLock(t *testing.T) {
 	mustCommit(t, r, base, "c", write("c", "3"))
 	if out := runGit(t, r.WorkDir(), env, "status", "--porcelain"); out != "" {
 		t.Errorf("git status:\n%s", out)
+	}
+}
+
+// TestWorktreeAddsAndReplacesInOneCommit adds many files before, in path
+// order, it replaces others: every change must reach the index.
+func TestWorktreeAddsAndReplacesInOneCommit(t *testing.T) {
+	t.Parallel()
+	for _, b := range worktreeBackends() {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			r := b.open(t)
+			c := mustCommit(t, r, plumbing.ZeroHash, "one", write("m/1", "old"), write("z/1", "old"))
+			var changes []Change
+			for i := range 150 {
+				changes = append(changes, write(fmt.Sprintf("a/%03d", i), "added"))
+			}
+			changes = append(changes, write("m/1", "new"), write("z/1", "new"), write("m/2", "added"))
+			mustCommit(t, r, c, "two", changes...)
+			if err := r.Clean(); err != nil {
+				t.Errorf("Clean() = %v", err)
+			}
+			if got := readWorktree(t, r, "z/1"); got != "new" {
+				t.Errorf("z/1 = %q", got)
+			}
+		})
 	}
 }
