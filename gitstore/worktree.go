@@ -593,8 +593,9 @@ func (r *Repo) CheckPaths(paths []string) error {
 // Clean returns nil when the index matches HEAD's tree and no tracked file
 // in the working tree differs from the index, else an error wrapping
 // ErrDirty naming the first difference. Untracked files are ignored. It
-// stats every tracked file (about 20 ms for 20,000 files) and hashes only
-// those whose stat data cannot vouch for them. A bare repository is clean.
+// stats every tracked file and hashes only those whose stat data cannot
+// vouch for them (BenchmarkClean20000: about 0.1 s for 20,000 files, from
+// opening the repository on). A bare repository is clean.
 func (r *Repo) Clean() error {
 	if r.worktree == nil {
 		return nil
