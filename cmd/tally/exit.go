@@ -37,7 +37,9 @@ const exitCodesHelp = `EXIT CODES:
    74  an I/O error reading or writing files
    75  temporary failure: the repository is locked, the remote moved, or a
        registry is unreachable; run the command again
-   77  refused: it would overwrite uncommitted work or published history`
+   77  refused: it would overwrite uncommitted work or published history, or
+       a change breaks the rules of a guarded signatures repository (check,
+       hooks)`
 
 // exitError carries an exit code and hints for the user alongside an error.
 type exitError struct {
