@@ -55,8 +55,13 @@ A maintainer's round:
 		CommandNotFound: func(c *cli.Context, name string) {
 			env.commandNotFound = name
 		},
+		After: func(*cli.Context) error {
+			if env.commandNotFound != "" {
+				return usagef("unknown command %q", env.commandNotFound)
+			}
+			return nil
+		},
 	}
-	app.Before = nil
 	return app
 }
 
