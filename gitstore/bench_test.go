@@ -22,6 +22,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/cache"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/storage/filesystem"
+
+	"github.com/tally-sig/tally/internal/interop"
 )
 
 // The benchmark fixture is a signatures repository the size StageX's grows
@@ -363,7 +365,7 @@ func BenchmarkReadAll20000GoGitTuned(b *testing.B) {
 // BenchmarkReadAll20000CatFile is the reference: git ls-tree -r piped into
 // git cat-file --batch, which reads every blob of the commit.
 func BenchmarkReadAll20000CatFile(b *testing.B) {
-	requireTool(b, "git")
+	interop.Require(b, "git")
 	f := loadFixture(b)
 	b.ResetTimer()
 	for b.Loop() {

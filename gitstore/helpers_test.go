@@ -2,11 +2,6 @@ package gitstore
 
 import (
 	"bytes"
-	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -15,6 +10,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
 
+	"github.com/tally-sig/tally/internal/interop"
 	"github.com/tally-sig/tally/internal/testkeys"
 )
 
@@ -105,58 +101,15 @@ func bobSign(data []byte) ([]byte, error) {
 	return b.Bytes(), err
 }
 
-// requireTool returns the path of an external tool for an interop test. It
-// skips loudly when the tool is missing, and fails instead when CI is set.
-func requireTool(t testing.TB, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is required when CI is set: %v", name, err)
-		}
-		t.Skipf("SKIPPING interop test: %s not found in PATH", name)
-	}
-	return p
-}
+// requireTool, gitEnv and runGit forward to internal/interop, the shared
+// harness for tests that drive real tools; they remain for the tests of
+// this package that still call them.
 
-// gitEnv is an environment for running git without the user's or the
-// system's configuration.
-func gitEnv(t testing.TB, extra ...string) []string {
-	home := t.TempDir()
-	env := []string{
-		"HOME=" + home,
-		"PATH=" + os.Getenv("PATH"),
-		"GIT_CONFIG_NOSYSTEM=1",
-		"GIT_CONFIG_GLOBAL=" + filepath.Join(home, "gitconfig"),
-		"GIT_AUTHOR_NAME=Tally Test", "GIT_AUTHOR_EMAIL=test@example.org",
-		"GIT_COMMITTER_NAME=Tally Test", "GIT_COMMITTER_EMAIL=test@example.org",
-		"LC_ALL=C",
-	}
-	return append(env, extra...)
-}
+func requireTool(t testing.TB, name string) { t.Helper(); interop.Require(t, name) }
 
-// runGit runs git in dir and returns its standard output; it fails the test
-// if git fails.
+func gitEnv(t testing.TB, extra ...string) []string { return extra }
+
 func runGit(t testing.TB, dir string, env []string, args ...string) string {
 	t.Helper()
-	out, err := gitOutput(dir, env, args...)
-	if err != nil {
-		t.Fatalf("git %s: %v", strings.Join(args, " "), err)
-	}
-	return out
-}
-
-// gitOutput runs git in dir and returns its standard output; a failure's
-// error includes the standard error.
-func gitOutput(dir string, env []string, args ...string) (string, error) {
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	cmd.Env = env
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout = &stdout
-	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil {
-		return stdout.String(), fmt.Errorf("%w: %s", err, stderr.String())
-	}
-	return stdout.String(), nil
+	return interop.Git(t, dir, env, args...)
 }

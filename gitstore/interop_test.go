@@ -3,13 +3,13 @@ package gitstore
 import (
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/go-git/go-git/v5/plumbing"
 
+	"github.com/tally-sig/tally/internal/interop"
 	"github.com/tally-sig/tally/internal/testkeys"
 )
 
@@ -18,13 +18,16 @@ import (
 
 func TestInteropSameHashAsGit(t *testing.T) {
 	t.Parallel()
-	requireTool(t, "git")
+	interop.Require(t, "git")
 	r := diskRepo(t, false)
 	ours := mustCommit(t, r, plumbing.ZeroHash, "first", write("a/b", "x"), write("c", "y"))
 
 	dir := t.TempDir()
-	env := gitEnv(t, "GIT_AUTHOR_DATE=1748779200 +0000", "GIT_COMMITTER_DATE=1748779200 +0000")
-	runGit(t, dir, env, "init", "-q", "-b", "main")
+	env := []string{
+		"GIT_AUTHOR_NAME=Tally Test", "GIT_AUTHOR_EMAIL=test@example.org", "GIT_AUTHOR_DATE=1748779200 +0000",
+		"GIT_COMMITTER_NAME=Tally Test", "GIT_COMMITTER_EMAIL=test@example.org", "GIT_COMMITTER_DATE=1748779200 +0000",
+	}
+	interop.Git(t, dir, env, "init", "-q", "-b", "main")
 	if err := os.MkdirAll(filepath.Join(dir, "a"), 0o777); err != nil {
 		t.Fatal(err)
 	}
@@ -33,9 +36,9 @@ func TestInteropSameHashAsGit(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	runGit(t, dir, env, "add", ".")
-	runGit(t, dir, env, "commit", "-q", "-m", "first")
-	theirs := strings.TrimSpace(runGit(t, dir, env, "rev-parse", "HEAD"))
+	interop.Git(t, dir, env, "add", ".")
+	interop.Git(t, dir, env, "commit", "-q", "-m", "first")
+	theirs := strings.TrimSpace(interop.Git(t, dir, env, "rev-parse", "HEAD"))
 	if ours.String() != theirs {
 		t.Errorf("tally wrote commit %s, git wrote %s", ours, theirs)
 	}
@@ -43,20 +46,20 @@ func TestInteropSameHashAsGit(t *testing.T) {
 
 func TestInteropFsckAndStatusAfterCommits(t *testing.T) {
 	t.Parallel()
-	requireTool(t, "git")
+	interop.Require(t, "git")
 	r := diskRepo(t, false)
-	env := gitEnv(t)
+	var env []string
 	c := mustCommit(t, r, plumbing.ZeroHash, "one",
 		write(sigDir+"/signature-1", "one"), write("builds/2025.06.0/ABCD.txt", "digests\n"), write("top", "t"))
 	c = mustCommit(t, r, c, "two",
 		write(sigDir+"/signature-2", "two"), write("top", "changed"), write("x/y/z/deep", "d"))
 	c = mustCommit(t, r, c, "three", del("x/y/z/deep"), del("builds/2025.06.0/ABCD.txt"), write("x/other", "o"))
 
-	runGit(t, r.WorkDir(), env, "fsck", "--strict", "--no-progress")
-	if out := runGit(t, r.WorkDir(), env, "status", "--porcelain", "--untracked-files=all"); out != "" {
+	interop.Git(t, r.WorkDir(), env, "fsck", "--strict", "--no-progress")
+	if out := interop.Git(t, r.WorkDir(), env, "status", "--porcelain", "--untracked-files=all"); out != "" {
 		t.Errorf("git status after commits:\n%s", out)
 	}
-	if got := strings.TrimSpace(runGit(t, r.WorkDir(), env, "rev-parse", "HEAD")); got != c.String() {
+	if got := strings.TrimSpace(interop.Git(t, r.WorkDir(), env, "rev-parse", "HEAD")); got != c.String() {
 		t.Errorf("git sees HEAD %s, want %s", got, c)
 	}
 	// Emptied directories are gone from the working tree, as with git.
@@ -67,44 +70,15 @@ func TestInteropFsckAndStatusAfterCommits(t *testing.T) {
 		t.Errorf("Clean() = %v", err)
 	}
 	// git's reflog records the commits.
-	if out := runGit(t, r.WorkDir(), env, "reflog", "--format=%gs", "main"); !strings.HasPrefix(out, "commit: three\n") {
+	if out := interop.Git(t, r.WorkDir(), env, "reflog", "--format=%gs", "main"); !strings.HasPrefix(out, "commit: three\n") {
 		t.Errorf("reflog:\n%s", out)
 	}
 }
 
-// gpgHome makes a short-lived GNUPGHOME (short: the agent's socket path has
-// a length limit) holding the public key of bob.
-func gpgHome(t *testing.T) string {
-	t.Helper()
-	requireTool(t, "gpg")
-	home, err := os.MkdirTemp("/tmp", "gpg")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if gpgconf, err := exec.LookPath("gpgconf"); err == nil {
-			cmd := exec.Command(gpgconf, "--kill", "all")
-			cmd.Env = append(os.Environ(), "GNUPGHOME="+home)
-			_ = cmd.Run()
-		}
-		_ = os.RemoveAll(home)
-	})
-	pub := filepath.Join(home, "bob.asc")
-	if err := os.WriteFile(pub, testkeys.Public("bob"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("gpg", "--batch", "--quiet", "--import", pub)
-	cmd.Env = append(os.Environ(), "GNUPGHOME="+home)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("gpg --import: %v\n%s", err, out)
-	}
-	return home
-}
-
 func TestInteropVerifyCommitAndTag(t *testing.T) {
 	t.Parallel()
-	requireTool(t, "git")
-	env := gitEnv(t, "GNUPGHOME="+gpgHome(t))
+	interop.Require(t, "git")
+	env := []string{"GNUPGHOME=" + interop.GPGHome(t, testkeys.Public("bob"))}
 	r := diskRepo(t, true)
 	c, err := r.Commit(CommitRequest{Branch: "main", Changes: []Change{write("a", "1")},
 		Message: "signed\n\nwith a body\n", Author: testAuthor(), Sign: bobSign})
@@ -118,18 +92,18 @@ func TestInteropVerifyCommitAndTag(t *testing.T) {
 	if len(info.Signature) == 0 {
 		t.Fatal("ReadCommit found no signature")
 	}
-	runGit(t, r.GitDir(), env, "verify-commit", c.String())
+	interop.Git(t, r.GitDir(), env, "verify-commit", c.String())
 
 	tag, err := r.CreateTag(TagRequest{Name: "2025.06.0", Target: c, Message: "release 2025.06.0",
 		Tagger: testAuthor(), Sign: bobSign})
 	if err != nil {
 		t.Fatal(err)
 	}
-	runGit(t, r.GitDir(), env, "verify-tag", "2025.06.0")
-	if got := strings.TrimSpace(runGit(t, r.GitDir(), env, "rev-parse", "refs/tags/2025.06.0")); got != tag.String() {
+	interop.Git(t, r.GitDir(), env, "verify-tag", "2025.06.0")
+	if got := strings.TrimSpace(interop.Git(t, r.GitDir(), env, "rev-parse", "refs/tags/2025.06.0")); got != tag.String() {
 		t.Errorf("git sees tag %s, want %s", got, tag)
 	}
-	runGit(t, r.GitDir(), env, "fsck", "--strict", "--no-progress")
+	interop.Git(t, r.GitDir(), env, "fsck", "--strict", "--no-progress")
 
 	// A commit whose signature covers other bytes must fail verification.
 	bad := *info
@@ -138,7 +112,7 @@ func TestInteropVerifyCommitAndTag(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out, err := gitOutput(r.GitDir(), env, "verify-commit", h.String()); err == nil {
+	if out, err := interop.GitErr(t, r.GitDir(), env, "verify-commit", h.String()); err == nil {
 		t.Errorf("git verify-commit accepted a forged commit:\n%s", out)
 	}
 }

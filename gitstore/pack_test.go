@@ -11,6 +11,8 @@ import (
 
 	git "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
+
+	"github.com/tally-sig/tally/internal/interop"
 )
 
 // packRepo commits n signature-like files (similar enough for git to
@@ -103,21 +105,21 @@ func TestCommitWritesOnePack(t *testing.T) {
 
 func TestInteropPacks(t *testing.T) {
 	t.Parallel()
-	requireTool(t, "git")
+	interop.Require(t, "git")
 	r, c, want := packRepo(t, 200)
-	env := gitEnv(t)
+	var env []string
 	dir := r.WorkDir()
-	runGit(t, dir, env, "fsck", "--strict", "--no-progress")
+	interop.Git(t, dir, env, "fsck", "--strict", "--no-progress")
 	for _, p := range packFiles(t, r) {
-		runGit(t, dir, env, "verify-pack", strings.TrimSuffix(p, ".pack")+".idx")
+		interop.Git(t, dir, env, "verify-pack", strings.TrimSuffix(p, ".pack")+".idx")
 	}
-	if out := runGit(t, dir, env, "status", "--porcelain"); out != "" {
+	if out := interop.Git(t, dir, env, "status", "--porcelain"); out != "" {
 		t.Errorf("git status:\n%s", out)
 	}
 
 	// git's own packs, with deep delta chains (OFS_DELTA).
-	runGit(t, dir, env, "-c", "pack.threads=1", "repack", "-adfq", "--window=50", "--depth=50")
-	out := runGit(t, dir, env, "verify-pack", "-v", strings.TrimSuffix(packFiles(t, r)[0], ".pack")+".idx")
+	interop.Git(t, dir, env, "-c", "pack.threads=1", "repack", "-adfq", "--window=50", "--depth=50")
+	out := interop.Git(t, dir, env, "verify-pack", "-v", strings.TrimSuffix(packFiles(t, r)[0], ".pack")+".idx")
 	if !strings.Contains(out, "chain length = ") {
 		t.Fatalf("git made no delta chains; the test would prove nothing:\n%s", out)
 	}

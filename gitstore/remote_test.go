@@ -6,13 +6,15 @@ import (
 	"testing"
 
 	"github.com/go-git/go-git/v5/plumbing"
+
+	"github.com/tally-sig/tally/internal/interop"
 )
 
 func TestInteropPushFetch(t *testing.T) {
 	t.Parallel()
 	// go-git reaches local remotes through git-upload-pack and
 	// git-receive-pack.
-	requireTool(t, "git")
+	interop.Require(t, "git")
 	ctx := context.Background()
 	kinds := []struct {
 		name string

@@ -13,6 +13,8 @@ import (
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
+
+	"github.com/tally-sig/tally/internal/interop"
 )
 
 func TestOpenRefusesWhatIsNotARepository(t *testing.T) {
@@ -103,10 +105,10 @@ func TestInitAndOpen(t *testing.T) {
 // packed refs, an index with git's extensions, a linked working tree.
 func TestInteropRepositoryMadeByGit(t *testing.T) {
 	t.Parallel()
-	requireTool(t, "git")
+	interop.Require(t, "git")
 	dir := t.TempDir()
-	env := gitEnv(t)
-	runGit(t, dir, env, "init", "-q", "-b", "main")
+	var env []string
+	interop.Git(t, dir, env, "init", "-q", "-b", "main")
 	for i, p := range []string{"stagex/a/signature-1", "stagex/b/signature-1", "tally.toml"} {
 		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, p)), 0o777); err != nil {
 			t.Fatal(err)
@@ -115,14 +117,14 @@ func TestInteropRepositoryMadeByGit(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	runGit(t, dir, env, "add", ".")
-	runGit(t, dir, env, "commit", "-q", "-m", "by git")
-	runGit(t, dir, env, "tag", "-a", "-m", "v", "2025.06.0")
-	runGit(t, dir, env, "gc", "-q")
+	interop.Git(t, dir, env, "add", ".")
+	interop.Git(t, dir, env, "commit", "-q", "-m", "by git")
+	interop.Git(t, dir, env, "tag", "-a", "-m", "v", "2025.06.0")
+	interop.Git(t, dir, env, "gc", "-q")
 	if _, err := os.Stat(filepath.Join(dir, ".git", "refs", "heads", "main")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("git gc left a loose ref: %v", err)
 	}
-	head := strings.TrimSpace(runGit(t, dir, env, "rev-parse", "HEAD"))
+	head := strings.TrimSpace(interop.Git(t, dir, env, "rev-parse", "HEAD"))
 
 	r, err := Open(dir)
 	if err != nil {
@@ -144,14 +146,14 @@ func TestInteropRepositoryMadeByGit(t *testing.T) {
 	}
 	// main lives only in packed-refs: the compare-and-swap must read it.
 	c := mustCommit(t, r, plumbing.NewHash(head), "by tally", write("stagex/a/signature-2", "x"))
-	if out := runGit(t, dir, env, "status", "--porcelain"); out != "" {
+	if out := interop.Git(t, dir, env, "status", "--porcelain"); out != "" {
 		t.Errorf("git status after committing over git's index:\n%s", out)
 	}
-	runGit(t, dir, env, "fsck", "--strict", "--no-progress")
+	interop.Git(t, dir, env, "fsck", "--strict", "--no-progress")
 
 	// A linked working tree on another branch shares objects and refs.
 	linked := filepath.Join(t.TempDir(), "linked")
-	runGit(t, dir, env, "worktree", "add", "-q", "-b", "side", linked)
+	interop.Git(t, dir, env, "worktree", "add", "-q", "-b", "side", linked)
 	lr, err := Open(linked)
 	if err != nil {
 		t.Fatal(err)
@@ -171,10 +173,10 @@ func TestInteropRepositoryMadeByGit(t *testing.T) {
 	if data, err := os.ReadFile(filepath.Join(linked, "stagex", "b", "signature-2")); err != nil || string(data) != "y" {
 		t.Errorf("linked working tree file = %q, %v", data, err)
 	}
-	if out := runGit(t, linked, env, "status", "--porcelain"); out != "" {
+	if out := interop.Git(t, linked, env, "status", "--porcelain"); out != "" {
 		t.Errorf("git status in the linked working tree:\n%s", out)
 	}
-	if out := runGit(t, dir, env, "status", "--porcelain"); out != "" {
+	if out := interop.Git(t, dir, env, "status", "--porcelain"); out != "" {
 		t.Errorf("git status in the main working tree:\n%s", out)
 	}
 	if got, err := r.Branch("side"); err != nil || got != side {
@@ -189,7 +191,7 @@ func TestInteropRepositoryMadeByGit(t *testing.T) {
 		Changes: []Change{write("x", "x")}, Message: "x", Author: testAuthor()}); err == nil || !strings.Contains(err.Error(), dir) {
 		t.Errorf("committing to main from the linked working tree = %v, want a refusal naming %s", err, dir)
 	}
-	runGit(t, dir, env, "fsck", "--strict", "--no-progress")
+	interop.Git(t, dir, env, "fsck", "--strict", "--no-progress")
 }
 
 func TestLock(t *testing.T) {

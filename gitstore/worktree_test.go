@@ -11,6 +11,8 @@ import (
 
 	"github.com/go-git/go-billy/v5/util"
 	"github.com/go-git/go-git/v5/plumbing"
+
+	"github.com/tally-sig/tally/internal/interop"
 )
 
 // readWorktree reads a file of the working tree through the Repo's own
@@ -163,14 +165,14 @@ func TestCleanNoticesEdits(t *testing.T) {
 
 func TestInteropWorktreeStagedAndGitIndexLock(t *testing.T) {
 	t.Parallel()
-	requireTool(t, "git")
+	interop.Require(t, "git")
 	r := diskRepo(t, false)
-	env := gitEnv(t)
+	var env []string
 	base := mustCommit(t, r, plumbing.ZeroHash, "base", write("a", "1"), write("b", "2"))
 
 	// A change staged with git add but reverted in the working tree.
 	writeWorktree(t, r, "a", "staged")
-	runGit(t, r.WorkDir(), env, "add", "a")
+	interop.Git(t, r.WorkDir(), env, "add", "a")
 	writeWorktree(t, r, "a", "1")
 	if err := r.CheckPaths([]string{"a"}); !errors.Is(err, ErrDirty) {
 		t.Errorf("CheckPaths(staged) = %v, want ErrDirty", err)
@@ -181,7 +183,7 @@ func TestInteropWorktreeStagedAndGitIndexLock(t *testing.T) {
 	if err := r.CheckPaths([]string{"b"}); err != nil {
 		t.Errorf("CheckPaths(b) = %v", err)
 	}
-	runGit(t, r.WorkDir(), env, "reset", "-q")
+	interop.Git(t, r.WorkDir(), env, "reset", "-q")
 
 	// While git holds the index lock, a commit fails without moving.
 	lock := filepath.Join(r.GitDir(), "index.lock")
@@ -200,7 +202,7 @@ func TestInteropWorktreeStagedAndGitIndexLock(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustCommit(t, r, base, "c", write("c", "3"))
-	if out := runGit(t, r.WorkDir(), env, "status", "--porcelain"); out != "" {
+	if out := interop.Git(t, r.WorkDir(), env, "status", "--porcelain"); out != "" {
 		t.Errorf("git status:\n%s", out)
 	}
 }
