@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tally-sig/tally/release"
 	"github.com/tally-sig/tally/sigstore"
@@ -157,6 +158,50 @@ func FuzzParseStatement(f *testing.F) {
 		}
 		if "sha256:"+s.ID() != sha256Hex(data) {
 			t.Fatal("ID is not the SHA-256 of the file")
+		}
+	})
+}
+
+// FuzzVerifyDetached feeds commit and approval signatures to the detached
+// signature check: it never panics, and what it accepts was made by a key
+// of the keyring over exactly the signed data.
+func FuzzVerifyDetached(f *testing.F) {
+	st := &policyState{}
+	{
+		var sts states
+		w := newWorld(f)
+		h := w.commit("", "policy", nil, policyFiles(f, 2, "alice", "bob", "carol")...)
+		snap, err := w.open().Snapshot(h)
+		if err != nil {
+			f.Fatal(err)
+		}
+		if st, err = sts.load(snap); err != nil {
+			f.Fatal(err)
+		}
+	}
+	data := []byte("tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\n\nmessage\n")
+	for _, k := range []string{"alice", "bob", "carol", "mallory"} {
+		sig, err := signer(f, k).SignDetached(data)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(sig)
+	}
+	f.Add([]byte("-----BEGIN PGP SIGNATURE-----\n\n-----END PGP SIGNATURE-----\n"))
+	keys := map[string]bool{}
+	for _, k := range st.keys.Keys() {
+		keys[k.Fingerprint] = true
+	}
+	f.Fuzz(func(t *testing.T, sig []byte) {
+		d, err := verifyDetached(st, data, sig, t0.Add(time.Hour))
+		if err != nil {
+			return
+		}
+		if !keys[d.primary] || d.issuer == "" {
+			t.Fatalf("accepted a signature by %q (issuer %q)", d.primary, d.issuer)
+		}
+		if _, err := verifyDetached(st, append(bytes.Clone(data), 'x'), sig, t0.Add(time.Hour)); err == nil {
+			t.Fatal("the signature also verifies over other data")
 		}
 	})
 }
