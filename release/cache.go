@@ -320,6 +320,31 @@ func (s *cacheSection) save(path string) error {
 	if !s.dirty {
 		return nil
 	}
+	data := s.encode()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".verify-*.tmp")
+	if err != nil {
+		return err
+	}
+	_, err = tmp.Write(data)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	s.dirty = false
+	return nil
+}
+
+// encode serialises the section; s.mu must be held.
+func (s *cacheSection) encode() []byte {
 	e := encoder{strs: map[string]uint64{}}
 	e.buf = append(e.buf, cacheMagic...)
 	e.uint(cacheVersion)
@@ -347,28 +372,7 @@ func (s *cacheSection) save(path string) error {
 		e.str(p)
 		e.time(t)
 	}
-	e.buf = binary.BigEndian.AppendUint32(e.buf, crc32.Checksum(e.buf, crcTable))
-
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".verify-*.tmp")
-	if err != nil {
-		return err
-	}
-	_, err = tmp.Write(e.buf)
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	s.dirty = false
-	return nil
+	return binary.BigEndian.AppendUint32(e.buf, crc32.Checksum(e.buf, crcTable))
 }
 
 // load reads a cache file; anything unreadable leaves the section empty.
@@ -394,25 +398,29 @@ func (s *cacheSection) decode(data []byte) error {
 	if crc32.Checksum(body, crcTable) != binary.BigEndian.Uint32(data[len(data)-4:]) {
 		return errors.New("checksum mismatch")
 	}
-	// One string holds every string the cache decodes: they are
-	// substrings of it, not copies.
-	d := decoder{s: string(body[len(cacheMagic):])}
+	return s.decodeBody(string(body[len(cacheMagic):]))
+}
+
+// decodeBody decodes what follows the magic. One string holds every
+// string the cache decodes: they are substrings of it, not copies.
+func (s *cacheSection) decodeBody(body string) error {
+	d := decoder{s: body}
 	if d.uint() != cacheVersion || d.str() != s.keyring {
 		return errors.New("another version or keyring")
 	}
 	s.namespace, s.prefix = d.str(), d.str()
-	n := d.count()
+	n := d.countOf(22)
 	s.units = make(map[string]*unitMemo, n)
 	for range n {
 		path := d.str()
 		u := &unitMemo{tree: d.hash()}
-		u.files = make([]memoFile, d.count())
+		u.files = make([]memoFile, d.countOf(38))
 		for i := range u.files {
 			d.file(&u.files[i])
 		}
 		s.units[path] = u
 	}
-	n = d.count()
+	n = d.countOf(22)
 	s.records = make(map[plumbing.Hash]recordMemo, n)
 	for range n {
 		blob := d.hash()
@@ -421,7 +429,7 @@ func (s *cacheSection) decode(data []byte) error {
 		s.records[blob] = r
 	}
 	s.enteredTip = d.hash()
-	n = d.count()
+	n = d.countOf(2)
 	s.entered = make(map[string]time.Time, n)
 	for range n {
 		p := d.str()
@@ -554,9 +562,14 @@ func (d *decoder) int() int64 {
 }
 
 // count reads a length, bounded by what is left to read.
-func (d *decoder) count() int {
+func (d *decoder) count() int { return d.countOf(1) }
+
+// countOf reads the number of items that take at least size bytes each,
+// bounded by what is left to read, so that a damaged file cannot make the
+// decoder allocate more than a small multiple of its size.
+func (d *decoder) countOf(size int) int {
 	n := d.uint()
-	if n > uint64(len(d.s)-d.pos) {
+	if n > uint64((len(d.s)-d.pos)/size) {
 		d.fail("bad count")
 		return 0
 	}
@@ -624,7 +637,7 @@ func (d *decoder) file(f *memoFile) {
 }
 
 func (d *decoder) record(r *BuildRecord) {
-	if n := d.count(); n > 0 {
+	if n := d.countOf(7); n > 0 {
 		r.Runs = make([]Run, n)
 		for i := range r.Runs {
 			run := &r.Runs[i]
@@ -633,7 +646,7 @@ func (d *decoder) record(r *BuildRecord) {
 			run.CPUVendor, run.CPUModel, run.Tally = d.str(), d.str(), d.str()
 		}
 	}
-	if n := d.count(); n > 0 {
+	if n := d.countOf(5); n > 0 {
 		r.Built = make([]Built, n)
 		for i := range r.Built {
 			b := &r.Built[i]

@@ -209,10 +209,15 @@ func newFxRepo(t testing.TB, threshold int, pubs ...[]byte) *fxRepo {
 // newFxRepoOn is newFxRepo on a given (empty) repository.
 func newFxRepoOn(t testing.TB, repo *gitstore.Repo, threshold int, pubs ...[]byte) *fxRepo {
 	t.Helper()
+	return newFxRepoKeyring(t, repo, threshold, fxKeyring(t, pubs...))
+}
+
+// newFxRepoKeyring is newFxRepoOn with a keyring made by fxKeyring.
+func newFxRepoKeyring(t testing.TB, repo *gitstore.Repo, threshold int, keyring []byte) *fxRepo {
+	t.Helper()
 	r := &fxRepo{t: t, repo: repo}
 	p := Policy{Namespace: "stagex", IdentityPrefix: "stagex", Threshold: threshold, Keyring: "stagex-keyring.pgp"}
-	r.commit(fxEpoch, gitstore.Change{Path: PolicyFile, Data: p.Marshal()},
-		gitstore.Change{Path: p.Keyring, Data: fxKeyring(t, pubs...)})
+	r.commit(fxEpoch, gitstore.Change{Path: PolicyFile, Data: p.Marshal()}, gitstore.Change{Path: p.Keyring, Data: keyring})
 	return r
 }
 
