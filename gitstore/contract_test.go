@@ -2,6 +2,7 @@ package gitstore
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"strings"
 	"sync"
@@ -289,5 +290,60 @@ func TestSnapshotOfZeroIsEmpty(t *testing.T) {
 	e, err := s.Stat("")
 	if err != nil || e.Mode != filemode.Dir {
 		t.Errorf("Stat(root) = %+v, %v", e, err)
+	}
+}
+
+// TestContractReadWhileWriting reads snapshots on several goroutines while
+// commits (big enough to be written as packs on disk) land: run with -race.
+func TestContractReadWhileWriting(t *testing.T) {
+	t.Parallel()
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			r := b.open(t)
+			tip := mustCommit(t, r, plumbing.ZeroHash, "base", write("base/signature-1", "base"))
+			done := make(chan struct{})
+			var wg sync.WaitGroup
+			for range 3 {
+				wg.Go(func() {
+					for {
+						select {
+						case <-done:
+							return
+						default:
+						}
+						_, head, err := r.Head()
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						s, err := r.Snapshot(head)
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						if err := s.Walk("", func(p string, e Entry) error {
+							if e.IsDir() {
+								return nil
+							}
+							_, err := s.ReadFile(p)
+							return err
+						}); err != nil {
+							t.Error(err)
+							return
+						}
+					}
+				})
+			}
+			for i := range 4 {
+				var changes []Change
+				for j := range packThreshold {
+					changes = append(changes, write(fmt.Sprintf("c%d/%03d/signature-1", i, j), fmt.Sprint(i, j)))
+				}
+				tip = mustCommit(t, r, tip, fmt.Sprint("commit ", i), changes...)
+			}
+			close(done)
+			wg.Wait()
+		})
 	}
 }
