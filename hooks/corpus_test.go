@@ -55,8 +55,12 @@ func armored(t testing.TB, blob []byte) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.Write(blob)
-	w.Close()
+	if _, err := w.Write(blob); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
 	return b.Bytes()
 }
 

@@ -151,7 +151,7 @@ func PrePush(opts ClientOptions) (*Result, error) {
 	defer repo.Close()
 	gitDir := repo.GitDir()
 	prefix := "refs/remotes/" + opts.Remote + "/"
-	refs, head, err := readRefs(gitDir, func(name string) (string, bool) {
+	refs, _, err := readRefs(gitDir, func(name string) (string, bool) {
 		rest, ok := strings.CutPrefix(name, prefix)
 		if !ok || opts.Remote == "" || rest == "HEAD" {
 			return "", false
@@ -161,10 +161,9 @@ func PrePush(opts ClientOptions) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if h, err := remoteHead(gitDir, prefix); err == nil {
-		head = h
-	} else {
-		head = plumbing.ZeroHash
+	head, err := remoteHead(gitDir, prefix)
+	if err != nil {
+		head = plumbing.ZeroHash // the remote's HEAD is not known: judge by each update's old tip
 	}
 	for _, u := range updates {
 		if !u.Old.IsZero() {

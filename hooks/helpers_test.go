@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"path"
 	"sort"
 	"strings"
 	"sync"
@@ -131,9 +130,16 @@ func (w *world) blob(data []byte) plumbing.Hash {
 	w.t.Helper()
 	o := w.git.Storer.NewEncodedObject()
 	o.SetType(plumbing.BlobObject)
-	wr, _ := o.Writer()
-	wr.Write(data)
-	wr.Close()
+	wr, err := o.Writer()
+	if err == nil {
+		_, err = wr.Write(data)
+	}
+	if err == nil {
+		err = wr.Close()
+	}
+	if err != nil {
+		w.t.Fatal(err)
+	}
 	h, err := w.git.Storer.SetEncodedObject(o)
 	if err != nil {
 		w.t.Fatal(err)
@@ -254,9 +260,14 @@ func (w *world) commit(by string, msg string, parents []plumbing.Hash, edits ...
 		if err := c.EncodeWithoutSignature(o); err != nil {
 			w.t.Fatal(err)
 		}
-		rd, _ := o.Reader()
+		rd, err := o.Reader()
 		var b bytes.Buffer
-		b.ReadFrom(rd)
+		if err == nil {
+			_, err = b.ReadFrom(rd)
+		}
+		if err != nil {
+			w.t.Fatal(err)
+		}
 		sig, err := signer(w.t, by).SignDetached(b.Bytes())
 		if err != nil {
 			w.t.Fatal(err)
@@ -385,6 +396,3 @@ func describe(res *Result) string {
 	}
 	return b.String()
 }
-
-// dirOf is the signature directory of a path.
-func dirOf(p string) string { return path.Dir(p) }

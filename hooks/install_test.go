@@ -70,8 +70,12 @@ func TestInstall(t *testing.T) {
 
 	// A foreign hook is refused, then kept aside with Force.
 	foreign := filepath.Join(root, "clone", ".git", "hooks", "pre-push")
-	os.MkdirAll(filepath.Dir(foreign), 0o755)
-	os.WriteFile(foreign, []byte("#!/bin/sh\nexit 0\n"), 0o755)
+	if err := os.MkdirAll(filepath.Dir(foreign), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(foreign, []byte("#!/bin/sh\nexit 0\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := Install(clone, InstallOptions{Binary: bin}); !errors.Is(err, ErrForeignHook) || !strings.Contains(err.Error(), "pre-push") {
 		t.Errorf("a foreign hook: %v", err)
 	}
@@ -118,7 +122,9 @@ func TestHookScriptFindsTally(t *testing.T) {
 	root := t.TempDir()
 	recorded := fakeTally(t, root, "tally-recorded")
 	onPath := filepath.Join(root, "bin")
-	os.Mkdir(onPath, 0o755)
+	if err := os.Mkdir(onPath, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	fakeTally(t, onPath, "tally")
 	hook := filepath.Join(root, "pre-receive")
 	if err := writeExecutable(hook, hookScript("pre-receive", recorded)); err != nil {

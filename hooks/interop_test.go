@@ -6,7 +6,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -39,7 +38,8 @@ func tallyProgram(t *testing.T) string {
 	tallyOnce.Do(func() {
 		goTool, err := exec.LookPath("go")
 		if err != nil {
-			goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+			tallyErr = errors.New("building tally: go is not on PATH")
+			return
 		}
 		if tallyDir, tallyErr = os.MkdirTemp("", "tally-hooks-test-"); tallyErr != nil {
 			return

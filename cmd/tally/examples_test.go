@@ -64,10 +64,16 @@ func TestExampleWorkflows(t *testing.T) {
 			root := t.TempDir()
 			repo := filepath.Join(root, "sigs")
 			keys := filepath.Join(root, "keys")
-			os.Mkdir(keys, 0o755)
+			if err := os.Mkdir(keys, 0o755); err != nil {
+				t.Fatal(err)
+			}
 			for _, n := range []string{"alice", "bob"} {
-				os.WriteFile(filepath.Join(keys, n+".pub.asc"), testkeys.Public(n), 0o644)
-				os.WriteFile(filepath.Join(keys, n+".sec.asc"), testkeys.Secret(n), 0o600)
+				if err := os.WriteFile(filepath.Join(keys, n+".pub.asc"), testkeys.Public(n), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(keys, n+".sec.asc"), testkeys.Secret(n), 0o600); err != nil {
+					t.Fatal(err)
+				}
 			}
 			env := []string{"TALLY_TEST_NOW=2027-01-01T12:00:00Z", "GIT_AUTHOR_DATE=2027-01-01T12:00:00Z", "GIT_COMMITTER_DATE=2027-01-01T12:00:00Z"}
 			interop.Run(t, env, "tally", "init", "--repo", repo, "--threshold", "1", "--key-file", filepath.Join(keys, "alice.pub.asc"),
