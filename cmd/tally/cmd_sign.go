@@ -24,7 +24,11 @@ at the first free signature-N of <namespace>/<name>@sha256=<hex>/, records what
 you built (builds/<release>/<FINGERPRINT>.txt: image, tag, platform, digest, the
 source commit and your machine), and commits it all as one commit signed by the
 same key. Digests your key already signed are skipped, so running it again is
-safe. The branch never moves when anything fails.
+safe. The branch never moves when anything fails: everything is checked
+before the first signature is made, and an untracked or edited file at a path
+sign writes is refused (exit 77). Another tally working on the repository is
+waited for up to --lock-wait (then exit 75). The summary lists at most ten
+files; --verbose lists every one.
 
 The passphrase of a --key file comes from $TALLY_PASSPHRASE or a prompt, never
 from the command line. With --gpg, gpg (and gpg-agent, smart cards) does the
