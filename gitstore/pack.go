@@ -171,6 +171,9 @@ func (o *packObjects) readAt(p *pack, offset int64, depth int) (plumbing.ObjectT
 			return 0, nil, err
 		}
 	}
+	if size, err := deltaTargetSize(data); err != nil || size > maxObjectSize {
+		return 0, nil, fmt.Errorf("object at offset %d: bad delta header: %w", offset, ErrBadObject)
+	}
 	target, err := packfile.PatchDelta(base.data, data)
 	if err != nil {
 		return 0, nil, fmt.Errorf("object at offset %d: applying delta: %w", offset, err)
@@ -191,6 +194,29 @@ func (o *packObjects) base(p *pack, offset int64, depth int) (packedObject, erro
 	b := packedObject{typ, data}
 	o.bases.add(key, b, len(data)+entryOverhead)
 	return b, nil
+}
+
+// deltaTargetSize reads the size of the object a delta makes, the second of
+// the two little-endian base-128 numbers that start a delta.
+func deltaTargetSize(delta []byte) (int64, error) {
+	next := func() (int64, error) {
+		var v int64
+		for shift := 0; ; shift += 7 {
+			if len(delta) == 0 || shift > 56 {
+				return 0, fmt.Errorf("bad delta header: %w", ErrBadObject)
+			}
+			c := delta[0]
+			delta = delta[1:]
+			v |= int64(c&0x7f) << shift
+			if c&0x80 == 0 {
+				return v, nil
+			}
+		}
+	}
+	if _, err := next(); err != nil { // the base's size
+		return 0, err
+	}
+	return next()
 }
 
 // end returns where the object at offset ends: where the next one starts.
@@ -439,6 +465,10 @@ func readPackIndex(f *os.File, base string) (*pack, error) {
 	var header [packHeaderSize]byte
 	if _, err := f.ReadAt(header[:], 0); err != nil || string(header[:4]) != "PACK" {
 		return nil, fmt.Errorf("reading %s.pack: not a pack file: %w", base, ErrBadObject)
+	}
+	var trailer [packTrailerSize]byte
+	if _, err := f.ReadAt(trailer[:], fi.Size()-packTrailerSize); err != nil || trailer != idx.PackfileChecksum {
+		return nil, fmt.Errorf("reading %s: the pack and its index do not match: %w", base, ErrBadObject)
 	}
 	count, _ := idx.Count()
 	offsets := make([]int64, 0, count)

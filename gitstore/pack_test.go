@@ -228,6 +228,9 @@ func FuzzParsePackEntry(f *testing.F) {
 	f.Add(append([]byte{0x75}, bytes.Repeat([]byte{0xab}, 20)...)) // REF_DELTA
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
 	f.Fuzz(func(t *testing.T, buf []byte) {
+		if size, err := deltaTargetSize(buf); err == nil && size < 0 {
+			t.Fatalf("negative delta target size %d", size)
+		}
 		e, err := parsePackEntry(buf)
 		if err != nil {
 			return
