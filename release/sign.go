@@ -182,7 +182,7 @@ func Sign(ctx context.Context, repo *gitstore.Repo, opts SignOptions) (*SignResu
 		changes = append(changes, gitstore.Change{Path: t.Path, Data: blobs[i]})
 	}
 	changes = append(changes, recChange...)
-	res.Signed = todo
+	res.Signed = append(res.Signed, todo...)
 
 	who := authorOf(key.Name, now)
 	hash, err := repo.Commit(gitstore.CommitRequest{
