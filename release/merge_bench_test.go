@@ -73,10 +73,17 @@ func images(prefix string, from, to int) []string {
 // repository of 20,000 signatures (10,000 digests signed by two keys), in a
 // checked-out repository on disk. It reports the time spent checking
 // signatures (verify-ns/op) and everything else (noncrypto-ns/op): the
-// merge reads only the trees the branches changed.
-func BenchmarkMerge2x500Into20000(b *testing.B) {
+// merge reads only the trees the branches changed, and writes the 1,000 new
+// files into the working tree.
+func BenchmarkMerge2x500Into20000(b *testing.B) { benchMerge(b, false) }
+
+// BenchmarkMerge2x500Into20000Bare is BenchmarkMerge2x500Into20000 in a bare
+// repository: the merge without the working tree's file writes.
+func BenchmarkMerge2x500Into20000Bare(b *testing.B) { benchMerge(b, true) }
+
+func benchMerge(b *testing.B, bare bool) {
 	ctx := context.Background()
-	repo, err := gitstore.Init(b.TempDir(), false, "main")
+	repo, err := gitstore.Init(b.TempDir(), bare, "main")
 	if err != nil {
 		b.Fatal(err)
 	}

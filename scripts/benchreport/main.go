@@ -45,6 +45,7 @@ var ratios = []ratio{
 	{Name: "sign 500 into 20k: crypto wall vs cpu/cores", Num: "release.BenchmarkSign500Into20000", Unit: "crypto-ns/op", Den: "release.BenchmarkSign500Into20000", DenUnit: "crypto-cpu-ns/op", DenPerCPU: true},
 	// Target: noncrypto-ns/op under 1e9 (the merge reads and writes only the changed trees).
 	{Name: "merge 2x500 into 20k: non-crypto share of wall", Num: "release.BenchmarkMerge2x500Into20000", Unit: "noncrypto-ns/op", Den: "release.BenchmarkMerge2x500Into20000", DenUnit: "ns/op"},
+	{Name: "merge 2x500 into 20k, bare: non-crypto share of wall", Num: "release.BenchmarkMerge2x500Into20000Bare", Unit: "noncrypto-ns/op", Den: "release.BenchmarkMerge2x500Into20000Bare", DenUnit: "ns/op"},
 	{Name: "verify cold vs crypto/cores", Num: "release.BenchmarkVerifyCold", Den: "sigstore.BenchmarkVerifyCrypto", DenPerCPU: true},
 	{Name: "check 500 into 20k: share of the 2 s budget", Num: "hooks.BenchmarkCheck500Into20k", Den: "hooks.BenchmarkCheck500Into20k", DenUnit: "budget-ns"},
 	{Name: "check 500 into 20k vs into 1k", Num: "hooks.BenchmarkCheck500Into20k", Den: "hooks.BenchmarkCheck500Into1k"},
