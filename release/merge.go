@@ -812,12 +812,15 @@ func Merge(ctx context.Context, repo *gitstore.Repo, opts MergeOptions) (*MergeR
 		v, late := a.judge(c.d.Path, c.d.NewMode, c.d.NewHash)
 		good := v.OK() && late == ""
 		if !good {
-			rf := RejectedFile{Source: in.name, From: c.d.Path, Kind: string(v.Problem), Severity: string(v.Severity), Error: v.Message, Merged: opts.AllowInvalid}
+			// Only regular files can be merged, even with AllowInvalid: a
+			// symbolic link or submodule would become a file.
+			allow := opts.AllowInvalid && isRegular(c.d.NewMode)
+			rf := RejectedFile{Source: in.name, From: c.d.Path, Kind: string(v.Problem), Severity: string(v.Severity), Error: v.Message, Merged: allow}
 			if v.OK() {
 				rf.Kind, rf.Severity, rf.Error = KindKeyLifetime, string(sigstore.SeverityWarning), late
 			}
 			res.Rejected = append(res.Rejected, rf)
-			if !opts.AllowInvalid {
+			if !allow {
 				continue
 			}
 		}

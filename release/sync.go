@@ -408,6 +408,9 @@ func replay(repo *gitstore.Repo, onto, local plumbing.Hash, signer sigstore.Sign
 					a.set(gitstore.Change{Path: p, Delete: true})
 				}
 			case a.isLookaside(d.Path):
+				if !isRegular(d.NewMode) {
+					return nil, fail(fmt.Errorf("%s: %w: it is a %s, and tally writes only regular files", d.Path, ErrConflict, d.NewMode))
+				}
 				data, err := base.Blob(d.NewHash)
 				if err != nil {
 					return nil, fail(err)

@@ -68,15 +68,20 @@ EXAMPLES:
 			} else {
 				printMerge(env, res)
 			}
-			if res.Invalid() && !c.Bool("allow-invalid") {
-				n := 0
-				for _, f := range res.Rejected {
-					if !f.Merged {
-						n++
-					}
+			// Exit 2 when an invalid incoming file was left out: all of them
+			// without --allow-invalid, links and the like even with it.
+			left := 0
+			for _, f := range res.Rejected {
+				if !f.Merged && f.Severity == "invalid" {
+					left++
 				}
-				return fail(exitInvalid, fmt.Errorf("%d incoming file(s) failed the judgement and were not merged", n),
-					"the rest is merged; ask the source's maintainer to fix those files, or merge them anyway with --allow-invalid (only on the first merge of that source)")
+			}
+			if left > 0 {
+				hint := "the rest is merged; ask the source's maintainer to fix those files, or merge them anyway with --allow-invalid (only on the first merge of that source)"
+				if c.Bool("allow-invalid") {
+					hint = "the rest is merged; --allow-invalid merges only regular files"
+				}
+				return fail(exitInvalid, fmt.Errorf("%d invalid incoming file(s) were not merged", left), hint)
 			}
 			return nil
 		},
