@@ -109,8 +109,8 @@ func (s *signedRepo) file(t *testing.T, who, digest string) string {
 	return ""
 }
 
-// gpgEnv is a GNUPGHOME holding the maintainers' public keys.
-func gpgEnv(t *testing.T, names ...string) []string {
+// interopGPGEnv is a GNUPGHOME holding the maintainers' public keys.
+func interopGPGEnv(t *testing.T, names ...string) []string {
 	t.Helper()
 	var keys [][]byte
 	for _, n := range names {
@@ -119,8 +119,8 @@ func gpgEnv(t *testing.T, names ...string) []string {
 	return []string{"GNUPGHOME=" + interop.GPGHome(t, keys...)}
 }
 
-// validSigner returns the primary fingerprint in gpg's VALIDSIG status line.
-func validSigner(status string) string {
+// gpgValidSigner returns the primary fingerprint in gpg's VALIDSIG status line.
+func gpgValidSigner(status string) string {
 	for _, line := range strings.Split(status, "\n") {
 		if f := strings.Fields(line); len(f) >= 3 && f[0] == "[GNUPG:]" && f[1] == "VALIDSIG" {
 			return f[len(f)-1]
@@ -136,7 +136,7 @@ func TestInteropSignaturesVerifyWithGPGAndSkopeo(t *testing.T) {
 		sample.Spec{Name: "core-multi", Tag: "2.0", Platforms: []string{"linux/amd64", "linux/arm64"}},
 		sample.Spec{Name: "core-flat", Tag: "3.1", Flat: true, Platforms: []string{"linux/amd64", "linux/riscv64"}},
 	)
-	env := gpgEnv(t, "alice", "bob")
+	env := interopGPGEnv(t, "alice", "bob")
 	tags := map[string]string{"core-hello": "1.0", "core-multi": "2.0", "core-flat": "3.1"}
 
 	checked := 0
@@ -151,7 +151,7 @@ func TestInteropSignaturesVerifyWithGPGAndSkopeo(t *testing.T) {
 				status, err := interop.RunErr(t, "", env, "gpg", "--batch", "--status-fd", "1", "--verify", sig)
 				if err != nil {
 					t.Errorf("gpg --verify %s (%s): %v", sig, who, err)
-				} else if got := validSigner(status); got != fpr {
+				} else if got := gpgValidSigner(status); got != fpr {
 					t.Errorf("gpg --verify %s: VALIDSIG by %q, want %s\n%s", sig, got, fpr, status)
 				}
 				out, err := interop.RunErr(t, "", env, "skopeo", "standalone-verify", manifest, ref, fpr, sig)
@@ -182,7 +182,7 @@ func TestInteropSignaturesVerifyWithGPGAndSkopeo(t *testing.T) {
 func TestInteropGitVerifiesCommits(t *testing.T) {
 	interop.Require(t, "gpg", "git")
 	s := newSignedRepo(t, sample.Spec{Name: "core-hello", Tag: "1.0"})
-	env := gpgEnv(t, "alice", "bob")
+	env := interopGPGEnv(t, "alice", "bob")
 
 	log := interop.Git(t, s.repo, env, "log", "--format=%H %G? %GF %s")
 	lines := strings.Split(strings.TrimSpace(log), "\n")
@@ -211,7 +211,7 @@ func TestInteropGitVerifiesCommits(t *testing.T) {
 	}
 
 	// Without the maintainers' keys git cannot vouch for the commits.
-	if _, err := interop.GitErr(t, s.repo, gpgEnv(t, "carol"), "verify-commit", "HEAD"); err == nil {
+	if _, err := interop.GitErr(t, s.repo, interopGPGEnv(t, "carol"), "verify-commit", "HEAD"); err == nil {
 		t.Error("git verify-commit accepted HEAD without the signer's public key")
 	}
 	// The checkout is exactly the commit: git sees nothing to commit.
@@ -221,15 +221,15 @@ func TestInteropGitVerifiesCommits(t *testing.T) {
 	interop.Git(t, s.repo, nil, "fsck", "--strict", "--no-progress")
 }
 
-// consumer is what a user of the images configures: a policy.json that
+// skopeoConsumer is what a user of the images configures: a policy.json that
 // demands signatures by every named maintainer for the registry's stagex
 // scope (remapped to the docker.io/stagex identity the maintainers sign),
 // and a registries.d pointing that scope at the signatures checkout.
-type consumer struct {
+type skopeoConsumer struct {
 	policy, regd string
 }
 
-func newConsumer(t *testing.T, s *signedRepo, reg *interop.Registry, maintainers ...string) consumer {
+func newSkopeoConsumer(t *testing.T, s *signedRepo, reg *interop.Registry, maintainers ...string) skopeoConsumer {
 	t.Helper()
 	scope := reg.Addr + "/stagex"
 	remap := &interop.Identity{Type: "remapIdentity", Prefix: scope, SignedPrefix: "docker.io/stagex"}
@@ -237,7 +237,7 @@ func newConsumer(t *testing.T, s *signedRepo, reg *interop.Registry, maintainers
 	for _, m := range maintainers {
 		reqs = append(reqs, interop.SignedBy(filepath.Join(s.keys, m+".pub.asc"), remap))
 	}
-	return consumer{
+	return skopeoConsumer{
 		policy: interop.WritePolicy(t, interop.DockerPolicy(scope, reqs...)),
 		regd:   interop.WriteRegistriesD(t, scope, s.repo),
 	}
@@ -246,7 +246,7 @@ func newConsumer(t *testing.T, s *signedRepo, reg *interop.Registry, maintainers
 // pull copies ref from the registry into a new dir: layout with stock
 // skopeo under the consumer's policy; extra goes before "copy"
 // (--override-arch).
-func (c consumer) pull(t *testing.T, ref string, extra ...string) error {
+func (c skopeoConsumer) pull(t *testing.T, ref string, extra ...string) error {
 	t.Helper()
 	args := append([]string{"--policy", c.policy, "--registries.d", c.regd}, extra...)
 	args = append(args, "copy", "--src-tls-verify=false", "docker://"+ref, "dir:"+t.TempDir())
@@ -254,10 +254,10 @@ func (c consumer) pull(t *testing.T, ref string, extra ...string) error {
 	return err
 }
 
-// push copies an image from its OCI layout to the registry with stock skopeo
+// skopeoPush copies an image from its OCI layout to the registry with stock skopeo
 // (accepting anything: the registry side is not under test) and returns the
 // digest the registry serves for the tag.
-func push(t *testing.T, reg *interop.Registry, out, img, tag string, all bool) string {
+func skopeoPush(t *testing.T, reg *interop.Registry, out, img, tag string, all bool) string {
 	t.Helper()
 	accept := interop.WritePolicy(t, interop.Policy{Default: []interop.Requirement{interop.AcceptAnything()}})
 	ref := reg.Addr + "/stagex/" + img + ":" + tag
@@ -287,17 +287,17 @@ func TestInteropRegistryPullNeedsBothMaintainers(t *testing.T) {
 	// platform instance and copying its manifest unchanged: the tag then
 	// serves exactly the digest tally signed.
 	digest := s.digests["core-hello"][0]
-	if got := push(t, reg, s.out, "core-hello", "1.0", false); got != digest {
+	if got := skopeoPush(t, reg, s.out, "core-hello", "1.0", false); got != digest {
 		t.Fatalf("skopeo pushed core-hello:1.0 as %s, tally signed %s", got, digest)
 	}
 	ref := reg.Addr + "/stagex/core-hello:1.0"
 
-	both := newConsumer(t, s, reg, "alice", "bob")
+	both := newSkopeoConsumer(t, s, reg, "alice", "bob")
 	if err := both.pull(t, ref); err != nil {
 		t.Fatalf("skopeo refused an image both maintainers signed: %v", err)
 	}
 	// Not vacuous: a policy that also demands carol refuses it.
-	if err := newConsumer(t, s, reg, "alice", "carol").pull(t, ref); err == nil {
+	if err := newSkopeoConsumer(t, s, reg, "alice", "carol").pull(t, ref); err == nil {
 		t.Error("skopeo accepted the image under a policy demanding carol, who never signed")
 	} else {
 		t.Logf("demanding carol too: refused as it should be: %v", err)
@@ -316,7 +316,7 @@ func TestInteropRegistryPullNeedsBothMaintainers(t *testing.T) {
 	}
 	t.Logf("without bob's signature: refused as it should be: %v", err)
 	// Alice's signature alone still satisfies a policy demanding only her.
-	if err := newConsumer(t, s, reg, "alice").pull(t, ref); err != nil {
+	if err := newSkopeoConsumer(t, s, reg, "alice").pull(t, ref); err != nil {
 		t.Errorf("skopeo refused alice's signature alone under a policy demanding alice: %v", err)
 	}
 }
@@ -329,12 +329,12 @@ func TestInteropRegistryMultiPlatform(t *testing.T) {
 
 	// --all pushes the image index and every instance, each manifest
 	// unchanged; the tag serves the index, which nobody signs.
-	index := push(t, reg, s.out, "core-multi", "2.0", true)
+	index := skopeoPush(t, reg, s.out, "core-multi", "2.0", true)
 	if slices.Contains(s.digests["core-multi"], index) {
 		t.Fatalf("the tag serves %s, a platform manifest, want the index", index)
 	}
 	ref := reg.Addr + "/stagex/core-multi:2.0"
-	c := newConsumer(t, s, reg, "alice", "bob")
+	c := newSkopeoConsumer(t, s, reg, "alice", "bob")
 	for i, p := range platforms {
 		arch := strings.TrimPrefix(p, "linux/")
 		// The instance skopeo picks is one of the digests tally signed.
@@ -378,10 +378,10 @@ func TestInteropRegistryMultiPlatform(t *testing.T) {
 	}
 }
 
-// gpgSignerEnv points the process at a new GNUPGHOME holding alice's secret
+// interopSignerEnv points the process at a new GNUPGHOME holding alice's secret
 // key and at an empty HOME (no git configuration), as a maintainer's shell
 // would: --gpg runs gpg from the environment.
-func gpgSignerEnv(t *testing.T, secret ...string) (home string) {
+func interopSignerEnv(t *testing.T, secret ...string) (home string) {
 	t.Helper()
 	var keys [][]byte
 	for _, n := range secret {
@@ -395,11 +395,11 @@ func gpgSignerEnv(t *testing.T, secret ...string) (home string) {
 	return home
 }
 
-// judgeHead judges every signature file at the repository's HEAD with
+// judgeInteropHead judges every signature file at the repository's HEAD with
 // tally's own judgement (sigstore.Judge against the repository's keyring and
 // policy) and returns the signer of each; it fails the test for any file
 // that is not a good signature.
-func judgeHead(t *testing.T, dir string) map[string]string {
+func judgeInteropHead(t *testing.T, dir string) map[string]string {
 	t.Helper()
 	repo, err := gitstore.Open(dir)
 	if err != nil {
@@ -440,7 +440,7 @@ func judgeHead(t *testing.T, dir string) map[string]string {
 
 func TestInteropSignWithGPG(t *testing.T) {
 	interop.Require(t, "gpg", "gpg-agent", "git")
-	gpgSignerEnv(t, "alice", "mallory")
+	interopSignerEnv(t, "alice", "mallory")
 	keys := keyFiles(t)
 	dir := t.TempDir()
 	repo, out := filepath.Join(dir, "sigs"), filepath.Join(dir, "out")
@@ -464,7 +464,7 @@ func TestInteropSignWithGPG(t *testing.T) {
 	}
 
 	// tally's own judgement accepts every file, all by alice.
-	signers := judgeHead(t, repo)
+	signers := judgeInteropHead(t, repo)
 	if len(signers) != 3 {
 		t.Errorf("tally judged %d signature files, want 3", len(signers))
 	}
@@ -475,10 +475,10 @@ func TestInteropSignWithGPG(t *testing.T) {
 	}
 	// gpg verifies the files (gpg writes a compressed signed message) and
 	// git the commits.
-	env := gpgEnv(t, "alice")
+	env := interopGPGEnv(t, "alice")
 	for _, si := range res.Signed {
 		status := interop.Run(t, env, "gpg", "--batch", "--status-fd", "1", "--verify", filepath.Join(repo, si.Path))
-		if got := validSigner(status); got != alice {
+		if got := gpgValidSigner(status); got != alice {
 			t.Errorf("gpg --verify %s: VALIDSIG by %q, want alice", si.Path, got)
 		}
 	}
@@ -509,7 +509,7 @@ func TestInteropSignWithGPG(t *testing.T) {
 
 func TestInteropSignWithGPGDefaultsToGitSigningKey(t *testing.T) {
 	interop.Require(t, "gpg", "gpg-agent", "git")
-	home := gpgSignerEnv(t, "bob")
+	home := interopSignerEnv(t, "bob")
 	keys := keyFiles(t)
 	dir := t.TempDir()
 	repo, out := filepath.Join(dir, "sigs"), filepath.Join(dir, "out")
@@ -530,12 +530,12 @@ func TestInteropSignWithGPGDefaultsToGitSigningKey(t *testing.T) {
 	if !strings.Contains(stdout, "signer "+testkeys.Fingerprint("bob")) || !strings.Contains(stdout, "1 new signature") {
 		t.Errorf("sign --gpg with user.signingkey:\n%s", stdout)
 	}
-	for p, fpr := range judgeHead(t, repo) {
+	for p, fpr := range judgeInteropHead(t, repo) {
 		if fpr != testkeys.Fingerprint("bob") {
 			t.Errorf("%s signed by %s, want bob", p, fpr)
 		}
 	}
-	if _, err := interop.GitErr(t, repo, gpgEnv(t, "bob"), "verify-commit", "HEAD"); err != nil {
+	if _, err := interop.GitErr(t, repo, interopGPGEnv(t, "bob"), "verify-commit", "HEAD"); err != nil {
 		t.Errorf("git verify-commit HEAD: %v", err)
 	}
 }
