@@ -31,503 +31,13 @@ import (
 // one side left it alone.
 var ErrConflict = errors.New("conflicting changes")
 
-// assembly is a tree under construction: a base snapshot plus the changes
-// a merge or a replayed commit makes to it. It knows, for every lookaside
-// directory it touched, which numbers are taken, which blobs are there and
-// which primary keys already signed, so that it can place an incoming
-// signature by the merge rules. Signature checks are done once per blob.
-type assembly struct {
-	repo   *gitstore.Repo
-	base   *gitstore.Snapshot
-	policy Policy
-	keys   *sigstore.Keyring
-	now    time.Time
-
-	changes map[string]gitstore.Change
-	dirs    map[string]*sigDir
-
-	verified map[plumbing.Hash]verifyOutcome
-	// verifyTime is the wall time spent in signature checks.
-	verifyTime time.Duration
-	// verifiedCount is how many signature files were checked.
-	verifiedCount int
-}
-
-// sigDir is what an assembly knows of one lookaside directory.
-type sigDir struct {
-	used    map[int]bool
-	blobs   map[plumbing.Hash]string // blob -> the path holding it
-	signers map[string]string        // primary fingerprint -> its good signature's path
-}
-
-// verifyOutcome is what sigstore.Verify said about one blob.
-type verifyOutcome struct {
-	sig sigstore.Signature
-	err error
-}
-
-func newAssembly(repo *gitstore.Repo, base *gitstore.Snapshot, policy Policy, keys *sigstore.Keyring, now time.Time) *assembly {
-	return &assembly{repo: repo, base: base, policy: policy, keys: keys, now: now,
-		changes: map[string]gitstore.Change{}, dirs: map[string]*sigDir{},
-		verified: map[plumbing.Hash]verifyOutcome{}}
-}
-
-// isLookaside reports whether path is in the lookaside tree.
-func (a *assembly) isLookaside(path string) bool {
-	return strings.HasPrefix(path, a.policy.Namespace+"/")
-}
-
-// isRecord reports whether path is a build record, builds/<release>/<name>.txt.
-func isRecord(path string) bool {
-	parts := strings.Split(path, "/")
-	return len(parts) == 3 && parts[0] == BuildsDir && CheckReleaseName(parts[1]) == nil &&
-		strings.HasSuffix(parts[2], ".txt") && len(parts[2]) > len(".txt")
-}
-
-// entry returns the blob id of the file at path in the assembled tree,
-// zero when there is none.
-func (a *assembly) entry(path string) (plumbing.Hash, error) {
-	if ch, ok := a.changes[path]; ok {
-		if ch.Delete {
-			return plumbing.ZeroHash, nil
-		}
-		return plumbing.ComputeHash(plumbing.BlobObject, ch.Data), nil
-	}
-	e, err := a.base.Stat(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return plumbing.ZeroHash, nil
-	}
-	if err != nil {
-		return plumbing.ZeroHash, err
-	}
-	if e.IsDir() {
-		return plumbing.ZeroHash, fmt.Errorf("%s is a directory", path)
-	}
-	return e.Hash, nil
-}
-
-// read returns the contents of the file at path in the assembled tree; ok is
-// false when there is none.
-func (a *assembly) read(path string) (data []byte, ok bool, err error) {
-	if ch, found := a.changes[path]; found {
-		return ch.Data, !ch.Delete, nil
-	}
-	data, err = a.base.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, false, nil
-	}
-	return data, err == nil, err
-}
-
-// set records a change to path.
-func (a *assembly) set(ch gitstore.Change) { a.changes[ch.Path] = ch }
-
-// sortedChanges returns the changes in path order.
-func (a *assembly) sortedChanges() []gitstore.Change {
-	out := make([]gitstore.Change, 0, len(a.changes))
-	for _, ch := range a.changes {
-		out = append(out, ch)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
-	return out
-}
-
-// threeWay applies one side's change to a file that is neither a signature
-// nor a build record: taken when the assembled tree still has the old
-// version, nothing when it has the new one already, a conflict otherwise.
-// It reports whether the file changed.
-func (a *assembly) threeWay(d gitstore.DiffEntry, read func(plumbing.Hash) ([]byte, error)) (bool, error) {
-	cur, err := a.entry(d.Path)
-	if err != nil {
-		return false, err
-	}
-	switch {
-	case cur == d.NewHash:
-		return false, nil
-	case cur != d.OldHash:
-		return false, fmt.Errorf("%s: %w: both sides changed it; merge it with git, then run tally again", d.Path, ErrConflict)
-	case d.Action == gitstore.Deleted:
-		a.set(gitstore.Change{Path: d.Path, Delete: true})
-		return true, nil
-	case d.NewMode != filemode.Regular && d.NewMode != filemode.Executable:
-		return false, fmt.Errorf("%s: %w: it is a %s, and tally writes only regular files", d.Path, ErrConflict, d.NewMode)
-	}
-	data, err := read(d.NewHash)
-	if err != nil {
-		return false, fmt.Errorf("reading %s: %w", d.Path, err)
-	}
-	a.set(gitstore.Change{Path: d.Path, Data: data})
-	return true, nil
-}
-
-// reloadPolicy reads the trust policy and keyring of the assembled tree,
-// which a merged or replayed change may have changed.
-func (a *assembly) reloadPolicy() error {
-	_, policyChanged := a.changes[PolicyFile]
-	_, keysChanged := a.changes[a.policy.Keyring]
-	if !policyChanged && !keysChanged {
-		return nil
-	}
-	data, ok, err := a.read(PolicyFile)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return fmt.Errorf("%w: the merged tree has no %s", ErrBadPolicy, PolicyFile)
-	}
-	p, err := ParsePolicy(data)
-	if err != nil {
-		return err
-	}
-	keyData, ok, err := a.read(p.Keyring)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return fmt.Errorf("%w: the merged tree has no keyring %s", ErrBadPolicy, p.Keyring)
-	}
-	keys, err := sigstore.ReadKeyring(keyData)
-	if err != nil {
-		return fmt.Errorf("%w: keyring %s: %v", ErrBadPolicy, p.Keyring, err)
-	}
-	if err := CheckThreshold(p.Threshold, len(keys.Keys())); err != nil {
-		return err
-	}
-	if p.Namespace != a.policy.Namespace {
-		return fmt.Errorf("%w: the namespace changes from %s to %s", ErrConflict, a.policy.Namespace, p.Namespace)
-	}
-	a.policy, a.keys = p, keys
-	clear(a.verified) // judged under other keys
-	clear(a.dirs)
-	return nil
-}
-
-// blobRef names a blob to verify.
-type blobRef struct {
-	hash plumbing.Hash
-	path string // for error messages
-}
-
-// verifyAll checks every blob not checked yet, in parallel over all cores.
-func (a *assembly) verifyAll(blobs []blobRef) error {
-	var todo []blobRef
-	seen := map[plumbing.Hash]bool{}
-	for _, b := range blobs {
-		if _, done := a.verified[b.hash]; done || seen[b.hash] {
-			continue
-		}
-		seen[b.hash] = true
-		todo = append(todo, b)
-	}
-	if len(todo) == 0 {
-		return nil
-	}
-	start := time.Now()
-	defer func() { a.verifyTime += time.Since(start) }()
-	out := make([]verifyOutcome, len(todo))
-	errs := make([]error, len(todo))
-	workers := min(runtime.GOMAXPROCS(0), len(todo))
-	var wg sync.WaitGroup
-	next := make(chan int)
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				data, err := a.base.Blob(todo[i].hash)
-				if err != nil {
-					errs[i] = fmt.Errorf("reading %s: %w", todo[i].path, err)
-					continue
-				}
-				out[i].sig, out[i].err = sigstore.Verify(data, a.keys)
-			}
-		}()
-	}
-	for i := range todo {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-	for i, b := range todo {
-		if errs[i] != nil {
-			return errs[i]
-		}
-		a.verified[b.hash] = out[i]
-	}
-	a.verifiedCount += len(todo)
-	return nil
-}
-
-// judge gives the verdict on a signature file at path, with the key lifetime
-// judged at the assembly's time (when the file enters this history). The
-// blob must have been verified (verifyAll) unless the path is malformed.
-func (a *assembly) judge(path string, mode filemode.FileMode, blob plumbing.Hash) (sigstore.Verdict, string) {
-	ns := a.policy.Namespace
-	loc, err := sigstore.ParseLocation(path)
-	switch {
-	case mode != filemode.Regular && mode != filemode.Executable && mode != filemode.Deprecated:
-		return malformed(path, fmt.Sprintf("not a regular file (mode %s): the lookaside tree holds only signature files", mode)), ""
-	case err != nil:
-		return malformed(path, err.Error()), ""
-	case !strings.HasPrefix(loc.Repository, ns+"/"):
-		return malformed(path, fmt.Sprintf("repository %s is not below the namespace %s", loc.Repository, ns)), ""
-	}
-	out, ok := a.verified[blob]
-	if !ok {
-		// Not prefetched: check it now.
-		if err := a.verifyAll([]blobRef{{blob, path}}); err != nil {
-			return sigstore.Verdict{Location: loc, Problem: sigstore.KindGarbage, Severity: sigstore.SeverityInvalid, Message: err.Error()}, ""
-		}
-		out = a.verified[blob]
-	}
-	name := strings.TrimPrefix(loc.Repository, ns+"/")
-	v := sigstore.JudgeVerified(loc, a.policy.Repository(name), out.sig, out.err)
-	if !v.OK() {
-		return v, ""
-	}
-	if valid, why := a.keys.ValidAt(v.Signature.Issuer, a.now); !valid {
-		return v, why
-	}
-	return v, ""
-}
-
-// dir returns what the assembly knows of a lookaside directory, reading and
-// judging the base tree's files there the first time.
-func (a *assembly) dir(dir string) (*sigDir, error) {
-	if d, ok := a.dirs[dir]; ok {
-		return d, nil
-	}
-	d := &sigDir{used: map[int]bool{}, blobs: map[plumbing.Hash]string{}, signers: map[string]string{}}
-	entries, err := a.base.List(dir)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("reading %s: %w", dir, err)
-	}
-	var refs []blobRef
-	for _, e := range entries {
-		if !e.IsDir() {
-			refs = append(refs, blobRef{e.Hash, dir + "/" + e.Name})
-		}
-	}
-	if err := a.verifyAll(refs); err != nil {
-		return nil, err
-	}
-	for _, e := range entries {
-		if e.IsDir() {
-			continue
-		}
-		p := dir + "/" + e.Name
-		if n, ok := signatureNumber(e.Name); ok {
-			d.used[n] = true
-		}
-		d.blobs[e.Hash] = p
-		if v, late := a.judge(p, e.Mode, e.Hash); v.OK() && late == "" {
-			if _, dup := d.signers[v.Signature.Signer]; !dup {
-				d.signers[v.Signature.Signer] = p
-			}
-		}
-	}
-	// Changes made earlier in this assembly (a replay reloads its base).
-	for p, ch := range a.changes {
-		if parent, name, _ := cutLastSlash(p); parent == dir {
-			a.noteChange(d, p, name, ch)
-		}
-	}
-	a.dirs[dir] = d
-	return d, nil
-}
-
-// noteChange updates d for a change already in the assembly.
-func (a *assembly) noteChange(d *sigDir, p, name string, ch gitstore.Change) {
-	if ch.Delete {
-		return
-	}
-	h := plumbing.ComputeHash(plumbing.BlobObject, ch.Data)
-	if n, ok := signatureNumber(name); ok {
-		d.used[n] = true
-	}
-	d.blobs[h] = p
-}
-
-// placement is where an incoming signature went, or why it did not.
-type placement struct {
-	path     string // the new path; "" when dropped
-	reason   string // DropIdentical or DropSameKey when dropped
-	existing string // the file that made it redundant
-}
-
-// Reasons an incoming signature is not added.
-const (
-	DropIdentical = "identical"    // a file with the same bytes is there
-	DropSameKey   = "same-key"     // the same primary key signed this digest already
-	DropDeleted   = "deleted"      // the source deleted it; signatures are never deleted
-	DropPathTaken = "path-taken"   // an invalid file whose name cannot be renumbered, and its path is taken
-	DropRejected  = "failed-judge" // failed the judgement (see RejectedFile)
-)
-
-// place files an incoming signature blob into its directory by the merge
-// rules: dropped when a file with the same bytes or a good signature by the
-// same primary key is there, otherwise added at the first free number. good
-// says whether v is a good signature whose signer counts for the rule.
-func (a *assembly) place(dir string, blob plumbing.Hash, data []byte, v sigstore.Verdict, good bool) (placement, error) {
-	d, err := a.dir(dir)
-	if err != nil {
-		return placement{}, err
-	}
-	if p, ok := d.blobs[blob]; ok {
-		return placement{reason: DropIdentical, existing: p}, nil
-	}
-	if good {
-		if p, ok := d.signers[v.Signature.Signer]; ok {
-			return placement{reason: DropSameKey, existing: p}, nil
-		}
-	}
-	n := 1
-	for d.used[n] {
-		n++
-	}
-	p := dir + "/signature-" + strconv.Itoa(n)
-	a.set(gitstore.Change{Path: p, Data: data})
-	d.used[n] = true
-	d.blobs[blob] = p
-	if good {
-		d.signers[v.Signature.Signer] = p
-	}
-	return placement{path: p}, nil
-}
-
-// placeAt files an incoming blob at exactly path (an invalid file whose name
-// is not a signature number), when the path is free.
-func (a *assembly) placeAt(path string, blob plumbing.Hash, data []byte) (placement, error) {
-	cur, err := a.entry(path)
-	if err != nil {
-		return placement{}, err
-	}
-	switch {
-	case cur == blob:
-		return placement{reason: DropIdentical, existing: path}, nil
-	case !cur.IsZero():
-		return placement{reason: DropPathTaken, existing: path}, nil
-	}
-	a.set(gitstore.Change{Path: path, Data: data})
-	return placement{path: path}, nil
-}
-
-// signatureNumber parses "signature-N" the way readers count (N from 1,
-// no leading zeros).
-func signatureNumber(name string) (int, bool) {
-	s, ok := strings.CutPrefix(name, "signature-")
-	if !ok || s == "" || s[0] == '0' || len(s) > 10 {
-		return 0, false
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n < 1 || strconv.Itoa(n) != s {
-		return 0, false
-	}
-	return n, true
-}
-
-func cutLastSlash(p string) (dir, name string, ok bool) {
-	i := strings.LastIndexByte(p, '/')
-	if i < 0 {
-		return "", p, false
-	}
-	return p[:i], p[i+1:], true
-}
-
-// unionRecord merges two versions of one build record: the target's bytes
-// stay as they are, and what the incoming record has that the target lacks
-// is appended, in the incoming order: each run (a run line and the image
-// lines after it) the target does not have, and for a run it has, the image
-// lines it lacks, under a copy of that run line. The result holds what both
-// sides recorded, and the target's version is a prefix of it, so a push
-// only adds lines.
-func unionRecord(target, incoming []byte) ([]byte, bool, error) {
-	if _, err := ParseBuildRecord(target); err != nil {
-		return nil, false, err
-	}
-	if _, err := ParseBuildRecord(incoming); err != nil {
-		return nil, false, err
-	}
-	have := map[string]map[string]bool{} // run line -> its image lines
-	for _, b := range recordBlocks(target) {
-		if have[b[0]] == nil {
-			have[b[0]] = map[string]bool{}
-		}
-		for _, line := range b[1:] {
-			have[b[0]][line] = true
-		}
-	}
-	out := bytes.Clone(target)
-	changed := false
-	for _, b := range recordBlocks(incoming) {
-		lines, known := have[b[0]]
-		var missing []string
-		for _, line := range b[1:] {
-			if !lines[line] {
-				missing = append(missing, line)
-			}
-		}
-		if known && len(missing) == 0 {
-			continue
-		}
-		if !known {
-			lines = map[string]bool{}
-			have[b[0]] = lines
-		}
-		out = append(out, b[0]...)
-		for _, line := range missing {
-			out = append(out, line...)
-			lines[line] = true
-		}
-		changed = true
-	}
-	if !changed {
-		return target, false, nil
-	}
-	if _, err := ParseBuildRecord(out); err != nil {
-		return nil, false, fmt.Errorf("merging build records: %w", err)
-	}
-	return out, true, nil
-}
-
-// recordBlocks splits a parsed build record into its runs: each block is a
-// run line followed by the image lines after it, each with its newline.
-func recordBlocks(data []byte) [][]string {
-	lines := strings.SplitAfter(string(data), "\n")
-	var blocks [][]string
-	for i, line := range lines {
-		if i == 0 || line == "" {
-			continue // the header, and the empty string after the last newline
-		}
-		if strings.HasPrefix(line, "run ") || len(blocks) == 0 {
-			blocks = append(blocks, []string{line})
-			continue
-		}
-		blocks[len(blocks)-1] = append(blocks[len(blocks)-1], line)
-	}
-	return blocks
-}
-
-// maintainer checks that signer is a maintainer whose key may sign now and
-// returns the git identity its commits carry.
-func maintainer(keys *sigstore.Keyring, signer sigstore.Signer, now time.Time) (object.Signature, error) {
-	if signer == nil {
-		return object.Signature{}, ErrNoSigner
-	}
-	fpr := signer.Fingerprint()
-	key, ok := keys.Key(fpr)
-	if !ok {
-		return object.Signature{}, fmt.Errorf("%w: %s", ErrUntrustedSigner, fpr)
-	}
-	if ok, why := keys.ValidAt(fpr, now); !ok {
-		return object.Signature{}, fmt.Errorf("signing key %s cannot sign now: %s", fpr, why)
-	}
-	return authorOf(key.Name, now), nil
-}
-
 // ErrNoSigner means an operation makes commits and needs a maintainer's key
 // to sign them.
 var ErrNoSigner = errors.New("a maintainer key is needed to sign the commit")
+
+// ErrBadSource means a merge source is neither a ref or commit of the
+// repository nor another repository.
+var ErrBadSource = errors.New("bad merge source")
 
 // MergeOptions says what to merge and who signs the merge commit.
 type MergeOptions struct {
@@ -576,6 +86,15 @@ type DroppedFile struct {
 	Reason   string `json:"reason"`             // DropIdentical, DropSameKey, DropDeleted, DropPathTaken
 	Existing string `json:"existing,omitempty"` // the file that makes it redundant
 }
+
+// Reasons an incoming signature is not added.
+const (
+	DropIdentical = "identical"    // a file with the same bytes is there
+	DropSameKey   = "same-key"     // the same primary key signed this digest already
+	DropDeleted   = "deleted"      // the source deleted it; signatures are never deleted
+	DropPathTaken = "path-taken"   // an invalid file whose name cannot be renumbered, and its path is taken
+	DropRejected  = "failed-judge" // failed the judgement (see RejectedFile)
+)
 
 // RejectedFile is an incoming file that failed the judgement.
 type RejectedFile struct {
@@ -959,10 +478,6 @@ func mergeMessage(res *MergeResult, signer string) string {
 	return b.String()
 }
 
-// ErrBadSource means a merge source is neither a ref or commit of the
-// repository nor another repository.
-var ErrBadSource = errors.New("bad merge source")
-
 // sourceRefPrefix is where ResolveSource keeps what it fetched from other
 // repositories: one ref per repository and branch, replaced at each fetch.
 const sourceRefPrefix = "refs/tally/sources/"
@@ -1029,4 +544,489 @@ func isSCPLike(s string) bool {
 	colon := strings.IndexByte(s, ':')
 	slash := strings.IndexByte(s, '/')
 	return colon > 0 && (slash < 0 || colon < slash) && !strings.Contains(s, "://")
+}
+
+// assembly is a tree under construction: a base snapshot plus the changes
+// a merge or a replayed commit makes to it. It knows, for every lookaside
+// directory it touched, which numbers are taken, which blobs are there and
+// which primary keys already signed, so that it can place an incoming
+// signature by the merge rules. Signature checks are done once per blob.
+type assembly struct {
+	repo   *gitstore.Repo
+	base   *gitstore.Snapshot
+	policy Policy
+	keys   *sigstore.Keyring
+	now    time.Time
+
+	changes map[string]gitstore.Change
+	dirs    map[string]*sigDir
+
+	verified map[plumbing.Hash]verifyOutcome
+	// verifyTime is the wall time spent in signature checks.
+	verifyTime time.Duration
+	// verifiedCount is how many signature files were checked.
+	verifiedCount int
+}
+
+// sigDir is what an assembly knows of one lookaside directory.
+type sigDir struct {
+	used    map[int]bool
+	blobs   map[plumbing.Hash]string // blob -> the path holding it
+	signers map[string]string        // primary fingerprint -> its good signature's path
+}
+
+// verifyOutcome is what sigstore.Verify said about one blob.
+type verifyOutcome struct {
+	sig sigstore.Signature
+	err error
+}
+
+func newAssembly(repo *gitstore.Repo, base *gitstore.Snapshot, policy Policy, keys *sigstore.Keyring, now time.Time) *assembly {
+	return &assembly{repo: repo, base: base, policy: policy, keys: keys, now: now,
+		changes: map[string]gitstore.Change{}, dirs: map[string]*sigDir{},
+		verified: map[plumbing.Hash]verifyOutcome{}}
+}
+
+// isLookaside reports whether path is in the lookaside tree.
+func (a *assembly) isLookaside(path string) bool {
+	return strings.HasPrefix(path, a.policy.Namespace+"/")
+}
+
+// isRecord reports whether path is a build record, builds/<release>/<name>.txt.
+func isRecord(path string) bool {
+	parts := strings.Split(path, "/")
+	return len(parts) == 3 && parts[0] == BuildsDir && CheckReleaseName(parts[1]) == nil &&
+		strings.HasSuffix(parts[2], ".txt") && len(parts[2]) > len(".txt")
+}
+
+// entry returns the blob id of the file at path in the assembled tree,
+// zero when there is none.
+func (a *assembly) entry(path string) (plumbing.Hash, error) {
+	if ch, ok := a.changes[path]; ok {
+		if ch.Delete {
+			return plumbing.ZeroHash, nil
+		}
+		return plumbing.ComputeHash(plumbing.BlobObject, ch.Data), nil
+	}
+	e, err := a.base.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return plumbing.ZeroHash, nil
+	}
+	if err != nil {
+		return plumbing.ZeroHash, err
+	}
+	if e.IsDir() {
+		return plumbing.ZeroHash, fmt.Errorf("%s is a directory", path)
+	}
+	return e.Hash, nil
+}
+
+// read returns the contents of the file at path in the assembled tree; ok is
+// false when there is none.
+func (a *assembly) read(path string) (data []byte, ok bool, err error) {
+	if ch, found := a.changes[path]; found {
+		return ch.Data, !ch.Delete, nil
+	}
+	data, err = a.base.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, false, nil
+	}
+	return data, err == nil, err
+}
+
+// set records a change to path.
+func (a *assembly) set(ch gitstore.Change) { a.changes[ch.Path] = ch }
+
+// sortedChanges returns the changes in path order.
+func (a *assembly) sortedChanges() []gitstore.Change {
+	out := make([]gitstore.Change, 0, len(a.changes))
+	for _, ch := range a.changes {
+		out = append(out, ch)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	return out
+}
+
+// threeWay applies one side's change to a file that is neither a signature
+// nor a build record: taken when the assembled tree still has the old
+// version, nothing when it has the new one already, a conflict otherwise.
+// It reports whether the file changed.
+func (a *assembly) threeWay(d gitstore.DiffEntry, read func(plumbing.Hash) ([]byte, error)) (bool, error) {
+	cur, err := a.entry(d.Path)
+	if err != nil {
+		return false, err
+	}
+	switch {
+	case cur == d.NewHash:
+		return false, nil
+	case cur != d.OldHash:
+		return false, fmt.Errorf("%s: %w: both sides changed it; merge it with git, then run tally again", d.Path, ErrConflict)
+	case d.Action == gitstore.Deleted:
+		a.set(gitstore.Change{Path: d.Path, Delete: true})
+		return true, nil
+	case d.NewMode != filemode.Regular && d.NewMode != filemode.Executable:
+		return false, fmt.Errorf("%s: %w: it is a %s, and tally writes only regular files", d.Path, ErrConflict, d.NewMode)
+	}
+	data, err := read(d.NewHash)
+	if err != nil {
+		return false, fmt.Errorf("reading %s: %w", d.Path, err)
+	}
+	a.set(gitstore.Change{Path: d.Path, Data: data})
+	return true, nil
+}
+
+// reloadPolicy reads the trust policy and keyring of the assembled tree,
+// which a merged or replayed change may have changed.
+func (a *assembly) reloadPolicy() error {
+	_, policyChanged := a.changes[PolicyFile]
+	_, keysChanged := a.changes[a.policy.Keyring]
+	if !policyChanged && !keysChanged {
+		return nil
+	}
+	data, ok, err := a.read(PolicyFile)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("%w: the merged tree has no %s", ErrBadPolicy, PolicyFile)
+	}
+	p, err := ParsePolicy(data)
+	if err != nil {
+		return err
+	}
+	keyData, ok, err := a.read(p.Keyring)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("%w: the merged tree has no keyring %s", ErrBadPolicy, p.Keyring)
+	}
+	keys, err := sigstore.ReadKeyring(keyData)
+	if err != nil {
+		return fmt.Errorf("%w: keyring %s: %v", ErrBadPolicy, p.Keyring, err)
+	}
+	if err := CheckThreshold(p.Threshold, len(keys.Keys())); err != nil {
+		return err
+	}
+	if p.Namespace != a.policy.Namespace {
+		return fmt.Errorf("%w: the namespace changes from %s to %s", ErrConflict, a.policy.Namespace, p.Namespace)
+	}
+	a.policy, a.keys = p, keys
+	clear(a.verified) // judged under other keys
+	clear(a.dirs)
+	return nil
+}
+
+// blobRef names a blob to verify.
+type blobRef struct {
+	hash plumbing.Hash
+	path string // for error messages
+}
+
+// verifyAll checks every blob not checked yet, in parallel over all cores.
+func (a *assembly) verifyAll(blobs []blobRef) error {
+	var todo []blobRef
+	seen := map[plumbing.Hash]bool{}
+	for _, b := range blobs {
+		if _, done := a.verified[b.hash]; done || seen[b.hash] {
+			continue
+		}
+		seen[b.hash] = true
+		todo = append(todo, b)
+	}
+	if len(todo) == 0 {
+		return nil
+	}
+	start := time.Now()
+	defer func() { a.verifyTime += time.Since(start) }()
+	out := make([]verifyOutcome, len(todo))
+	errs := make([]error, len(todo))
+	workers := min(runtime.GOMAXPROCS(0), len(todo))
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				data, err := a.base.Blob(todo[i].hash)
+				if err != nil {
+					errs[i] = fmt.Errorf("reading %s: %w", todo[i].path, err)
+					continue
+				}
+				out[i].sig, out[i].err = sigstore.Verify(data, a.keys)
+			}
+		}()
+	}
+	for i := range todo {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	for i, b := range todo {
+		if errs[i] != nil {
+			return errs[i]
+		}
+		a.verified[b.hash] = out[i]
+	}
+	a.verifiedCount += len(todo)
+	return nil
+}
+
+// judge gives the verdict on a signature file at path, with the key lifetime
+// judged at the assembly's time (when the file enters this history). The
+// blob must have been verified (verifyAll) unless the path is malformed.
+func (a *assembly) judge(path string, mode filemode.FileMode, blob plumbing.Hash) (sigstore.Verdict, string) {
+	ns := a.policy.Namespace
+	loc, err := sigstore.ParseLocation(path)
+	switch {
+	case mode != filemode.Regular && mode != filemode.Executable && mode != filemode.Deprecated:
+		return malformed(path, fmt.Sprintf("not a regular file (mode %s): the lookaside tree holds only signature files", mode)), ""
+	case err != nil:
+		return malformed(path, err.Error()), ""
+	case !strings.HasPrefix(loc.Repository, ns+"/"):
+		return malformed(path, fmt.Sprintf("repository %s is not below the namespace %s", loc.Repository, ns)), ""
+	}
+	out, ok := a.verified[blob]
+	if !ok {
+		// Not prefetched: check it now.
+		if err := a.verifyAll([]blobRef{{blob, path}}); err != nil {
+			return sigstore.Verdict{Location: loc, Problem: sigstore.KindGarbage, Severity: sigstore.SeverityInvalid, Message: err.Error()}, ""
+		}
+		out = a.verified[blob]
+	}
+	name := strings.TrimPrefix(loc.Repository, ns+"/")
+	v := sigstore.JudgeVerified(loc, a.policy.Repository(name), out.sig, out.err)
+	if !v.OK() {
+		return v, ""
+	}
+	if valid, why := a.keys.ValidAt(v.Signature.Issuer, a.now); !valid {
+		return v, why
+	}
+	return v, ""
+}
+
+// dir returns what the assembly knows of a lookaside directory, reading and
+// judging the base tree's files there the first time.
+func (a *assembly) dir(dir string) (*sigDir, error) {
+	if d, ok := a.dirs[dir]; ok {
+		return d, nil
+	}
+	d := &sigDir{used: map[int]bool{}, blobs: map[plumbing.Hash]string{}, signers: map[string]string{}}
+	entries, err := a.base.List(dir)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("reading %s: %w", dir, err)
+	}
+	var refs []blobRef
+	for _, e := range entries {
+		if !e.IsDir() {
+			refs = append(refs, blobRef{e.Hash, dir + "/" + e.Name})
+		}
+	}
+	if err := a.verifyAll(refs); err != nil {
+		return nil, err
+	}
+	for _, e := range entries {
+		if e.IsDir() {
+			continue
+		}
+		p := dir + "/" + e.Name
+		if n, ok := signatureNumber(e.Name); ok {
+			d.used[n] = true
+		}
+		d.blobs[e.Hash] = p
+		if v, late := a.judge(p, e.Mode, e.Hash); v.OK() && late == "" {
+			if _, dup := d.signers[v.Signature.Signer]; !dup {
+				d.signers[v.Signature.Signer] = p
+			}
+		}
+	}
+	// Changes made earlier in this assembly (a replay reloads its base).
+	for p, ch := range a.changes {
+		if parent, name, _ := cutLastSlash(p); parent == dir {
+			a.noteChange(d, p, name, ch)
+		}
+	}
+	a.dirs[dir] = d
+	return d, nil
+}
+
+// noteChange updates d for a change already in the assembly.
+func (a *assembly) noteChange(d *sigDir, p, name string, ch gitstore.Change) {
+	if ch.Delete {
+		return
+	}
+	h := plumbing.ComputeHash(plumbing.BlobObject, ch.Data)
+	if n, ok := signatureNumber(name); ok {
+		d.used[n] = true
+	}
+	d.blobs[h] = p
+}
+
+// placement is where an incoming signature went, or why it did not.
+type placement struct {
+	path     string // the new path; "" when dropped
+	reason   string // DropIdentical or DropSameKey when dropped
+	existing string // the file that made it redundant
+}
+
+// place files an incoming signature blob into its directory by the merge
+// rules: dropped when a file with the same bytes or a good signature by the
+// same primary key is there, otherwise added at the first free number. good
+// says whether v is a good signature whose signer counts for the rule.
+func (a *assembly) place(dir string, blob plumbing.Hash, data []byte, v sigstore.Verdict, good bool) (placement, error) {
+	d, err := a.dir(dir)
+	if err != nil {
+		return placement{}, err
+	}
+	if p, ok := d.blobs[blob]; ok {
+		return placement{reason: DropIdentical, existing: p}, nil
+	}
+	if good {
+		if p, ok := d.signers[v.Signature.Signer]; ok {
+			return placement{reason: DropSameKey, existing: p}, nil
+		}
+	}
+	n := 1
+	for d.used[n] {
+		n++
+	}
+	p := dir + "/signature-" + strconv.Itoa(n)
+	a.set(gitstore.Change{Path: p, Data: data})
+	d.used[n] = true
+	d.blobs[blob] = p
+	if good {
+		d.signers[v.Signature.Signer] = p
+	}
+	return placement{path: p}, nil
+}
+
+// placeAt files an incoming blob at exactly path (an invalid file whose name
+// is not a signature number), when the path is free.
+func (a *assembly) placeAt(path string, blob plumbing.Hash, data []byte) (placement, error) {
+	cur, err := a.entry(path)
+	if err != nil {
+		return placement{}, err
+	}
+	switch {
+	case cur == blob:
+		return placement{reason: DropIdentical, existing: path}, nil
+	case !cur.IsZero():
+		return placement{reason: DropPathTaken, existing: path}, nil
+	}
+	a.set(gitstore.Change{Path: path, Data: data})
+	return placement{path: path}, nil
+}
+
+// signatureNumber parses "signature-N" the way readers count (N from 1,
+// no leading zeros).
+func signatureNumber(name string) (int, bool) {
+	s, ok := strings.CutPrefix(name, "signature-")
+	if !ok || s == "" || s[0] == '0' || len(s) > 10 {
+		return 0, false
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || strconv.Itoa(n) != s {
+		return 0, false
+	}
+	return n, true
+}
+
+func cutLastSlash(p string) (dir, name string, ok bool) {
+	i := strings.LastIndexByte(p, '/')
+	if i < 0 {
+		return "", p, false
+	}
+	return p[:i], p[i+1:], true
+}
+
+// unionRecord merges two versions of one build record: the target's bytes
+// stay as they are, and what the incoming record has that the target lacks
+// is appended, in the incoming order: each run (a run line and the image
+// lines after it) the target does not have, and for a run it has, the image
+// lines it lacks, under a copy of that run line. The result holds what both
+// sides recorded, and the target's version is a prefix of it, so a push
+// only adds lines.
+func unionRecord(target, incoming []byte) ([]byte, bool, error) {
+	if _, err := ParseBuildRecord(target); err != nil {
+		return nil, false, err
+	}
+	if _, err := ParseBuildRecord(incoming); err != nil {
+		return nil, false, err
+	}
+	have := map[string]map[string]bool{} // run line -> its image lines
+	for _, b := range recordBlocks(target) {
+		if have[b[0]] == nil {
+			have[b[0]] = map[string]bool{}
+		}
+		for _, line := range b[1:] {
+			have[b[0]][line] = true
+		}
+	}
+	out := bytes.Clone(target)
+	changed := false
+	for _, b := range recordBlocks(incoming) {
+		lines, known := have[b[0]]
+		var missing []string
+		for _, line := range b[1:] {
+			if !lines[line] {
+				missing = append(missing, line)
+			}
+		}
+		if known && len(missing) == 0 {
+			continue
+		}
+		if !known {
+			lines = map[string]bool{}
+			have[b[0]] = lines
+		}
+		out = append(out, b[0]...)
+		for _, line := range missing {
+			out = append(out, line...)
+			lines[line] = true
+		}
+		changed = true
+	}
+	if !changed {
+		return target, false, nil
+	}
+	if _, err := ParseBuildRecord(out); err != nil {
+		return nil, false, fmt.Errorf("merging build records: %w", err)
+	}
+	return out, true, nil
+}
+
+// recordBlocks splits a parsed build record into its runs: each block is a
+// run line followed by the image lines after it, each with its newline.
+func recordBlocks(data []byte) [][]string {
+	lines := strings.SplitAfter(string(data), "\n")
+	var blocks [][]string
+	for i, line := range lines {
+		if i == 0 || line == "" {
+			continue // the header, and the empty string after the last newline
+		}
+		if strings.HasPrefix(line, "run ") || len(blocks) == 0 {
+			blocks = append(blocks, []string{line})
+			continue
+		}
+		blocks[len(blocks)-1] = append(blocks[len(blocks)-1], line)
+	}
+	return blocks
+}
+
+// maintainer checks that signer is a maintainer whose key may sign now and
+// returns the git identity its commits carry.
+func maintainer(keys *sigstore.Keyring, signer sigstore.Signer, now time.Time) (object.Signature, error) {
+	if signer == nil {
+		return object.Signature{}, ErrNoSigner
+	}
+	fpr := signer.Fingerprint()
+	key, ok := keys.Key(fpr)
+	if !ok {
+		return object.Signature{}, fmt.Errorf("%w: %s", ErrUntrustedSigner, fpr)
+	}
+	if ok, why := keys.ValidAt(fpr, now); !ok {
+		return object.Signature{}, fmt.Errorf("signing key %s cannot sign now: %s", fpr, why)
+	}
+	return authorOf(key.Name, now), nil
 }
