@@ -89,11 +89,10 @@ type DroppedFile struct {
 
 // Reasons an incoming signature is not added.
 const (
-	DropIdentical = "identical"    // a file with the same bytes is there
-	DropSameKey   = "same-key"     // the same primary key signed this digest already
-	DropDeleted   = "deleted"      // the source deleted it; signatures are never deleted
-	DropPathTaken = "path-taken"   // an invalid file whose name cannot be renumbered, and its path is taken
-	DropRejected  = "failed-judge" // failed the judgement (see RejectedFile)
+	DropIdentical = "identical"  // a file with the same bytes is there
+	DropSameKey   = "same-key"   // the same primary key signed this digest already
+	DropDeleted   = "deleted"    // the source deleted it; signatures are never deleted
+	DropPathTaken = "path-taken" // an invalid file whose name cannot be renumbered, and its path is taken
 )
 
 // RejectedFile is an incoming file that failed the judgement.
