@@ -146,7 +146,7 @@ func judgeBuildRecordChange(j *job, ch gitstore.DiffEntry, info PathInfo) error 
 	case ch.NewMode != filemode.Regular:
 		j.refuse(ch.Path, RuleFileType, "mode %s: build records are regular files (mode 100644)", modeString(ch.NewMode))
 		return nil
-	case j.signer != "" && info.Fingerprint != j.signer:
+	case j.signer != "" && info.Fingerprint != j.signer && !mergedFromOtherParent(j, ch):
 		j.refuse(ch.Path, RuleBuildRecord, "the build record of %s: a commit signed by %s may change only its signer's own record (%s)",
 			info.Fingerprint, j.signer, release.BuildRecordPath(info.Release, j.signer))
 		return nil
@@ -177,6 +177,44 @@ func judgeBuildRecordChange(j *job, ch gitstore.DiffEntry, info PathInfo) error 
 		}
 	}
 	return nil
+}
+
+// mergedFromOtherParent reports whether a merge commit's change to someone
+// else's build record only brings in lines that the same record holds in
+// another parent of the merge: the record's owner wrote them there, and that
+// side of history is judged on its own. (tally merge appends the union of
+// both sides; the append-only check still applies to the result.)
+func mergedFromOtherParent(j *job, ch gitstore.DiffEntry) bool {
+	if len(j.merged) == 0 {
+		return false
+	}
+	data, err := j.newTree.Blob(ch.NewHash)
+	if err != nil {
+		return false
+	}
+	if ch.Action == gitstore.Modified {
+		old, err := j.oldTree.Blob(ch.OldHash)
+		if err != nil || !bytes.HasPrefix(data, old) {
+			return false
+		}
+		data = data[len(old):]
+	}
+	lines := map[string]bool{}
+	for _, other := range j.merged {
+		theirs, err := other.ReadFile(ch.Path)
+		if err != nil {
+			continue
+		}
+		for _, l := range bytes.SplitAfter(theirs, []byte("\n")) {
+			lines[string(l)] = true
+		}
+	}
+	for _, l := range bytes.SplitAfter(data, []byte("\n")) {
+		if len(l) > 0 && !lines[string(l)] {
+			return false
+		}
+	}
+	return true
 }
 
 // judgeReleaseChange lets release manifests only be added.

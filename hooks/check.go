@@ -179,7 +179,8 @@ type job struct {
 	base    *policyState  // the repository's current trust policy; nil: parent
 	oldTree tree
 	newTree tree
-	tip     tree // also searched for approvals; nil: newTree only
+	merged  []tree // the other parents of a merge commit, whose changes it brings in
+	tip     tree   // also searched for approvals; nil: newTree only
 	changes []gitstore.DiffEntry
 	signer  string // the commit signer's primary fingerprint; "" when unknown
 	when    time.Time
@@ -208,6 +209,13 @@ func (c *checker) judgeCommit(info *gitstore.CommitInfo, ref string, tip tree, b
 		return err
 	}
 	j.oldTree, j.newTree = parentSnap, newSnap
+	for _, p := range info.Parents[min(1, len(info.Parents)):] {
+		snap, err := c.repo.Snapshot(p)
+		if err != nil {
+			return err
+		}
+		j.merged = append(j.merged, snap)
+	}
 	j.parent, err = c.states.load(parentSnap)
 	switch {
 	case err == nil:

@@ -54,6 +54,15 @@ func TestAccepted(t *testing.T) {
 			data, _ := snap.ReadFile(multi2)
 			return f.commit("alice", "merge", []plumbing.Hash{a, b}, add(sigPath("core-multi", dMulti, 3), data))
 		},
+		"a merge that unions another maintainer's build record": func(t *testing.T, f *fixture) plumbing.Hash {
+			bobRecord := release.BuildRecordPath(recordRel, bobFpr)
+			b := f.on(f.base, "bob", "bob", add(bobRecord, record(t, nil, bobFpr, dHello)))
+			a := f.on(f.base, "alice", "alice", add(release.BuildRecordPath(recordRel, aliceFpr), record(t, f.record, aliceFpr, dMulti)))
+			snap, _ := f.open().Snapshot(b)
+			data, _ := snap.ReadFile(bobRecord)
+			// alice merges bob's line of work: bob's record arrives as bob wrote it.
+			return f.commit("alice", "merge", []plumbing.Hash{a, b}, add(bobRecord, data))
+		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
@@ -273,5 +282,21 @@ func TestRefusalString(t *testing.T) {
 		if got := tc.r.String(); got != tc.want {
 			t.Errorf("String() = %q, want %q", got, tc.want)
 		}
+	}
+}
+
+// TestMergeCannotForgeAnotherRecord: a merge commit may bring in lines of
+// another maintainer's build record only as that record holds them in the
+// merged parent; a line the merger made up is refused.
+func TestMergeCannotForgeAnotherRecord(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	bobRecord := release.BuildRecordPath(recordRel, bobFpr)
+	b := f.on(f.base, "bob", "bob", add(bobRecord, record(t, nil, bobFpr, dHello)))
+	forged := record(t, nil, bobFpr, dHello, digest("evil"))
+	tip := f.commit("alice", "merge", []plumbing.Hash{f.base, b}, add(bobRecord, forged))
+	res := f.check(f.base, tip)
+	if res.OK() || !strings.Contains(describe(res), "may change only its signer's own record") {
+		t.Errorf("a forged line in bob's record was not refused:%s", describe(res))
 	}
 }
