@@ -39,7 +39,7 @@ var classes = []errorClass{
 	{[]error{release.ErrNotOnBranch}, exitData,
 		[]string{"check out the branch the release was cut on (and fetch it), then run the command again"}},
 	{[]error{release.ErrNoUpstream}, exitData,
-		[]string{"set an upstream: git -C REPO push -u origin BRANCH (tally release publish --no-push leaves the signatures unpushed)"}},
+		[]string{"set an upstream: git -C REPO branch --set-upstream-to=origin/BRANCH (what was committed is kept; push again after)"}},
 	{[]error{release.ErrBadTarget, release.ErrBadPolicyOptions}, exitUsage, []string{`run "tally help release publish" or "tally help policy export" for usage`}},
 	{[]error{release.ErrInexpressible}, exitData,
 		[]string{"use --require all or --require any, or have the maintainers sign every platform of the image"}},
@@ -74,6 +74,8 @@ var classes = []errorClass{
 		[]string{"--out must hold one OCI image layout per package (oci-layout, index.json, blobs/); run make first"}},
 	{[]error{buildout.ErrNoTag}, exitData,
 		[]string{"the build must set the org.opencontainers.image.ref.name annotation to the package version"}},
-	{[]error{buildout.ErrCorrupt, buildout.ErrAmbiguous, buildout.ErrBadName}, exitData,
+	{[]error{buildout.ErrBadName}, exitData,
+		[]string{"image names are the layout directory names under --out: lowercase letters, digits and . _ - separators"}},
+	{[]error{buildout.ErrCorrupt, buildout.ErrAmbiguous}, exitData,
 		[]string{"rebuild the package; tally signs only layouts it can read completely"}},
 }
