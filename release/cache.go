@@ -90,7 +90,11 @@ type cacheSection struct {
 	records           map[plumbing.Hash]recordMemo
 	enteredTip        plumbing.Hash
 	entered           map[string]time.Time
-	dirty             bool
+	// nsTree is the namespace tree of the last whole-repository run and
+	// nsUnits its units in tree order.
+	nsTree  plumbing.Hash
+	nsUnits []string
+	dirty   bool
 
 	// For the run in progress.
 	blobs          map[plumbing.Hash]*memoFile // Verify outcomes by blob, built on first need
@@ -174,6 +178,7 @@ func (s *cacheSection) begin(p Policy) {
 		s.buildBlobIndex()
 		s.namespace, s.prefix = p.Namespace, p.prefix()
 		s.units = map[string]*unitMemo{}
+		s.nsTree, s.nsUnits = plumbing.ZeroHash, nil
 		s.dirty = true
 	}
 	s.visited = map[string]bool{}
@@ -215,6 +220,44 @@ func (s *cacheSection) unit(path string, tree plumbing.Hash) *unitMemo {
 		return m
 	}
 	return nil
+}
+
+// namedUnit is a unit with its path.
+type namedUnit struct {
+	path string
+	memo *unitMemo
+}
+
+// tree returns the units of the namespace tree ns, in tree order, when the
+// cache knows them all.
+func (s *cacheSection) tree(ns plumbing.Hash) []namedUnit {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ns != s.nsTree || s.nsUnits == nil {
+		return nil
+	}
+	out := make([]namedUnit, len(s.nsUnits))
+	for i, p := range s.nsUnits {
+		m := s.units[p]
+		if m == nil {
+			return nil
+		}
+		out[i] = namedUnit{p, m}
+	}
+	for _, p := range s.nsUnits {
+		s.visited[p] = true
+	}
+	return out
+}
+
+// setTree remembers the units of the namespace tree ns.
+func (s *cacheSection) setTree(ns plumbing.Hash, units []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ns != s.nsTree || len(units) != len(s.nsUnits) {
+		s.dirty = true
+	}
+	s.nsTree, s.nsUnits = ns, units
 }
 
 // storeUnit remembers a judged directory.
@@ -345,7 +388,18 @@ func (s *cacheSection) save(path string) error {
 
 // encode serialises the section; s.mu must be held.
 func (s *cacheSection) encode() []byte {
-	e := encoder{strs: map[string]uint64{}}
+	// Size the buffer and the string table up front: the file is
+	// megabytes, and growing it step by step would copy it many times.
+	size, strs := 1024, 64
+	for _, u := range s.units {
+		size += 64 + 256*len(u.files)
+		strs += 1 + 2*len(u.files)
+	}
+	for _, r := range s.records {
+		size += 64 + 128*len(r.rec.Built)
+		strs += len(r.rec.Built)
+	}
+	e := encoder{buf: make([]byte, 0, size), strs: make(map[string]uint64, strs)}
 	e.buf = append(e.buf, cacheMagic...)
 	e.uint(cacheVersion)
 	e.str(s.keyring)
@@ -353,7 +407,7 @@ func (s *cacheSection) encode() []byte {
 	e.str(s.prefix)
 	e.uint(uint64(len(s.units)))
 	for path, u := range s.units {
-		e.str(path)
+		e.str(path) // interned: nsUnits refers to it
 		e.hash(u.tree)
 		e.uint(uint64(len(u.files)))
 		for i := range u.files {
@@ -369,8 +423,13 @@ func (s *cacheSection) encode() []byte {
 	e.hash(s.enteredTip)
 	e.uint(uint64(len(s.entered)))
 	for p, t := range s.entered {
-		e.str(p)
+		e.unique(p)
 		e.time(t)
+	}
+	e.hash(s.nsTree)
+	e.uint(uint64(len(s.nsUnits)))
+	for _, p := range s.nsUnits {
+		e.str(p) // written before, as a unit's path: an index
 	}
 	return binary.BigEndian.AppendUint32(e.buf, crc32.Checksum(e.buf, crcTable))
 }
@@ -388,6 +447,7 @@ func (s *cacheSection) load(path string) {
 	s.namespace, s.prefix = fresh.namespace, fresh.prefix
 	s.units, s.records = fresh.units, fresh.records
 	s.enteredTip, s.entered = fresh.enteredTip, fresh.entered
+	s.nsTree, s.nsUnits = fresh.nsTree, fresh.nsUnits
 }
 
 func (s *cacheSection) decode(data []byte) error {
@@ -435,6 +495,13 @@ func (s *cacheSection) decodeBody(body string) error {
 		p := d.str()
 		s.entered[p] = d.time()
 	}
+	s.nsTree = d.hash()
+	if n = d.count(); n > 0 {
+		s.nsUnits = make([]string, n)
+		for i := range s.nsUnits {
+			s.nsUnits[i] = d.str()
+		}
+	}
 	if d.err == nil && d.pos != len(d.s) {
 		d.err = errors.New("trailing data")
 	}
@@ -443,7 +510,8 @@ func (s *cacheSection) decodeBody(body string) error {
 
 type encoder struct {
 	buf  []byte
-	strs map[string]uint64
+	strs map[string]uint64 // interned strings by index
+	n    uint64            // strings written inline so far
 }
 
 func (e *encoder) uint(v uint64) { e.buf = binary.AppendUvarint(e.buf, v) }
@@ -452,12 +520,20 @@ func (e *encoder) hash(h plumbing.Hash) {
 	e.buf = append(e.buf, h[:]...)
 }
 
+// str writes s, or its index when it was written before.
 func (e *encoder) str(s string) {
 	if i, ok := e.strs[s]; ok {
 		e.uint(i + 1)
 		return
 	}
-	e.strs[s] = uint64(len(e.strs))
+	e.strs[s] = e.n
+	e.unique(s)
+}
+
+// unique writes s inline without remembering it: for strings that do not
+// repeat, such as file paths. The decoder still numbers it.
+func (e *encoder) unique(s string) {
+	e.n++
 	e.uint(0)
 	e.uint(uint64(len(s)))
 	e.buf = append(e.buf, s...)
@@ -482,7 +558,7 @@ func (e *encoder) time(t time.Time) {
 }
 
 func (e *encoder) file(f *memoFile) {
-	e.str(f.path)
+	e.unique(f.path)
 	e.hash(f.blob)
 	e.uint(uint64(f.mode))
 	e.str(f.sig.Payload.Reference)

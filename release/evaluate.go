@@ -235,20 +235,15 @@ type walker struct {
 	scope     Scope
 	inRelease map[string]bool
 
-	items    []walkItem // in tree order
+	items    []*unitWork // in tree order
 	verified atomic.Int64
 	mu       sync.Mutex
 	err      error
 }
 
-// walkItem is one signature directory (unit) or one file outside any.
-type walkItem struct {
-	unit *unitWork
-	file *memoFile
-}
-
-// unitWork is one signature directory, "<namespace>/<name>@<digest>":
-// the unit the cache remembers by its tree id.
+// unitWork is one signature directory, "<namespace>/<name>@<digest>", or
+// one file outside any: the unit the cache remembers by its tree (or
+// blob) id.
 type unitWork struct {
 	path    string
 	name    string
@@ -304,7 +299,9 @@ func (w *walker) fail(err error) {
 }
 
 // walkNamespace visits the namespace directory; a namespace that does not
-// exist yet has no files.
+// exist yet has no files. When the whole repository is in scope and the
+// namespace's tree is the one the cache last saw whole, the cache lists
+// its units without a walk.
 func (w *walker) walkNamespace(ctx context.Context, jobs chan<- job) error {
 	ns := w.st.Policy.Namespace
 	e, err := w.st.Snap.Stat(ns)
@@ -315,11 +312,29 @@ func (w *walker) walkNamespace(ctx context.Context, jobs chan<- job) error {
 		return fmt.Errorf("reading the lookaside tree: %w", err)
 	case !e.IsDir():
 		if w.scope.whole() {
-			w.items = append(w.items, walkItem{file: strayFile(ns, e, "the namespace is a file, not the lookaside directory")})
+			w.stray(ns, e, "the namespace is a file, not the lookaside directory")
 		}
 		return nil
 	}
-	return w.walkDir(ctx, ns, "", jobs)
+	if w.scope.whole() {
+		if units := w.sec.tree(e.Hash); units != nil {
+			for _, m := range units {
+				w.items = append(w.items, &unitWork{path: m.path, memo: m.memo})
+			}
+			return nil
+		}
+	}
+	if err := w.walkDir(ctx, ns, "", jobs); err != nil {
+		return err
+	}
+	if w.scope.whole() {
+		paths := make([]string, len(w.items))
+		for i, u := range w.items {
+			paths[i] = u.path
+		}
+		w.sec.setTree(e.Hash, paths)
+	}
+	return nil
 }
 
 // walkDir visits a directory of the namespace above the signature
@@ -361,7 +376,7 @@ func (w *walker) walkDir(ctx context.Context, dir, rel string, jobs chan<- job) 
 			if _, perr := sigstore.ParseLocation(p); perr != nil {
 				msg = perr.Error()
 			}
-			w.items = append(w.items, walkItem{file: strayFile(p, e, msg)})
+			w.stray(p, e, msg)
 		}
 	}
 	return nil
@@ -373,16 +388,22 @@ func malformed(path, msg string) sigstore.Verdict {
 		Message: fmt.Sprintf("%s: %s", path, msg)}
 }
 
-// strayFile is the verdict on a file whose path is no lookaside location.
-func strayFile(path string, e gitstore.Entry, msg string) *memoFile {
-	return &memoFile{path: path, blob: e.Hash, mode: e.Mode, kind: sigstore.KindMalformedPath, msg: msg}
+// stray judges a file whose path is no lookaside location, by its path
+// alone: a unit of one file.
+func (w *walker) stray(path string, e gitstore.Entry, msg string) {
+	u := &unitWork{path: path}
+	if u.memo = w.sec.unit(path, e.Hash); u.memo == nil {
+		u.memo = &unitMemo{tree: e.Hash, files: []memoFile{{path: path, blob: e.Hash, mode: e.Mode, kind: sigstore.KindMalformedPath, msg: msg}}}
+		w.sec.storeUnit(path, u.memo)
+	}
+	w.items = append(w.items, u)
 }
 
 // walkUnit judges one signature directory, from the cache when its tree is
 // unchanged.
 func (w *walker) walkUnit(path, name string, tree plumbing.Hash, jobs chan<- job) error {
 	u := &unitWork{path: path, name: name}
-	w.items = append(w.items, walkItem{unit: u})
+	w.items = append(w.items, u)
 	if m := w.sec.unit(path, tree); m != nil {
 		u.memo = m
 		return nil
@@ -462,20 +483,21 @@ func (w *walker) work(j job) {
 // judgeUnit adds the directory-level problems (gaps, poisoning, duplicate
 // signers) and hands the judged directory to the cache.
 func (w *walker) judgeUnit(u *unitWork) {
-	var verdicts []sigstore.Verdict
-	byNumber := map[int]*memoFile{}
+	verdicts := make([]sigstore.Verdict, 0, len(u.memo.files))
 	for i := range u.memo.files {
-		f := &u.memo.files[i]
-		if !f.judge {
-			continue
+		if f := &u.memo.files[i]; f.judge {
+			f.judge = false
+			verdicts = append(verdicts, f.verdict())
 		}
-		f.judge = false
-		byNumber[f.loc.Number] = f
-		verdicts = append(verdicts, f.verdict())
 	}
+	// Signature numbers are unique within a directory: they take the
+	// directory's verdicts back to their files.
 	for _, v := range sigstore.JudgeDirectory(verdicts) {
-		if f := byNumber[v.Location.Number]; f != nil {
-			f.kind, f.msg = v.Problem, v.Message
+		for i := range u.memo.files {
+			if f := &u.memo.files[i]; f.kind != sigstore.KindMalformedPath && f.loc.Number == v.Location.Number {
+				f.kind, f.msg = v.Problem, v.Message
+				break
+			}
 		}
 	}
 	w.sec.storeUnit(u.path, u.memo)
@@ -484,7 +506,11 @@ func (w *walker) judgeUnit(u *unitWork) {
 // files flattens the walk into JudgedFiles, in path order.
 func (w *walker) files() []JudgedFile {
 	ns := w.st.Policy.Namespace
-	var out []JudgedFile
+	n := 0
+	for _, u := range w.items {
+		n += len(u.memo.files)
+	}
+	out := make([]JudgedFile, 0, n)
 	add := func(f *memoFile) {
 		jf := JudgedFile{Path: f.path, Blob: f.blob, Verdict: f.verdict()}
 		if f.kind != sigstore.KindMalformedPath {
@@ -492,13 +518,9 @@ func (w *walker) files() []JudgedFile {
 		}
 		out = append(out, jf)
 	}
-	for _, it := range w.items {
-		if it.file != nil {
-			add(it.file)
-			continue
-		}
-		for i := range it.unit.memo.files {
-			add(&it.unit.memo.files[i])
+	for _, u := range w.items {
+		for i := range u.memo.files {
+			add(&u.memo.files[i])
 		}
 	}
 	// Git's tree order is the byte order of full paths; sorting is a no-op

@@ -170,11 +170,17 @@ func (r *Report) QuorumMet() bool {
 // lists form images of their own (Release ""), one slot per digest, when the
 // scope is not one release.
 func (ev *Evaluation) Tally(scope Scope) *Report {
-	t := &tally{ev: ev, scope: scope, images: map[imageKey]*imageAcc{}, recordedAt: map[string][]*imageAcc{}}
+	t := &tally{ev: ev, scope: scope, keys: ev.Keys.Keys(), keyByFpr: map[string]sigstore.Key{},
+		images: map[imageKey]*imageAcc{}, recordedAt: map[nameDigest][]*imageAcc{}}
+	for _, k := range t.keys {
+		t.keyByFpr[k.Fingerprint] = k
+		t.fprs = append(t.fprs, k.Fingerprint)
+	}
+	slices.Sort(t.fprs)
 	t.readRecords()
 	t.readFiles()
 	r := &Report{Threshold: ev.Threshold, Release: scope.Release, Commit: ev.Commit.String(),
-		Maintainers: ev.Keys.Keys(), Images: []ImageStatus{}, Problems: t.problems, Verified: ev.Verified}
+		Maintainers: t.keys, Images: make([]ImageStatus, 0, len(t.images)), Problems: t.problems, Verified: ev.Verified}
 	keys := make([]imageKey, 0, len(t.images))
 	for k := range t.images {
 		keys = append(keys, k)
@@ -201,14 +207,26 @@ type imageKey struct{ release, name, tag string }
 
 // imageAcc gathers the evidence about one image.
 type imageAcc struct {
-	key   imageKey
-	built map[string]map[string]builtAt // platform -> fingerprint -> build
-	rows  []*DigestStatus
+	key       imageKey
+	builds    []builtAt // one per platform and builder
+	platforms []string  // of builds, each once
+	rows      []*DigestStatus
 }
 
+// builtAt is what one builder recorded for one platform of an image.
 type builtAt struct {
-	digest string
-	run    Run
+	platform, fpr, digest string
+	run                   *Run
+}
+
+// built returns what fpr recorded for platform.
+func (a *imageAcc) built(platform, fpr string) (builtAt, bool) {
+	for _, b := range a.builds {
+		if b.platform == platform && b.fpr == fpr {
+			return b, true
+		}
+	}
+	return builtAt{}, false
 }
 
 func (a *imageAcc) row(digest, platform string) *DigestStatus {
@@ -223,17 +241,30 @@ func (a *imageAcc) row(digest, platform string) *DigestStatus {
 }
 
 type tally struct {
-	ev         *Evaluation
-	scope      Scope
-	images     map[imageKey]*imageAcc
-	recordedAt map[string][]*imageAcc // name@digest -> images whose records list it
-	problems   []Problem
+	ev       *Evaluation
+	scope    Scope
+	keys     []sigstore.Key
+	keyByFpr map[string]sigstore.Key
+	fprs     []string // of keys, sorted
+	images   map[imageKey]*imageAcc
+	// recordedAt lists, by image name and digest, the images whose build
+	// records list that digest.
+	recordedAt map[nameDigest][]*imageAcc
+	// recordedTags is every name:tag a build record of any release lists,
+	// made on first need.
+	recordedTags map[nameTag]bool
+	runs         map[*Run]string // describeRun's strings
+	problems     []Problem
 }
+
+type nameDigest struct{ name, digest string }
+
+type nameTag struct{ name, tag string }
 
 func (t *tally) image(k imageKey) *imageAcc {
 	a := t.images[k]
 	if a == nil {
-		a = &imageAcc{key: k, built: map[string]map[string]builtAt{}}
+		a = &imageAcc{key: k}
 		t.images[k] = a
 	}
 	return a
@@ -247,7 +278,7 @@ func (t *tally) readRecords() {
 			continue
 		}
 		for fpr, rec := range t.ev.Records[rel] {
-			latest := map[BuiltKey]Built{}
+			latest := make(map[BuiltKey]Built, len(rec.Built))
 			for _, b := range rec.Built {
 				latest[BuiltKey{b.Name, b.Tag, b.Platform}] = b
 			}
@@ -256,17 +287,18 @@ func (t *tally) readRecords() {
 					continue
 				}
 				a := t.image(imageKey{rel, k.Name, k.Tag})
-				if a.built[k.Platform] == nil {
-					a.built[k.Platform] = map[string]builtAt{}
+				if !slices.Contains(a.platforms, k.Platform) {
+					a.platforms = append(a.platforms, k.Platform)
 				}
-				var run Run
+				var run *Run
 				if b.Run >= 0 && b.Run < len(rec.Runs) {
-					run = rec.Runs[b.Run]
+					run = &rec.Runs[b.Run]
 				}
-				a.built[k.Platform][fpr] = builtAt{b.Digest, run}
+				// A record is one builder's: (platform, fpr) is new here.
+				a.builds = append(a.builds, builtAt{k.Platform, fpr, b.Digest, run})
 				d := a.row(b.Digest, k.Platform)
 				d.BuiltBy = append(d.BuiltBy, fpr)
-				key := k.Name + "@" + b.Digest
+				key := nameDigest{k.Name, b.Digest}
 				if !slices.Contains(t.recordedAt[key], a) {
 					t.recordedAt[key] = append(t.recordedAt[key], a)
 				}
@@ -316,7 +348,7 @@ func (t *tally) readDir(name, digest string, files []JudgedFile) {
 	if !t.scope.hasName(name) {
 		return
 	}
-	attached := t.recordedAt[name+"@"+digest]
+	attached := t.recordedAt[nameDigest{name, digest}]
 	if len(attached) == 0 && t.scope.Release != "" {
 		return // not part of this release
 	}
@@ -359,11 +391,14 @@ func (t *tally) sign(a *imageAcc, d *DigestStatus, files []JudgedFile) {
 		if sig.Issuer == "" && sig.Signer == "" {
 			continue // nothing is known of who made it: see the problems
 		}
+		if d.Signers == nil || cap(d.Signers) == 0 {
+			d.Signers = make([]Signer, 0, len(files))
+		}
 		s := Signer{Fingerprint: sig.Signer, Subkey: sig.Subkey, Path: f.Path, Counted: f.Counts, Reason: f.Reason}
 		if s.Fingerprint == "" {
 			s.Fingerprint = sig.Issuer
 		}
-		if k, ok := t.ev.Keys.Key(sig.Signer); ok && sig.Signer != "" {
+		if k, ok := t.keyByFpr[sig.Signer]; ok && sig.Signer != "" {
 			s.Name, s.Trusted = k.Name, true
 		}
 		if tag := tagOf(f); s.Counted && tag != a.key.tag {
@@ -383,7 +418,7 @@ func (t *tally) sign(a *imageAcc, d *DigestStatus, files []JudgedFile) {
 func (t *tally) status(a *imageAcc) ImageStatus {
 	ev := t.ev
 	img := ImageStatus{Reference: ev.Policy.Reference(a.key.name, a.key.tag), Name: a.key.name, Tag: a.key.tag,
-		Release: a.key.release, Digests: []DigestStatus{}, Builds: []BuildCell{}}
+		Release: a.key.release, Digests: make([]DigestStatus, 0, len(a.rows)), Builds: []BuildCell{}}
 	slices.SortFunc(a.rows, func(x, y *DigestStatus) int {
 		return cmp.Or(strings.Compare(x.Platform, y.Platform), strings.Compare(x.Digest, y.Digest))
 	})
@@ -403,12 +438,8 @@ func (t *tally) status(a *imageAcc) ImageStatus {
 	}
 	var slots []slot
 	if a.key.release != "" {
-		platforms := make([]string, 0, len(a.built))
-		for p := range a.built {
-			platforms = append(platforms, p)
-		}
-		slices.Sort(platforms)
-		for _, p := range platforms {
+		slices.Sort(a.platforms)
+		for _, p := range a.platforms {
 			s := slot{platform: p}
 			for _, d := range a.rows {
 				if d.Platform == p {
@@ -431,29 +462,26 @@ func (t *tally) status(a *imageAcc) ImageStatus {
 	}
 
 	// The matrix: every key of the trust root and every builder.
-	names := map[string]string{}
-	trusted := map[string]bool{}
-	for _, k := range ev.Keys.Keys() {
-		names[k.Fingerprint], trusted[k.Fingerprint] = k.Name, true
-	}
-	for _, byFpr := range a.built {
-		for f := range byFpr {
-			if _, ok := names[f]; !ok {
-				names[f] = ""
+	fprs := t.fprs
+	for _, b := range a.builds {
+		if _, ok := t.keyByFpr[b.fpr]; !ok && !slices.Contains(fprs, b.fpr) {
+			if len(fprs) == len(t.fprs) {
+				fprs = slices.Clone(fprs)
 			}
+			fprs = append(fprs, b.fpr)
 		}
 	}
-	fprs := make([]string, 0, len(names))
-	for f := range names {
-		fprs = append(fprs, f)
+	if len(fprs) != len(t.fprs) {
+		slices.Sort(fprs)
 	}
-	slices.Sort(fprs)
+	img.Builds = make([]BuildCell, 0, len(slots)*len(fprs))
 	for _, s := range slots {
 		agreed := agreedDigest(s.rows)
 		for _, f := range fprs {
-			c := BuildCell{Platform: s.platform, Fingerprint: f, Name: names[f], Trusted: trusted[f], State: CellMissing}
-			if b, ok := a.built[s.platform][f]; ok && a.key.release != "" {
-				c.Digest, c.Builder = b.digest, describeRun(b.run)
+			k, trusted := t.keyByFpr[f]
+			c := BuildCell{Platform: s.platform, Fingerprint: f, Name: k.Name, Trusted: trusted, State: CellMissing}
+			if b, ok := a.built(s.platform, f); ok && a.key.release != "" {
+				c.Digest, c.Builder = b.digest, t.describeRun(b.run)
 			} else {
 				c.Digest = signedIn(s.rows, f)
 			}
@@ -480,16 +508,17 @@ func (t *tally) status(a *imageAcc) ImageStatus {
 
 // tagRecorded reports whether any release's build records list name:tag.
 func (t *tally) tagRecorded(name, tag string) bool {
-	for _, recs := range t.ev.Records {
-		for _, rec := range recs {
-			for _, b := range rec.Built {
-				if b.Name == name && b.Tag == tag {
-					return true
+	if t.recordedTags == nil {
+		t.recordedTags = map[nameTag]bool{}
+		for _, recs := range t.ev.Records {
+			for _, rec := range recs {
+				for _, b := range rec.Built {
+					t.recordedTags[nameTag{b.Name, b.Tag}] = true
 				}
 			}
 		}
 	}
-	return false
+	return t.recordedTags[nameTag{name, tag}]
 }
 
 // agreedDigest is the digest of a slot the others are measured against:
@@ -524,14 +553,22 @@ func signedIn(rows []*DigestStatus, f string) string {
 }
 
 // describeRun summarises where a build ran, for spotting the odd builder
-// out.
-func describeRun(r Run) string {
-	if r.Time.IsZero() {
+// out; the cells of one run share the string.
+func (t *tally) describeRun(r *Run) string {
+	if r == nil || r.Time.IsZero() {
 		return ""
+	}
+	if t.runs == nil {
+		t.runs = map[*Run]string{}
+	}
+	if s, ok := t.runs[r]; ok {
+		return s
 	}
 	src := r.Source
 	if len(src) > 12 {
 		src = src[:12]
 	}
-	return r.Platform + " " + r.CPUVendor + " " + r.CPUModel + ", source " + src + " (dirty " + r.Dirty + ")"
+	s := r.Platform + " " + r.CPUVendor + " " + r.CPUModel + ", source " + src + " (dirty " + r.Dirty + ")"
+	t.runs[r] = s
+	return s
 }

@@ -46,7 +46,15 @@ var ratios = []ratio{
 	// Target: noncrypto-ns/op under 1e9 (the merge reads and writes only the changed trees).
 	{Name: "merge 2x500 into 20k: non-crypto share of wall", Num: "release.BenchmarkMerge2x500Into20000", Unit: "noncrypto-ns/op", Den: "release.BenchmarkMerge2x500Into20000", DenUnit: "ns/op"},
 	{Name: "merge 2x500 into 20k, bare: non-crypto share of wall", Num: "release.BenchmarkMerge2x500Into20000Bare", Unit: "noncrypto-ns/op", Den: "release.BenchmarkMerge2x500Into20000Bare", DenUnit: "ns/op"},
-	{Name: "verify cold vs crypto/cores", Num: "release.BenchmarkVerifyCold", Den: "sigstore.BenchmarkVerifyCrypto", DenPerCPU: true},
+	// Whole-repository verify of 20,000 signatures (release/verify_bench_test.go).
+	// Targets: cold <= 1.3, gpg loop >= 50, warm >= 20, memory <= 1.
+	{Name: "verify 20k cold vs crypto/cores (wall)", Num: "release.BenchmarkVerifyCold", Den: "release.BenchmarkVerifyCrypto", DenPerCPU: true},
+	{Name: "verify 20k cold vs crypto (cpu)", Num: "release.BenchmarkVerifyCold", Unit: "cpu-ns/op", Den: "release.BenchmarkVerifyCrypto"},
+	{Name: "sigstore.Verify vs crypto (cpu, 1 core)", Num: "release.BenchmarkVerifySigstore", Unit: "cpu-ns/op", Den: "release.BenchmarkVerifyCrypto"},
+	{Name: "verify 20k: blob reads vs crypto (1 core)", Num: "release.BenchmarkVerifyReadBlobs", Den: "release.BenchmarkVerifyCrypto"},
+	{Name: "verify: gpg --verify loop vs cold, per sig", Num: "release.BenchmarkVerifyGPGLoop", Unit: "ns/sig", Den: "release.BenchmarkVerifyCold"},
+	{Name: "verify 20k: cold vs warm (wall)", Num: "release.BenchmarkVerifyCold", Den: "release.BenchmarkVerifyWarm"},
+	{Name: "verify 20k cold: peak RSS vs 300 MB budget", Num: "release.BenchmarkVerifyCold", Unit: "peak-MB", Den: "release.BenchmarkVerifyCold", DenUnit: "budget-MB"},
 	{Name: "check 500 into 20k: share of the 2 s budget", Num: "hooks.BenchmarkCheck500Into20k", Den: "hooks.BenchmarkCheck500Into20k", DenUnit: "budget-ns"},
 	{Name: "check 500 into 20k vs into 1k", Num: "hooks.BenchmarkCheck500Into20k", Den: "hooks.BenchmarkCheck500Into1k"},
 }
