@@ -7,7 +7,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -138,11 +137,6 @@ func (k *fxKey) public(t testing.TB) []byte {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
-}
-
-// fingerprint is the primary key's fingerprint.
-func (k *fxKey) fingerprint() string {
-	return strings.ToUpper(hex.EncodeToString(k.entity.PrimaryKey.Fingerprint))
 }
 
 // signWith signs a payload with a chosen key of the entity (primary or a
