@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 
 	git "github.com/go-git/go-git/v5"
@@ -207,7 +208,40 @@ func (r *Repo) withRemote(name string, fn func(*git.Remote) error) error {
 	case err != nil:
 		return err
 	}
-	return fn(rem)
+	return fn(r.resolveLocalURLs(rem))
+}
+
+// resolveLocalURLs makes relative local paths among a remote's URLs absolute,
+// as git reads them: relative to the working tree, or to the git directory of
+// a bare repository, never to the process's current directory.
+func (r *Repo) resolveLocalURLs(rem *git.Remote) *git.Remote {
+	base := r.workDir
+	if base == "" {
+		base = r.gitDir
+	}
+	cfg := *rem.Config()
+	changed := false
+	cfg.URLs = append([]string(nil), cfg.URLs...)
+	for i, u := range cfg.URLs {
+		if isRelativeLocalPath(u) && base != "" {
+			cfg.URLs[i] = filepath.Join(base, filepath.FromSlash(u))
+			changed = true
+		}
+	}
+	if !changed {
+		return rem
+	}
+	return git.NewRemote(r.storage, &cfg)
+}
+
+// isRelativeLocalPath reports whether a remote URL is a relative path on
+// this machine: no scheme, not scp-like (host:path), not absolute.
+func isRelativeLocalPath(u string) bool {
+	if u == "" || filepath.IsAbs(u) || strings.Contains(u, "://") {
+		return false
+	}
+	colon, slash := strings.IndexByte(u, ':'), strings.IndexByte(u, '/')
+	return colon < 0 || (slash >= 0 && slash < colon)
 }
 
 func parseRefSpecs(refspecs []string) ([]config.RefSpec, error) {

@@ -3,6 +3,7 @@ package gitstore
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"testing"
 
 	"github.com/go-git/go-git/v5/plumbing"
@@ -22,6 +23,9 @@ func TestInteropPushFetch(t *testing.T) {
 	}{
 		{"path", func(dir string) string { return dir }},
 		{"file URL", func(dir string) string { return "file://" + dir }},
+		// A relative path is relative to the repository, as git reads it,
+		// not to the process's working directory.
+		{"relative path", func(dir string) string { return "" }},
 	}
 	for _, kind := range kinds {
 		t.Run(kind.name, func(t *testing.T) {
@@ -31,7 +35,15 @@ func TestInteropPushFetch(t *testing.T) {
 			alice := diskRepo(t, false)
 			bob := diskRepo(t, false)
 			for _, r := range []*Repo{alice, bob} {
-				if err := r.AddRemote("origin", url); err != nil {
+				u := url
+				if u == "" {
+					rel, err := filepath.Rel(r.WorkDir(), remote.GitDir())
+					if err != nil {
+						t.Fatal(err)
+					}
+					u = rel
+				}
+				if err := r.AddRemote("origin", u); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -73,7 +85,11 @@ func TestInteropPushFetch(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := bob.Push(ctx, url, "refs/heads/work:refs/heads/main"); err != nil {
+			byURL := url
+			if byURL == "" {
+				byURL = "origin" // a relative path means nothing outside the repository
+			}
+			if err := bob.Push(ctx, byURL, "refs/heads/work:refs/heads/main"); err != nil {
 				t.Fatalf("bob's push by URL: %v", err)
 			}
 
