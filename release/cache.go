@@ -7,6 +7,8 @@ import (
 	"hash/crc32"
 	"os"
 	"path/filepath"
+	"runtime/debug"
+	"slices"
 	"sync"
 	"time"
 
@@ -24,6 +26,39 @@ const (
 	cacheMagic   = "tally verification cache\n"
 	cacheVersion = 1
 )
+
+// maxCacheFiles is how many cache files (one per keyring) a git directory
+// keeps; the least recently written go first.
+const maxCacheFiles = 4
+
+// codeStamp identifies the code that judged what a cache holds: the VCS
+// revision tally was built from, and for a build with local modifications
+// also the executable's size and time. A cache written by other code is
+// not read, so a new judgement rule never meets an old verdict.
+var codeStamp = sync.OnceValue(func() string {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return ""
+	}
+	var rev, modified string
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			modified = s.Value
+		}
+	}
+	stamp := info.Main.Version + " " + rev
+	if modified == "true" {
+		if exe, err := os.Executable(); err == nil {
+			if fi, err := os.Stat(exe); err == nil {
+				stamp += fmt.Sprintf(" modified %d %d", fi.Size(), fi.ModTime().UnixNano())
+			}
+		}
+	}
+	return stamp
+})
 
 // VerifyCache remembers, for one keyring, what Evaluate learned: the
 // outcome of sigstore.Verify for every blob (git blobs are immutable, so a
@@ -383,7 +418,27 @@ func (s *cacheSection) save(path string) error {
 		return err
 	}
 	s.dirty = false
+	pruneCacheFiles(filepath.Dir(path))
 	return nil
+}
+
+// pruneCacheFiles keeps the maxCacheFiles most recently written cache files
+// of dir: a keyring that changed leaves its old file behind.
+func pruneCacheFiles(dir string) {
+	files, _ := filepath.Glob(filepath.Join(dir, "verify-*.cache"))
+	if len(files) <= maxCacheFiles {
+		return
+	}
+	mtime := map[string]time.Time{}
+	for _, f := range files {
+		if fi, err := os.Stat(f); err == nil {
+			mtime[f] = fi.ModTime()
+		}
+	}
+	slices.SortFunc(files, func(a, b string) int { return mtime[b].Compare(mtime[a]) })
+	for _, f := range files[maxCacheFiles:] {
+		os.Remove(f)
+	}
 }
 
 // encode serialises the section; s.mu must be held.
@@ -402,6 +457,7 @@ func (s *cacheSection) encode() []byte {
 	e := encoder{buf: make([]byte, 0, size), strs: make(map[string]uint64, strs)}
 	e.buf = append(e.buf, cacheMagic...)
 	e.uint(cacheVersion)
+	e.str(codeStamp())
 	e.str(s.keyring)
 	e.str(s.namespace)
 	e.str(s.prefix)
@@ -465,7 +521,7 @@ func (s *cacheSection) decode(data []byte) error {
 // string the cache decodes: they are substrings of it, not copies.
 func (s *cacheSection) decodeBody(body string) error {
 	d := decoder{s: body}
-	if d.uint() != cacheVersion || d.str() != s.keyring {
+	if d.uint() != cacheVersion || d.str() != codeStamp() || d.str() != s.keyring {
 		return errors.New("another version or keyring")
 	}
 	s.namespace, s.prefix = d.str(), d.str()

@@ -2,6 +2,7 @@ package release
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -377,5 +378,36 @@ func TestEvaluateStrayFiles(t *testing.T) {
 	rep := ev.Tally(Scope{})
 	if !rep.Invalid() || !rep.QuorumMet() {
 		t.Errorf("invalid %v, met %v: want both", rep.Invalid(), rep.QuorumMet())
+	}
+}
+
+// TestPruneCacheFiles: a git directory keeps the most recently written cache
+// files only; a keyring that changed leaves no file behind for good.
+func TestPruneCacheFiles(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	base := time.Now().Add(-time.Hour)
+	for i := range maxCacheFiles + 2 {
+		f := filepath.Join(dir, fmt.Sprintf("verify-%d.cache", i))
+		if err := os.WriteFile(f, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		when := base.Add(time.Duration(i) * time.Minute)
+		if err := os.Chtimes(f, when, when); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "other"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pruneCacheFiles(dir)
+	left, _ := filepath.Glob(filepath.Join(dir, "*"))
+	var names []string
+	for _, f := range left {
+		names = append(names, filepath.Base(f))
+	}
+	want := []string{"other", "verify-2.cache", "verify-3.cache", "verify-4.cache", "verify-5.cache"}
+	if diff := cmp.Diff(want, names); diff != "" {
+		t.Errorf("files left (-want +got):\n%s", diff)
 	}
 }
