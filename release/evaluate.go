@@ -466,12 +466,13 @@ func (w *walker) work(j job) {
 	if j.need {
 		data, err := w.st.Snap.Blob(f.blob)
 		if err != nil {
+			// Evaluate fails; this directory is neither judged nor cached.
 			w.fail(fmt.Errorf("reading %s: %w", f.path, err))
-		} else {
-			sig, verr := sigstore.Verify(data, w.ev.Keys)
-			f.setOutcome(sig, verr)
-			w.verified.Add(1)
+			return
 		}
+		sig, verr := sigstore.Verify(data, w.ev.Keys)
+		f.setOutcome(sig, verr)
+		w.verified.Add(1)
 	}
 	v := sigstore.JudgeVerified(f.loc, w.st.Policy.Repository(j.unit.name), f.sig, f.verifyError())
 	f.kind, f.msg = v.Problem, v.Message
@@ -666,9 +667,9 @@ func enteredTimes(st *State, want map[string]plumbing.Hash) (map[string]time.Tim
 	return out, nil
 }
 
-// releaseRecordName matches the file name of a build record:
+// recordFileName matches the file name of a build record:
 // <FINGERPRINT>.txt with an uppercase 40-hex fingerprint.
-var releaseRecordName = regexp.MustCompile(`^[0-9A-F]{40}\.txt$`)
+var recordFileName = regexp.MustCompile(`^[0-9A-F]{40}\.txt$`)
 
 // readRecords reads the build records in scope: every release, or one.
 func readRecords(snap *gitstore.Snapshot, scope Scope, sec *cacheSection) (map[string]map[string]BuildRecord, []Problem) {
@@ -690,7 +691,7 @@ func readRecords(snap *gitstore.Snapshot, scope Scope, sec *cacheSection) (map[s
 			bad(p+"/", "not a release directory of build records (builds/<release>/<FINGERPRINT>.txt)")
 			return fs.SkipDir
 		}
-		if len(parts) != 3 || !releaseRecordName.MatchString(parts[2]) || !isRegular(e.Mode) {
+		if len(parts) != 3 || !recordFileName.MatchString(parts[2]) || !isRegular(e.Mode) {
 			bad(p, "not a build record (builds/<release>/<FINGERPRINT>.txt)")
 			return nil
 		}
