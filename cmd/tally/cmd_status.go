@@ -76,7 +76,7 @@ func checkFlags() []cli.Flag {
 		&cli.StringFlag{Name: "release", Usage: "judge only the images and digests that this release's build records list"},
 		&cli.PathFlag{Name: "keyring", TakesFile: true,
 			Usage: "trust these maintainer public keys (armored or binary OpenPGP) instead of the repository's keyring"},
-		&cli.IntFlag{Name: "threshold", Usage: "M: distinct trusted keys that must sign each digest (default: the repository's threshold)"},
+		&cli.IntFlag{Name: "threshold", DefaultText: "the repository's threshold", Usage: "M: distinct trusted keys that must sign each digest"},
 		jsonFlag(),
 	}
 }
