@@ -239,19 +239,11 @@ func Cut(ctx context.Context, repo *gitstore.Repo, opts CutOptions) (*CutResult,
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	unlock, err := repo.Lock(ctx)
+	st, unlock, err := lockHead(ctx, repo, 0)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock() //nolint:errcheck // releasing a flock cannot lose data
-
-	st, err := LoadHead(repo)
-	if err != nil {
-		return nil, err
-	}
-	if st.Branch == "" {
-		return nil, ErrDetached
-	}
 	if h, ok := tagTarget(repo, opts.Release); ok {
 		return nil, fmt.Errorf("cutting release %s: the tag points at %s: %w", opts.Release, h, gitstore.ErrTagExists)
 	}

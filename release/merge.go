@@ -162,19 +162,11 @@ func Merge(ctx context.Context, repo *gitstore.Repo, opts MergeOptions) (*MergeR
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	unlock, err := lockRepo(ctx, repo, opts.LockWait)
+	st, unlock, err := lockHead(ctx, repo, opts.LockWait)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock() //nolint:errcheck // releasing a flock cannot lose data
-
-	st, err := LoadHead(repo)
-	if err != nil {
-		return nil, err
-	}
-	if st.Branch == "" {
-		return nil, ErrDetached
-	}
 	now := opts.Now().UTC().Truncate(time.Second)
 	who, err := maintainer(st.Keys, opts.Signer, now)
 	if err != nil {

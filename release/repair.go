@@ -63,19 +63,11 @@ func Repair(ctx context.Context, repo *gitstore.Repo, opts RepairOptions) (*Repa
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	unlock, err := lockRepo(ctx, repo, opts.LockWait)
+	st, unlock, err := lockHead(ctx, repo, opts.LockWait)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock() //nolint:errcheck // releasing a flock cannot lose data
-
-	st, err := LoadHead(repo)
-	if err != nil {
-		return nil, err
-	}
-	if st.Branch == "" {
-		return nil, ErrDetached
-	}
 	res := &RepairResult{Branch: st.Branch.Short(), Moved: []Renumbered{}}
 
 	type file struct {

@@ -95,19 +95,11 @@ func Sign(ctx context.Context, repo *gitstore.Repo, opts SignOptions) (*SignResu
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	unlock, err := lockRepo(ctx, repo, opts.LockWait)
+	st, unlock, err := lockHead(ctx, repo, opts.LockWait)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock() //nolint:errcheck // releasing a flock cannot lose data
-
-	st, err := LoadHead(repo)
-	if err != nil {
-		return nil, err
-	}
-	if st.Branch == "" {
-		return nil, ErrDetached
-	}
 	fpr := opts.Signer.Fingerprint()
 	key, ok := st.Keys.Key(fpr)
 	if !ok {
@@ -199,21 +191,6 @@ func Sign(ctx context.Context, repo *gitstore.Repo, opts SignOptions) (*SignResu
 	}
 	res.Commit = hash.String()
 	return res, nil
-}
-
-// lockRepo takes the repository's lock, waiting at most wait (0: as long
-// as ctx allows).
-func lockRepo(ctx context.Context, repo *gitstore.Repo, wait time.Duration) (func() error, error) {
-	if wait > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, wait)
-		defer cancel()
-	}
-	unlock, err := repo.Lock(ctx)
-	if err != nil && wait > 0 && errors.Is(err, context.DeadlineExceeded) {
-		return nil, fmt.Errorf("waited %s: %w", wait, err)
-	}
-	return unlock, err
 }
 
 // checkSigningKey refuses a key whose signatures would not count if made
