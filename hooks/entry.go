@@ -46,22 +46,12 @@ func PreReceive(opts ServerOptions) (*Result, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	var updates []Update
-	sc := bufio.NewScanner(opts.Input)
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) != 3 {
-			return nil, fmt.Errorf("%w: pre-receive line %q is not \"<old> <new> <ref>\"", ErrBadHookInput, sc.Text())
-		}
-		old, err1 := parseHash(f[0])
-		nw, err2 := parseHash(f[1])
-		if err1 != nil || err2 != nil {
-			return nil, fmt.Errorf("%w: pre-receive line %q: bad object id", ErrBadHookInput, sc.Text())
-		}
-		updates = append(updates, Update{Name: f[2], Old: old, New: nw})
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("reading the pre-receive input: %w", err)
+	// "<old> <new> <ref>" per updated ref.
+	updates, err := readUpdates(opts.Input, "pre-receive", 3, "<old> <new> <ref>", func(f []string) (string, string, string) {
+		return f[2], f[0], f[1]
+	})
+	if err != nil {
+		return nil, err
 	}
 	gitDir, err := filepath.Abs(opts.GitDir)
 	if err != nil {
@@ -127,22 +117,12 @@ func PrePush(opts ClientOptions) (*Result, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	var updates []Update
-	sc := bufio.NewScanner(opts.Input)
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) != 4 {
-			return nil, fmt.Errorf("%w: pre-push line %q is not \"<local ref> <local sha> <remote ref> <remote sha>\"", ErrBadHookInput, sc.Text())
-		}
-		local, err1 := parseHash(f[1])
-		remote, err2 := parseHash(f[3])
-		if err1 != nil || err2 != nil {
-			return nil, fmt.Errorf("%w: pre-push line %q: bad object id", ErrBadHookInput, sc.Text())
-		}
-		updates = append(updates, Update{Name: f[2], Old: remote, New: local})
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("reading the pre-push input: %w", err)
+	// The remote ref moves from what the remote has to what is pushed.
+	updates, err := readUpdates(opts.Input, "pre-push", 4, "<local ref> <local sha> <remote ref> <remote sha>", func(f []string) (string, string, string) {
+		return f[2], f[3], f[1]
+	})
+	if err != nil {
+		return nil, err
 	}
 	repo, err := gitstore.Open(opts.Dir)
 	if err != nil {
@@ -337,4 +317,29 @@ func linkObjects(src, dst string) error {
 		}
 	}
 	return nil
+}
+
+// readUpdates reads the ref updates a hook gets on its standard input, one
+// line of want fields per ref, in the form format describes; pick returns a
+// line's ref name, old and new object ids.
+func readUpdates(r io.Reader, hook string, want int, format string, pick func(fields []string) (name, old, nw string)) ([]Update, error) {
+	var updates []Update
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) != want {
+			return nil, fmt.Errorf("%w: %s line %q is not \"%s\"", ErrBadHookInput, hook, sc.Text(), format)
+		}
+		name, o, n := pick(f)
+		old, err1 := parseHash(o)
+		nw, err2 := parseHash(n)
+		if err1 != nil || err2 != nil {
+			return nil, fmt.Errorf("%w: %s line %q: bad object id", ErrBadHookInput, hook, sc.Text())
+		}
+		updates = append(updates, Update{Name: name, Old: old, New: nw})
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("reading the %s input: %w", hook, err)
+	}
+	return updates, nil
 }
