@@ -99,7 +99,7 @@ func Open(path string) (*Repo, error) {
 		return nil, fmt.Errorf("opening %s: %w", path, ErrNotRepository)
 	}
 
-	var repoFS billy.Filesystem = osfs.New(gitDir)
+	repoFS := osfs.New(gitDir)
 	if commonDir != gitDir {
 		repoFS = dotgit.NewRepositoryFilesystem(repoFS, osfs.New(commonDir))
 	}

@@ -152,7 +152,9 @@ func TestInteropSkopeoStandaloneVerify(t *testing.T) {
 			}
 			// The wrong digest is refused: the manifest decides.
 			other, _ := manifestFixture(t, t.TempDir())
-			os.WriteFile(other, []byte("{}"), 0o644)
+			if err := os.WriteFile(other, []byte("{}"), 0o644); err != nil {
+				t.Fatal(err)
+			}
 			if _, err := interop.RunErr(t, "", env, "skopeo", "standalone-verify", other, "docker.io/stagex/core-gcc:14.2.0", testkeys.Fingerprint(name), blob); err == nil {
 				t.Error("skopeo accepted the signature for another manifest")
 			}

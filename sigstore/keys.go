@@ -137,9 +137,9 @@ func decodeKeyBlock(text []byte, blockType string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("decoding armor: %w", err)
 	}
-	switch {
-	case block.Type == blockType:
-	case block.Type == openpgp.PrivateKeyType:
+	switch block.Type {
+	case blockType:
+	case openpgp.PrivateKeyType:
 		return nil, fmt.Errorf("%w: a %q block (export public keys with gpg --export)", ErrSecretKey, block.Type)
 	default:
 		return nil, fmt.Errorf("armor block is a %q, not a %q", block.Type, blockType)

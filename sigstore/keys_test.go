@@ -28,10 +28,6 @@ func TestReadKeyring(t *testing.T) {
 		"armored with CRLF":      bytes.ReplaceAll(armored, []byte("\n"), []byte("\r\n")),
 		"armored with blank gap": bytes.ReplaceAll(armored, []byte("-----\n-----BEGIN"), []byte("-----\n\n\n-----BEGIN")),
 	}
-	var want []Key
-	for _, n := range all {
-		want = append(want, Key{Fingerprint: testkeys.Fingerprint(n)})
-	}
 	for name, data := range tests {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
