@@ -61,8 +61,6 @@ type Payload struct {
 	Timestamp int64 `json:"timestamp,omitempty"`
 }
 
-var sha256DigestRegexp = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
-
 // Validate reports whether p can be signed and counted: Digest is a sha256
 // digest in lowercase hex and Reference a valid docker reference with a tag
 // and without a digest. Errors wrap ErrInvalidPayload.
@@ -76,8 +74,25 @@ func (p Payload) Validate() error {
 	return nil
 }
 
+var sha256DigestRegexp = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+
+// isSHA256Digest reports whether d matches sha256DigestRegexp, "sha256:"
+// followed by 64 lowercase hex digits, without the regexp machinery.
+func isSHA256Digest(d string) bool {
+	hex, ok := strings.CutPrefix(d, "sha256:")
+	if !ok || len(hex) != 64 {
+		return false
+	}
+	for i := 0; i < len(hex); i++ {
+		if c := hex[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
 func validateDigest(d string) error {
-	if !sha256DigestRegexp.MatchString(d) {
+	if !isSHA256Digest(d) {
 		return fmt.Errorf("docker-manifest-digest %q is not \"sha256:\" followed by 64 lowercase hex digits", d)
 	}
 	return nil
@@ -137,6 +152,20 @@ func (p Payload) Marshal() ([]byte, error) {
 // The pre-2025 StageX form gives a *LegacyPayloadError. Every error wraps
 // ErrInvalidPayload or ErrLegacyPayload.
 func ParsePayload(data []byte) (Payload, error) {
+	// The fast path accepts only payloads the full parse below accepts
+	// with the same result; everything else, and every error, is the full
+	// parse's.
+	if p, ok := fastParsePayload(data); ok {
+		if err := p.Validate(); err == nil {
+			return p, nil
+		}
+	}
+	return parsePayloadFull(data)
+}
+
+// parsePayloadFull is ParsePayload without the fast path: the legacy form,
+// then the strict parse, then Validate.
+func parsePayloadFull(data []byte) (Payload, error) {
 	if legacy, ok := parseLegacyPayload(data); ok {
 		return Payload{}, legacy
 	}
