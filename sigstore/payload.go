@@ -101,6 +101,9 @@ func validateDigest(d string) error {
 // parseSignedReference parses the docker-reference of a payload: a valid
 // docker reference that carries a tag and no digest.
 func parseSignedReference(s string) (dockerReference, error) {
+	if ref, ok := signedRefCache.get(s); ok {
+		return ref, nil
+	}
 	ref, err := parseDockerReference(s)
 	if err != nil {
 		return dockerReference{}, fmt.Errorf("docker-reference: %v", err)
@@ -111,6 +114,7 @@ func parseSignedReference(s string) (dockerReference, error) {
 	if ref.tag == "" {
 		return dockerReference{}, fmt.Errorf("docker-reference %q has no tag", s)
 	}
+	signedRefCache.add(s, ref)
 	return ref, nil
 }
 
