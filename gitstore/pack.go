@@ -121,8 +121,12 @@ func (o *packObjects) readPacked(h plumbing.Hash) (plumbing.ObjectType, []byte, 
 // accepted into the repository.
 func hashObject(typ plumbing.ObjectType, data []byte) plumbing.Hash {
 	h := sha1.New()
-	h.Write(typ.Bytes())
-	h.Write([]byte(" " + strconv.Itoa(len(data)) + "\x00"))
+	var header [32]byte
+	hb := append(header[:0], typ.Bytes()...)
+	hb = append(hb, ' ')
+	hb = strconv.AppendInt(hb, int64(len(data)), 10)
+	hb = append(hb, 0)
+	h.Write(hb)
 	h.Write(data)
 	var id plumbing.Hash
 	h.Sum(id[:0])
@@ -138,17 +142,9 @@ func (o *packObjects) readAt(p *pack, offset int64, depth int) (plumbing.ObjectT
 	if err != nil {
 		return 0, nil, err
 	}
-	buf := make([]byte, end-offset)
-	if _, err := p.file.ReadAt(buf, offset); err != nil {
-		return 0, nil, fmt.Errorf("reading offset %d: %w", offset, err)
-	}
-	e, err := parsePackEntry(buf)
+	data, e, err := readPackEntry(p, offset, end)
 	if err != nil {
-		return 0, nil, fmt.Errorf("object at offset %d: %w", offset, err)
-	}
-	data, err := inflate(e.compressed, e.size)
-	if err != nil {
-		return 0, nil, fmt.Errorf("object at offset %d: %w", offset, err)
+		return 0, nil, err
 	}
 	var base packedObject
 	switch e.typ {
@@ -179,6 +175,43 @@ func (o *packObjects) readAt(p *pack, offset int64, depth int) (plumbing.ObjectT
 		return 0, nil, fmt.Errorf("object at offset %d: applying delta: %w", offset, err)
 	}
 	return base.typ, target, nil
+}
+
+// packReadBuffers holds the buffers readPackEntry reads packed bytes into.
+var packReadBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooledReadBuffer is the largest read buffer kept for reuse.
+const maxPooledReadBuffer = 64 << 10
+
+// readPackEntry reads the packed object between offset and end, parses its
+// header and inflates it. The packed bytes are read into a pooled buffer:
+// neither the inflated data nor the entry (whose compressed field is
+// cleared) refers to it afterwards.
+func readPackEntry(p *pack, offset, end int64) ([]byte, packEntry, error) {
+	bp := packReadBuffers.Get().(*[]byte)
+	defer func() {
+		if cap(*bp) <= maxPooledReadBuffer {
+			packReadBuffers.Put(bp)
+		}
+	}()
+	n := int(end - offset)
+	if cap(*bp) < n {
+		*bp = make([]byte, n)
+	}
+	buf := (*bp)[:n]
+	if _, err := p.file.ReadAt(buf, offset); err != nil {
+		return nil, packEntry{}, fmt.Errorf("reading offset %d: %w", offset, err)
+	}
+	e, err := parsePackEntry(buf)
+	if err != nil {
+		return nil, packEntry{}, fmt.Errorf("object at offset %d: %w", offset, err)
+	}
+	data, err := inflate(e.compressed, e.size)
+	e.compressed = nil
+	if err != nil {
+		return nil, packEntry{}, fmt.Errorf("object at offset %d: %w", offset, err)
+	}
+	return data, e, nil
 }
 
 // base returns a delta base, from the cache when it can.
