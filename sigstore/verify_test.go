@@ -64,7 +64,7 @@ func sigPacket(t testing.TB, name string, body []byte, edit func(*packet.Signatu
 	if sig.SigType == packet.SigTypeText {
 		w = openpgp.NewCanonicalTextHash(h)
 	}
-	w.Write(body)
+	_, _ = w.Write(body) // a hash never fails to write
 	if err := sig.Sign(h, priv, cfg); err != nil {
 		t.Fatalf("signing: %v", err)
 	}
@@ -101,8 +101,9 @@ func message(t testing.TB, parts ...any) []byte {
 		case literal:
 			var w io.WriteCloser
 			if w, err = packet.SerializeLiteral(nopCloser{&buf}, true, "", 0); err == nil {
-				w.Write(p)
-				err = w.Close()
+				if _, err = w.Write(p); err == nil {
+					err = w.Close()
+				}
 			}
 		case []byte:
 			buf.Write(p)
@@ -124,7 +125,9 @@ func compress(t testing.TB, data []byte, algo packet.CompressionAlgo) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.Write(data)
+	if _, err := w.Write(data); err != nil {
+		t.Fatal(err)
+	}
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -155,8 +158,12 @@ func armorBlob(t testing.TB, blob []byte) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.Write(blob)
-	w.Close()
+	if _, err := w.Write(blob); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
 	return buf.Bytes()
 }
 
@@ -351,8 +358,12 @@ func TestVerifyRefusesKeysClientsCannotVerify(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			w.Write(body)
-			w.Close()
+			if _, err := w.Write(body); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
 			_, err = Verify(buf.Bytes(), keys)
 			var p *Problem
 			if !errors.As(err, &p) || p.Kind != KindUnsupported {
