@@ -36,7 +36,7 @@ func relReady(t testing.TB, repo *gitstore.Repo) []buildout.Image {
 
 func relCut(t testing.TB, repo *gitstore.Repo, who, rel string) *CutResult {
 	t.Helper()
-	res, err := Cut(context.Background(), repo, CutOptions{Release: rel, Signer: relSigner(t, who), Now: relClock})
+	res, err := Cut(context.Background(), repo, CutOptions{Release: rel, Signer: signerFor(t, who), Now: relClock})
 	if err != nil {
 		t.Fatalf("cut %s: %v", rel, err)
 	}
@@ -180,7 +180,7 @@ func TestCutRefusals(t *testing.T) {
 			tt.setup(t, repo)
 			_, before, _ := repo.Head()
 			tagBefore, hadTag := tagTarget(repo, "r1")
-			_, err := Cut(context.Background(), repo, CutOptions{Release: "r1", Signer: relSigner(t, tt.who), Now: relClock})
+			_, err := Cut(context.Background(), repo, CutOptions{Release: "r1", Signer: signerFor(t, tt.who), Now: relClock})
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("cut: %v, want %v", err, tt.want)
 			}
@@ -205,7 +205,7 @@ func TestCutNeverMovesTag(t *testing.T) {
 	relSign(t, repo, "alice", "r1", relImage("core-hello", "1.0", "linux/amd64=a"))
 	first := relCut(t, repo, "alice", "r1")
 	relSign(t, repo, "bob", "r1", relImage("core-hello", "1.0", "linux/amd64=a"))
-	_, err := Cut(context.Background(), repo, CutOptions{Release: "r1", Signer: relSigner(t, "bob"), Now: relClock})
+	_, err := Cut(context.Background(), repo, CutOptions{Release: "r1", Signer: signerFor(t, "bob"), Now: relClock})
 	if !errors.Is(err, gitstore.ErrTagExists) {
 		t.Fatalf("second cut: %v, want ErrTagExists", err)
 	}
@@ -383,7 +383,7 @@ func TestInteropCutVerifyTag(t *testing.T) {
 			}
 			defer repo.Close()
 			relReady(t, repo)
-			var signer sigstore.Signer = relSigner(t, "alice")
+			var signer sigstore.Signer = signerFor(t, "alice")
 			if viaGPG {
 				home := interop.GPGHome(t, testkeys.Secret("alice"))
 				g, err := sigstore.NewGPGSigner(sigstore.GPGOptions{Home: home, LocalUser: testkeys.Fingerprint("alice")})

@@ -24,7 +24,7 @@ import (
 // nothing.
 func FuzzEvaluateBlob(f *testing.F) {
 	digest := fxDigest("fuzz")
-	sign := func(who, name, tag, d string) []byte { return fxSign(f, fxSigner(f, who), name, tag, d) }
+	sign := func(who, name, tag, d string) []byte { return fxSign(f, signerFor(f, who), name, tag, d) }
 	good := sign("alice", "core-a", "1.0", digest)
 	f.Add(good)
 	f.Add(sign("dave", "core-a", "1.0", digest))

@@ -7,7 +7,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,27 +27,6 @@ import (
 // evaluations (keys made by fxKey are created relative to the real time,
 // see there).
 var fxEpoch = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
-
-var (
-	fxSignersMu sync.Mutex
-	fxSigners   = map[string]*sigstore.KeySigner{}
-)
-
-// fxSigner returns a signer for a fixture key of internal/testkeys.
-func fxSigner(t testing.TB, name string) *sigstore.KeySigner {
-	t.Helper()
-	fxSignersMu.Lock()
-	defer fxSignersMu.Unlock()
-	if s, ok := fxSigners[name]; ok {
-		return s
-	}
-	s, err := sigstore.NewKeySigner(testkeys.Secret(name), func() ([]byte, error) { return []byte(testkeys.Passphrase), nil })
-	if err != nil {
-		t.Fatalf("signer %s: %v", name, err)
-	}
-	fxSigners[name] = s
-	return s
-}
 
 // fxDigest is a made-up manifest digest.
 func fxDigest(seed string) string {

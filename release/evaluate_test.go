@@ -27,20 +27,20 @@ func evalVariety(t *testing.T, r *fxRepo, k *fxKey, kc time.Time) (time.Time, in
 	t.Helper()
 	const rel = "2026.11.0"
 	a, b := fxDigest("a"), fxDigest("b")
-	legacy, err := fxSigner(t, "bob").SignMessage([]byte(`[{"critical":{"identity":{"docker-reference":"stagex/core-b:2.0"},"image":{"docker-manifest-digest":"` +
+	legacy, err := signerFor(t, "bob").SignMessage([]byte(`[{"critical":{"identity":{"docker-reference":"stagex/core-b:2.0"},"image":{"docker-manifest-digest":"` +
 		strings.TrimPrefix(b, "sha256:") + `"},"type":"pgp container image signature"},"optional":{}}]`))
 	if err != nil {
 		t.Fatal(err)
 	}
 	r.commit(kc.Add(time.Hour),
 		r.record(rel, testkeys.Fingerprint("alice"), kc, Built{Name: "core-a", Tag: "1.0", Platform: "linux/amd64", Digest: a}),
-		file(fxPath("core-a", a, 1), fxSign(t, fxSigner(t, "alice"), "core-a", "1.0", a)),
-		file(fxPath("core-a", a, 2), fxSign(t, fxSigner(t, "dave"), "core-a", "1.0", a)),
+		file(fxPath("core-a", a, 1), fxSign(t, signerFor(t, "alice"), "core-a", "1.0", a)),
+		file(fxPath("core-a", a, 2), fxSign(t, signerFor(t, "dave"), "core-a", "1.0", a)),
 		file(fxPath("core-a", a, 3), fxSign(t, k.signer, "core-a", "1.0", a)),
-		file(fxPath("core-a", a, 4), fxSign(t, fxSigner(t, "mallory"), "core-a", "1.0", a)),
+		file(fxPath("core-a", a, 4), fxSign(t, signerFor(t, "mallory"), "core-a", "1.0", a)),
 		file(fxPath("core-b", b, 1), legacy),
 		file(fxPath("core-b", b, 2), []byte("garbage\n")),
-		file(fxPath("core-b", b, 4), fxSign(t, fxSigner(t, "alice"), "core-b", "2.0", b)),
+		file(fxPath("core-b", b, 4), fxSign(t, signerFor(t, "alice"), "core-b", "2.0", b)),
 		file("stagex/README", []byte("not a signature\n")),
 		file(BuildsDir+"/"+rel+"/notes.txt", []byte("not a record\n")),
 	)
@@ -120,7 +120,7 @@ func TestEvaluateCache(t *testing.T) {
 
 	// One new signature: one verification.
 	c := fxDigest("c")
-	r.commit(kc.Add(2*time.Hour), file(fxPath("core-c", c, 1), fxSign(t, fxSigner(t, "bob"), "core-c", "3.0", c)))
+	r.commit(kc.Add(2*time.Hour), file(fxPath("core-c", c, 1), fxSign(t, signerFor(t, "bob"), "core-c", "3.0", c)))
 	incr, _ := run(t, reopened, nil)
 	if incr.Verified != 1 {
 		t.Errorf("after one new signature %d were verified, want 1", incr.Verified)
@@ -188,7 +188,7 @@ func TestEvaluateScopes(t *testing.T) {
 	r := newFxRepo(t, 2, fxPublic("alice", "bob")...)
 	at := fxEpoch.Add(time.Hour)
 	sign := func(who, name, tag, d string, n int) gitstoreChange {
-		return file(fxPath(name, d, n), fxSign(t, fxSigner(t, who), name, tag, d))
+		return file(fxPath(name, d, n), fxSign(t, signerFor(t, who), name, tag, d))
 	}
 	bA := func(d string) Built { return Built{Name: "core-a", Tag: "1.0", Platform: "linux/amd64", Digest: d} }
 	bB := Built{Name: "core-b", Tag: "2.0", Platform: "linux/amd64", Digest: b}
@@ -205,7 +205,7 @@ func TestEvaluateScopes(t *testing.T) {
 		// an image no build record knows, signed by both
 		sign("alice", "core-c", "3.0", c, 1), sign("bob", "core-c", "3.0", c, 2),
 		// an invalid (truncated) file in core-c and a stray file
-		file(fxPath("core-c", c, 3), fxSign(t, fxSigner(t, "bob"), "core-c", "3.0", c)[:40]),
+		file(fxPath("core-c", c, 3), fxSign(t, signerFor(t, "bob"), "core-c", "3.0", c)[:40]),
 		file("stagex/core-c/notes", []byte("stray")),
 	)
 	now := time.Now()
@@ -318,7 +318,7 @@ func TestEvaluateAnyCommit(t *testing.T) {
 	r := newFxRepoOn(t, repo, 1, fxPublic("alice")...)
 	empty := r.tip
 	d := fxDigest("a")
-	r.commit(fxEpoch.Add(time.Hour), file(fxPath("core-a", d, 1), fxSign(t, fxSigner(t, "alice"), "core-a", "1.0", d)))
+	r.commit(fxEpoch.Add(time.Hour), file(fxPath("core-a", d, 1), fxSign(t, signerFor(t, "alice"), "core-a", "1.0", d)))
 
 	ev := r.mustEvaluate(time.Now(), EvaluateOptions{})
 	if len(ev.Files) != 1 || !ev.Files[0].Counts || !ev.Tally(Scope{}).QuorumMet() {
@@ -345,7 +345,7 @@ func TestEvaluateStrayFiles(t *testing.T) {
 	d := fxDigest("a")
 	dir := strings.TrimSuffix(fxPath("core-a", d, 1), "/signature-1")
 	r := newFxRepo(t, 1, fxPublic("alice")...)
-	good := fxSign(t, fxSigner(t, "alice"), "core-a", "1.0", d)
+	good := fxSign(t, signerFor(t, "alice"), "core-a", "1.0", d)
 	r.commit(fxEpoch.Add(time.Hour),
 		file(dir+"/signature-1", good),
 		file(dir+"/signature-01", good),

@@ -19,7 +19,7 @@ import (
 // (digest digestOf(image)) and returns them as changes at number n.
 func benchSignatures(b *testing.B, who string, images []string, n int) []gitstore.Change {
 	b.Helper()
-	s := testSigner(b, who)
+	s := signerFor(b, who)
 	out := make([]gitstore.Change, len(images))
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -92,7 +92,7 @@ func benchMerge(b *testing.B, bare bool) {
 	for _, n := range []string{"alice", "bob", "carol", "dave"} {
 		keys = append(keys, PublicKey{Source: n, Data: testkeys.Public(n)})
 	}
-	if _, err := Init(ctx, repo, InitOptions{Namespace: "stagex", Threshold: 2, Keys: keys, Signer: testSigner(b, "alice"), Now: mergeClock}); err != nil {
+	if _, err := Init(ctx, repo, InitOptions{Namespace: "stagex", Threshold: 2, Keys: keys, Signer: signerFor(b, "alice"), Now: mergeClock}); err != nil {
 		b.Fatal(err)
 	}
 	r := &sigRepo{t: b, repo: repo, ns: "stagex"}
@@ -110,7 +110,7 @@ func benchMerge(b *testing.B, bare bool) {
 	var verify time.Duration
 	b.ResetTimer()
 	for b.Loop() {
-		res, err := Merge(ctx, repo, MergeOptions{Sources: []string{"alice", "dave"}, Signer: testSigner(b, "alice"), Now: mergeClock})
+		res, err := Merge(ctx, repo, MergeOptions{Sources: []string{"alice", "dave"}, Signer: signerFor(b, "alice"), Now: mergeClock})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io/fs"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,31 +23,6 @@ import (
 var mergeNow = time.Date(2027, 1, 1, 12, 0, 0, 0, time.UTC)
 
 func mergeClock() time.Time { return mergeNow }
-
-var (
-	signersMu sync.Mutex
-	signers   = map[string]sigstore.Signer{}
-)
-
-// testSigner returns a signer for a fixture key, made once per test binary.
-func testSigner(t testing.TB, name string) sigstore.Signer {
-	t.Helper()
-	signersMu.Lock()
-	defer signersMu.Unlock()
-	if s, ok := signers[name]; ok {
-		return s
-	}
-	var pass func() ([]byte, error)
-	if name == "paula" {
-		pass = func() ([]byte, error) { return []byte(testkeys.Passphrase), nil }
-	}
-	s, err := sigstore.NewKeySigner(testkeys.Secret(name), pass)
-	if err != nil {
-		t.Fatalf("signer %s: %v", name, err)
-	}
-	signers[name] = s
-	return s
-}
 
 // digestOf is a made-up manifest digest for a name.
 func digestOf(s string) string {
@@ -73,7 +47,7 @@ func newSigRepo(t testing.TB, worktree bool, threshold int, names ...string) *si
 		keys = append(keys, PublicKey{Source: n + ".pub.asc", Data: testkeys.Public(n)})
 	}
 	if _, err := Init(context.Background(), repo, InitOptions{Namespace: "stagex", Threshold: threshold, Keys: keys,
-		Signer: testSigner(t, names[0]), Now: mergeClock}); err != nil {
+		Signer: signerFor(t, names[0]), Now: mergeClock}); err != nil {
 		t.Fatalf("init: %v", err)
 	}
 	return &sigRepo{t: t, repo: repo, ns: "stagex"}
@@ -105,7 +79,7 @@ func (r *sigRepo) blob(who, image, digest string) []byte {
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	blob, err := testSigner(r.t, who).SignMessage(data)
+	blob, err := signerFor(r.t, who).SignMessage(data)
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -120,7 +94,7 @@ func (r *sigRepo) dir(image, digest string) string {
 // commit commits changes on branch (which must exist) as a commit signed by who.
 func (r *sigRepo) commit(branch, who, msg string, changes ...gitstore.Change) plumbing.Hash {
 	r.t.Helper()
-	s := testSigner(r.t, who)
+	s := signerFor(r.t, who)
 	h, err := r.repo.Commit(gitstore.CommitRequest{Branch: plumbing.ReferenceName(branch), Parents: []plumbing.Hash{r.tip(branch)},
 		Changes: changes, Message: msg, Author: authorOf(who, mergeNow), Sign: s.SignDetached})
 	if err != nil {
@@ -219,7 +193,7 @@ func nameOf(fpr string) string {
 // merge merges sources into main, signed by who.
 func (r *sigRepo) merge(who string, allowInvalid bool, sources ...string) (*MergeResult, error) {
 	r.t.Helper()
-	return Merge(context.Background(), r.repo, MergeOptions{Sources: sources, Signer: testSigner(r.t, who),
+	return Merge(context.Background(), r.repo, MergeOptions{Sources: sources, Signer: signerFor(r.t, who),
 		AllowInvalid: allowInvalid, Now: mergeClock})
 }
 

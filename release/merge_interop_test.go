@@ -36,7 +36,7 @@ func origin(t *testing.T, m int, names ...string) string {
 	for _, n := range names {
 		keys = append(keys, PublicKey{Source: n, Data: testkeys.Public(n)})
 	}
-	if _, err := Init(context.Background(), seed, InitOptions{Namespace: "stagex", Threshold: m, Keys: keys, Signer: testSigner(t, names[0])}); err != nil {
+	if _, err := Init(context.Background(), seed, InitOptions{Namespace: "stagex", Threshold: m, Keys: keys, Signer: signerFor(t, names[0])}); err != nil {
 		t.Fatal(err)
 	}
 	interop.Git(t, seedDir, nil, "push", "-q", dir, "main")
@@ -59,7 +59,7 @@ func clone(t *testing.T, originDir, name string) *gitstore.Repo {
 // signImages signs images in repo with the key who, like tally sign.
 func signImages(t *testing.T, repo *gitstore.Repo, who string, images []buildout.Image) *SignResult {
 	t.Helper()
-	res, err := Sign(context.Background(), repo, SignOptions{Release: "2026.11.0", Images: images, Signer: testSigner(t, who), Creator: "test"})
+	res, err := Sign(context.Background(), repo, SignOptions{Release: "2026.11.0", Images: images, Signer: signerFor(t, who), Creator: "test"})
 	if err != nil {
 		t.Fatalf("%s signs: %v", who, err)
 	}
@@ -121,7 +121,7 @@ func TestInteropSyncRetriesWhenOthersPushFirst(t *testing.T) {
 			}
 			signImages(t, alice, "alice", img("core-a"))
 			raced := 0
-			res, err := Sync(ctx, alice, SyncOptions{Signer: testSigner(t, "alice"), Attempts: tt.attempts,
+			res, err := Sync(ctx, alice, SyncOptions{Signer: signerFor(t, "alice"), Attempts: tt.attempts,
 				Backoff: func(int) time.Duration { return 0 },
 				beforePush: func(attempt int) {
 					if raced >= tt.races {
@@ -133,7 +133,7 @@ func TestInteropSyncRetriesWhenOthersPushFirst(t *testing.T) {
 					if attempt == 1 {
 						signImages(t, carol, "carol", img("core-a"))
 					}
-					if _, err := Sync(ctx, carol, SyncOptions{Signer: testSigner(t, "carol")}); err != nil {
+					if _, err := Sync(ctx, carol, SyncOptions{Signer: signerFor(t, "carol")}); err != nil {
 						t.Errorf("carol's sync: %v", err)
 					}
 				}})
@@ -225,7 +225,7 @@ func TestInteropThreeMaintainersSignConcurrently(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			<-start
-			res, err := Sign(ctx, clones[n], SignOptions{Release: "2026.11.0", Images: images, Signer: testSigner(t, n), Creator: "test"})
+			res, err := Sign(ctx, clones[n], SignOptions{Release: "2026.11.0", Images: images, Signer: signerFor(t, n), Creator: "test"})
 			if err != nil {
 				t.Errorf("%s signs: %v", n, err)
 				return
@@ -233,7 +233,7 @@ func TestInteropThreeMaintainersSignConcurrently(t *testing.T) {
 			if len(res.Signed) != 3 {
 				t.Errorf("%s signed %d digests, want 3", n, len(res.Signed))
 			}
-			sres, err := SyncAndPush(ctx, clones[n], testSigner(t, n), time.Now)
+			sres, err := SyncAndPush(ctx, clones[n], signerFor(t, n), time.Now)
 			if err != nil {
 				t.Errorf("%s pushes: %v", n, err)
 				return

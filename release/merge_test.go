@@ -83,8 +83,8 @@ func TestMergeRules(t *testing.T) {
 					t.Error("bob's signature did not keep its bytes when renumbered")
 				}
 				wantAdded := []MergedFile{
-					{Source: "bob", From: sigPath("core-a", 1), Path: sigPath("core-a", 2), Signer: testSigner(t, "bob").Fingerprint()},
-					{Source: "bob", From: sigPath("core-b", 1), Path: sigPath("core-b", 1), Signer: testSigner(t, "bob").Fingerprint()},
+					{Source: "bob", From: sigPath("core-a", 1), Path: sigPath("core-a", 2), Signer: signerFor(t, "bob").Fingerprint()},
+					{Source: "bob", From: sigPath("core-b", 1), Path: sigPath("core-b", 1), Signer: signerFor(t, "bob").Fingerprint()},
 				}
 				if diff := cmp.Diff(wantAdded, res.Added); diff != "" {
 					t.Errorf("added (-want +got):\n%s", diff)
@@ -356,8 +356,8 @@ func TestMergeBuildRecordsUnion(t *testing.T) {
 	img := func(name string) string {
 		return strings.TrimPrefix(digestOf(name), "sha256:") + " " + name + " 1.0 linux/amd64"
 	}
-	path := BuildRecordPath("2026.11.0", testSigner(t, "alice").Fingerprint())
-	bobPath := BuildRecordPath("2026.11.0", testSigner(t, "bob").Fingerprint())
+	path := BuildRecordPath("2026.11.0", signerFor(t, "alice").Fingerprint())
+	bobPath := BuildRecordPath("2026.11.0", signerFor(t, "bob").Fingerprint())
 	r.commit("main", "alice", "record", gitstore.Change{Path: path, Data: rec(run1, img("core-a"))})
 	r.branch("laptop", r.tip("main"))
 	r.commit("main", "alice", "record", gitstore.Change{Path: path, Data: rec(run1, img("core-a"), run2, img("core-b"))})
@@ -495,11 +495,11 @@ func TestMergeRefusals(t *testing.T) {
 		opts MergeOptions
 		want error
 	}{
-		{"no sources", MergeOptions{Signer: testSigner(t, "alice")}, ErrBadSource},
-		{"unknown source", MergeOptions{Sources: []string{"nope"}, Signer: testSigner(t, "alice")}, ErrBadSource},
-		{"branch after a ref", MergeOptions{Sources: []string{"bob#main"}, Signer: testSigner(t, "alice")}, ErrBadSource},
+		{"no sources", MergeOptions{Signer: signerFor(t, "alice")}, ErrBadSource},
+		{"unknown source", MergeOptions{Sources: []string{"nope"}, Signer: signerFor(t, "alice")}, ErrBadSource},
+		{"branch after a ref", MergeOptions{Sources: []string{"bob#main"}, Signer: signerFor(t, "alice")}, ErrBadSource},
 		{"no signer", MergeOptions{Sources: []string{"bob"}}, ErrNoSigner},
-		{"outsider signs", MergeOptions{Sources: []string{"bob"}, Signer: testSigner(t, "mallory")}, ErrUntrustedSigner},
+		{"outsider signs", MergeOptions{Sources: []string{"bob"}, Signer: signerFor(t, "mallory")}, ErrUntrustedSigner},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

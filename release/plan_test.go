@@ -28,16 +28,6 @@ var relNow = time.Date(2027, 1, 1, 12, 0, 0, 0, time.UTC)
 
 func relClock() time.Time { return relNow }
 
-// relSigner returns the in-memory signer of a fixture key.
-func relSigner(t testing.TB, who string) *sigstore.KeySigner {
-	t.Helper()
-	s, err := sigstore.NewKeySigner(testkeys.Secret(who), func() ([]byte, error) { return []byte(testkeys.Passphrase), nil })
-	if err != nil {
-		t.Fatalf("signer %s: %v", who, err)
-	}
-	return s
-}
-
 // relKey returns a fixture key as the Key a report names it by.
 func relKey(t testing.TB, who string) sigstore.Key {
 	t.Helper()
@@ -57,7 +47,7 @@ func relInit(t testing.TB, repo *gitstore.Repo, m int, names ...string) {
 		keys = append(keys, PublicKey{Source: n + ".pub.asc", Data: testkeys.Public(n)})
 	}
 	if _, err := Init(context.Background(), repo, InitOptions{Namespace: "stagex", Threshold: m, Keys: keys,
-		Signer: relSigner(t, names[0]), Now: relClock}); err != nil {
+		Signer: signerFor(t, names[0]), Now: relClock}); err != nil {
 		t.Fatalf("init: %v", err)
 	}
 }
@@ -90,7 +80,7 @@ func relImage(name, tag string, platformSeeds ...string) buildout.Image {
 // relSign has who sign images for release rel.
 func relSign(t testing.TB, repo *gitstore.Repo, who, rel string, images ...buildout.Image) *SignResult {
 	t.Helper()
-	res, err := Sign(context.Background(), repo, SignOptions{Release: rel, Images: images, Signer: relSigner(t, who),
+	res, err := Sign(context.Background(), repo, SignOptions{Release: rel, Images: images, Signer: signerFor(t, who),
 		Run: Run{Source: "unknown", Dirty: "unknown", Platform: "linux/amd64", CPUVendor: "unknown", CPUModel: "unknown", Tally: "test"},
 		Now: relClock, Creator: "tally test"})
 	if err != nil {
@@ -122,7 +112,7 @@ func relSignature(t testing.TB, who, name, tag, digest string) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	blob, err := relSigner(t, who).SignMessage(data)
+	blob, err := signerFor(t, who).SignMessage(data)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -542,7 +542,7 @@ func TestInteropPublishRegistry(t *testing.T) {
 	low := gitstore.NewMemory(true)
 	relInit(t, low, 2, "alice", "bob")
 	relSign(t, low, "alice", "r1", relImage("core-hello", "1.0", "linux/amd64=a"))
-	if _, err := Cut(context.Background(), low, CutOptions{Release: "r1", Signer: relSigner(t, "alice"), Now: relClock}); !errors.Is(err, ErrNotReady) {
+	if _, err := Cut(context.Background(), low, CutOptions{Release: "r1", Signer: signerFor(t, "alice"), Now: relClock}); !errors.Is(err, ErrNotReady) {
 		t.Fatalf("cut below quorum: %v", err)
 	}
 	if _, err := Publish(context.Background(), low, PublishOptions{Release: "r1", OutDir: t.TempDir(), To: base, SkipGit: true, Now: relClock}); !errors.Is(err, ErrNotCut) {

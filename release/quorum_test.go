@@ -46,7 +46,7 @@ func qSigned(t *testing.T, m int, trusted []string, signers ...string) *fxRepo {
 	r := newFxRepo(t, m, fxPublic(trusted...)...)
 	var changes []gitstoreChange
 	for i, s := range signers {
-		changes = append(changes, file(qPath(i+1), fxSign(t, fxSigner(t, s), "core-a", "1.0", qDigest)))
+		changes = append(changes, file(qPath(i+1), fxSign(t, signerFor(t, s), "core-a", "1.0", qDigest)))
 	}
 	r.commit(fxEpoch.Add(time.Hour), changes...)
 	return r
@@ -81,7 +81,7 @@ func TestQuorumCounting(t *testing.T) {
 			name: "the same file copied twice counts once",
 			build: func(t *testing.T) (*fxRepo, time.Time, EvaluateOptions) {
 				r := newFxRepo(t, 2, fxPublic("alice", "bob")...)
-				blob := fxSign(t, fxSigner(t, "bob"), "core-a", "1.0", qDigest)
+				blob := fxSign(t, signerFor(t, "bob"), "core-a", "1.0", qDigest)
 				r.commit(fxEpoch.Add(time.Hour), file(qPath(1), blob), file(qPath(2), blob))
 				return r, now, EvaluateOptions{}
 			},
@@ -150,7 +150,7 @@ func TestQuorumCounting(t *testing.T) {
 				k := newFxKey(t, "erin", kc, 48*time.Hour)
 				r := newFxRepo(t, 2, append(fxPublic("alice"), k.public(t))...)
 				r.commit(kc.Add(2*time.Hour), file(qPath(1), fxSign(t, k.signer, "core-a", "1.0", qDigest)))
-				r.commit(kc.Add(60*time.Hour), file(qPath(2), fxSign(t, fxSigner(t, "alice"), "core-a", "1.0", qDigest)))
+				r.commit(kc.Add(60*time.Hour), file(qPath(2), fxSign(t, signerFor(t, "alice"), "core-a", "1.0", qDigest)))
 				return r, kc.Add(72 * time.Hour), EvaluateOptions{}
 			},
 			count: 2, quorum: true, counted: map[string]bool{"signature-1": true, "signature-2": true},
@@ -163,7 +163,7 @@ func TestQuorumCounting(t *testing.T) {
 				k := newFxKey(t, "erin", kc, 48*time.Hour)
 				r := newFxRepo(t, 2, append(fxPublic("alice"), k.public(t))...)
 				r.commit(kc.Add(50*time.Hour), file(qPath(1), fxSign(t, k.signer, "core-a", "1.0", qDigest)),
-					file(qPath(2), fxSign(t, fxSigner(t, "alice"), "core-a", "1.0", qDigest)))
+					file(qPath(2), fxSign(t, signerFor(t, "alice"), "core-a", "1.0", qDigest)))
 				return r, kc.Add(72 * time.Hour), EvaluateOptions{}
 			},
 			count: 1, counted: map[string]bool{"signature-1": false, "signature-2": true},
@@ -256,8 +256,8 @@ func TestQuorumCounting(t *testing.T) {
 			name: "a signature for another tag does not count for this tag",
 			build: func(t *testing.T) (*fxRepo, time.Time, EvaluateOptions) {
 				r := newFxRepo(t, 2, fxPublic("alice", "bob")...)
-				r.commit(fxEpoch.Add(time.Hour), file(qPath(1), fxSign(t, fxSigner(t, "alice"), "core-a", "1.0", qDigest)),
-					file(qPath(2), fxSign(t, fxSigner(t, "bob"), "core-a", "1.0-rc1", qDigest)))
+				r.commit(fxEpoch.Add(time.Hour), file(qPath(1), fxSign(t, signerFor(t, "alice"), "core-a", "1.0", qDigest)),
+					file(qPath(2), fxSign(t, signerFor(t, "bob"), "core-a", "1.0-rc1", qDigest)))
 				return r, now, EvaluateOptions{}
 			},
 			count: 1, counted: map[string]bool{"signature-1": true, "signature-2": false},
@@ -273,12 +273,12 @@ func TestQuorumCounting(t *testing.T) {
 			build: func(t *testing.T) (*fxRepo, time.Time, EvaluateOptions) {
 				legacy := `[{"critical":{"identity":{"docker-reference":"stagex/core-a:1.0"},"image":{"docker-manifest-digest":"` +
 					strings.TrimPrefix(qDigest, "sha256:") + `"},"type":"pgp container image signature"},"optional":{}}]`
-				blob, err := fxSigner(t, "bob").SignMessage([]byte(legacy))
+				blob, err := signerFor(t, "bob").SignMessage([]byte(legacy))
 				if err != nil {
 					t.Fatal(err)
 				}
 				r := newFxRepo(t, 1, fxPublic("alice", "bob")...)
-				r.commit(fxEpoch.Add(time.Hour), file(qPath(1), blob), file(qPath(2), fxSign(t, fxSigner(t, "alice"), "core-a", "1.0", qDigest)))
+				r.commit(fxEpoch.Add(time.Hour), file(qPath(1), blob), file(qPath(2), fxSign(t, signerFor(t, "alice"), "core-a", "1.0", qDigest)))
 				return r, now, EvaluateOptions{}
 			},
 			count: 1, quorum: true, counted: map[string]bool{"signature-1": false, "signature-2": true},
@@ -288,8 +288,8 @@ func TestQuorumCounting(t *testing.T) {
 			name: "a signature after a numbering gap is reported and does not count",
 			build: func(t *testing.T) (*fxRepo, time.Time, EvaluateOptions) {
 				r := newFxRepo(t, 2, fxPublic("alice", "bob")...)
-				r.commit(fxEpoch.Add(time.Hour), file(qPath(1), fxSign(t, fxSigner(t, "alice"), "core-a", "1.0", qDigest)),
-					file(qPath(3), fxSign(t, fxSigner(t, "bob"), "core-a", "1.0", qDigest)))
+				r.commit(fxEpoch.Add(time.Hour), file(qPath(1), fxSign(t, signerFor(t, "alice"), "core-a", "1.0", qDigest)),
+					file(qPath(3), fxSign(t, signerFor(t, "bob"), "core-a", "1.0", qDigest)))
 				return r, now, EvaluateOptions{}
 			},
 			count: 1, counted: map[string]bool{"signature-1": true, "signature-3": false},
@@ -304,7 +304,7 @@ func TestQuorumCounting(t *testing.T) {
 			name: "an empty file poisons the directory and is invalid",
 			build: func(t *testing.T) (*fxRepo, time.Time, EvaluateOptions) {
 				r := newFxRepo(t, 1, fxPublic("alice", "bob")...)
-				r.commit(fxEpoch.Add(time.Hour), file(qPath(1), fxSign(t, fxSigner(t, "alice"), "core-a", "1.0", qDigest)),
+				r.commit(fxEpoch.Add(time.Hour), file(qPath(1), fxSign(t, signerFor(t, "alice"), "core-a", "1.0", qDigest)),
 					file(qPath(2), []byte{}))
 				return r, now, EvaluateOptions{}
 			},
@@ -432,7 +432,7 @@ func TestQuorumDivergence(t *testing.T) {
 	arm64 := Built{Name: "core-a", Tag: "1.0", Platform: "linux/arm64", Digest: arm}
 	at := fxEpoch.Add(time.Hour)
 	sign := func(t *testing.T, who, d string, n int) gitstoreChange {
-		return file(fxPath("core-a", d, n), fxSign(t, fxSigner(t, who), "core-a", "1.0", d))
+		return file(fxPath("core-a", d, n), fxSign(t, signerFor(t, who), "core-a", "1.0", d))
 	}
 
 	tests := []struct {

@@ -45,7 +45,7 @@ func TestRepairClosesGaps(t *testing.T) {
 			r := newSigRepo(t, true, 2, "alice", "bob", "carol")
 			data := gappy(t, r, tt.numbers)
 			before := r.tip("main")
-			res, err := Repair(context.Background(), r.repo, RepairOptions{Signer: testSigner(t, "alice"), Now: mergeClock})
+			res, err := Repair(context.Background(), r.repo, RepairOptions{Signer: signerFor(t, "alice"), Now: mergeClock})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -102,14 +102,14 @@ func TestRepairRefusals(t *testing.T) {
 		r := newSigRepo(t, false, 2, "alice", "bob", "carol")
 		gappy(t, r, map[int]string{1: "alice", 3: "bob"})
 		tip := r.tip("main")
-		_, err := Repair(context.Background(), r.repo, RepairOptions{Signer: testSigner(t, "alice"), Now: mergeClock})
+		_, err := Repair(context.Background(), r.repo, RepairOptions{Signer: signerFor(t, "alice"), Now: mergeClock})
 		if !errors.Is(err, ErrPublished) {
 			t.Fatalf("err = %v, want ErrPublished", err)
 		}
 		if r.tip("main") != tip {
 			t.Error("main moved")
 		}
-		res, err := Repair(context.Background(), r.repo, RepairOptions{Signer: testSigner(t, "alice"), Force: true, Now: mergeClock})
+		res, err := Repair(context.Background(), r.repo, RepairOptions{Signer: signerFor(t, "alice"), Force: true, Now: mergeClock})
 		if err != nil || !res.Published || res.Commit == "" {
 			t.Fatalf("forced repair: %+v, %v", res, err)
 		}
@@ -125,7 +125,7 @@ func TestRepairRefusals(t *testing.T) {
 		for _, s := range []struct {
 			signer sigstore.Signer
 			want   error
-		}{{nil, ErrNoSigner}, {testSigner(t, "mallory"), ErrUntrustedSigner}} {
+		}{{nil, ErrNoSigner}, {signerFor(t, "mallory"), ErrUntrustedSigner}} {
 			if _, err := Repair(context.Background(), r.repo, RepairOptions{Signer: s.signer, Now: mergeClock}); !errors.Is(err, s.want) {
 				t.Errorf("err = %v, want %v", err, s.want)
 			}
@@ -136,7 +136,7 @@ func TestRepairRefusals(t *testing.T) {
 		r := newSigRepo(t, true, 2, "alice", "bob", "carol")
 		odd := strings.Replace(sigPath("core-a", 1), "signature-1", "signature-01", 1)
 		r.commit("main", "alice", "odd", gitstore.Change{Path: odd, Data: []byte("x")})
-		res, err := Repair(context.Background(), r.repo, RepairOptions{Signer: testSigner(t, "alice"), Now: mergeClock})
+		res, err := Repair(context.Background(), r.repo, RepairOptions{Signer: signerFor(t, "alice"), Now: mergeClock})
 		if err != nil || res.Commit != "" || len(res.Ignored) != 1 || res.Ignored[0] != odd {
 			t.Errorf("repair with an odd name: %+v, %v", res, err)
 		}

@@ -21,8 +21,8 @@ func TestReportJSONContract(t *testing.T) {
 	r.commit(at,
 		r.record(rel, testkeys.Fingerprint("alice"), at, Built{Name: "core-a", Tag: "1.0", Platform: "linux/amd64", Digest: d1}),
 		r.record(rel, testkeys.Fingerprint("bob"), at, Built{Name: "core-a", Tag: "1.0", Platform: "linux/amd64", Digest: d2}),
-		file(fxPath("core-a", d1, 1), fxSign(t, fxSigner(t, "alice"), "core-a", "1.0", d1)),
-		file(fxPath("core-a", d1, 2), fxSign(t, fxSigner(t, "mallory"), "core-a", "1.0", d1)),
+		file(fxPath("core-a", d1, 1), fxSign(t, signerFor(t, "alice"), "core-a", "1.0", d1)),
+		file(fxPath("core-a", d1, 2), fxSign(t, signerFor(t, "mallory"), "core-a", "1.0", d1)),
 		file(fxPath("core-a", d2, 1), []byte("garbage")),
 	)
 	data, err := json.Marshal(r.mustEvaluate(time.Now(), EvaluateOptions{}).Tally(Scope{}))

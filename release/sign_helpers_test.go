@@ -32,7 +32,8 @@ var (
 	signSigners   = map[string]*sigstore.KeySigner{}
 )
 
-// signerFor returns a KeySigner for a fixture key, made once per process.
+// signerFor returns a KeySigner for a fixture key, made once per process;
+// every test of the package signs through it.
 func signerFor(t testing.TB, name string) *sigstore.KeySigner {
 	t.Helper()
 	signSignersMu.Lock()

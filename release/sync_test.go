@@ -24,7 +24,7 @@ func syncFixture(t *testing.T, worktree bool) *sigRepo {
 func (r *sigRepo) replayOnto(who string) *replayed {
 	r.t.Helper()
 	local, up := r.tip("main"), r.tip("up")
-	rp, err := replay(r.repo, up, local, testSigner(r.t, who), mergeNow)
+	rp, err := replay(r.repo, up, local, signerFor(r.t, who), mergeNow)
 	if err != nil {
 		r.t.Fatalf("replay: %v", err)
 	}
@@ -168,7 +168,7 @@ func TestReplayBuildRecordsAndConflicts(t *testing.T) {
 	rec := func(runs ...string) []byte { return []byte(recordHeader + "\n" + strings.Join(runs, "")) }
 
 	r := syncFixture(t, true)
-	path := BuildRecordPath("2026.11.0", testSigner(t, "alice").Fingerprint())
+	path := BuildRecordPath("2026.11.0", signerFor(t, "alice").Fingerprint())
 	r.commit("main", "alice", "first", gitstore.Change{Path: path, Data: rec(run("10") + img)})
 	r.branch("up2", r.tip("main"))
 	// up: the first run was pushed, then another run from another clone.
@@ -187,7 +187,7 @@ func TestReplayBuildRecordsAndConflicts(t *testing.T) {
 	p := r.read("main", PolicyFile)
 	r.commit("up", "bob", "t3", gitstore.Change{Path: PolicyFile, Data: []byte(strings.Replace(p, "threshold = 2", "threshold = 3", 1))})
 	r.commit("main", "alice", "t1", gitstore.Change{Path: PolicyFile, Data: []byte(strings.Replace(p, "threshold = 2", "threshold = 1", 1))})
-	if _, err := replay(r.repo, r.tip("up"), r.tip("main"), testSigner(t, "alice"), mergeNow); !errors.Is(err, ErrConflict) {
+	if _, err := replay(r.repo, r.tip("up"), r.tip("main"), signerFor(t, "alice"), mergeNow); !errors.Is(err, ErrConflict) {
 		t.Errorf("replay with a conflicting policy: %v, want ErrConflict", err)
 	}
 
@@ -203,7 +203,7 @@ func TestReplayBuildRecordsAndConflicts(t *testing.T) {
 		if s.name == "" {
 			_, err = replay(r.repo, r.tip("up"), r.tip("main"), nil, mergeNow)
 		} else {
-			_, err = replay(r.repo, r.tip("up"), r.tip("main"), testSigner(t, s.name), mergeNow)
+			_, err = replay(r.repo, r.tip("up"), r.tip("main"), signerFor(t, s.name), mergeNow)
 		}
 		if !errors.Is(err, s.want) {
 			t.Errorf("signer %q: %v, want %v", s.name, err, s.want)

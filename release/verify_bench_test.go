@@ -120,7 +120,7 @@ func vbBuild(b *testing.B, dir string) error {
 	for r := range vbReleases {
 		rel := fmt.Sprintf("2026.%02d.0", r+1)
 		for n, who := range vbSigners {
-			signer := fxSigner(b, who)
+			signer := signerFor(b, who)
 			changes := make([]gitstore.Change, vbImages+1)
 			built := make([]Built, vbImages)
 			var wg sync.WaitGroup

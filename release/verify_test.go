@@ -38,7 +38,7 @@ func vfRepo(t *testing.T, out string, signers ...string) *gitstore.Repo {
 		t.Fatal(err)
 	}
 	for _, who := range signers {
-		if _, err := Sign(ctx, repo, SignOptions{Release: "1.0", Images: images, Signer: fxSigner(t, who),
+		if _, err := Sign(ctx, repo, SignOptions{Release: "1.0", Images: images, Signer: signerFor(t, who),
 			Run: Run{Source: "unknown", Dirty: "unknown", Platform: "linux/amd64", CPUVendor: "unknown", CPUModel: "unknown", Tally: "test"}}); err != nil {
 			t.Fatalf("%s signs: %v", who, err)
 		}
