@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
@@ -486,6 +487,11 @@ func (c *checker) judgeSignatures(j *job, added []addedSig) error {
 			if why := c.keyInvalid(j, v.Signature.Issuer); why != "" {
 				j.out = append(j.out, Refusal{Ref: j.ref, Commit: j.commit, Path: it.path, Rule: RuleSignature,
 					Reason: fmt.Sprintf("signed by %s, but %s", v.Signature.Signer, why)})
+				continue
+			}
+			if exp := v.Signature.Expires; !exp.IsZero() && (!j.when.Before(exp) || c.hasNow && !c.now.Before(exp)) {
+				j.out = append(j.out, Refusal{Ref: j.ref, Commit: j.commit, Path: it.path, Rule: RuleSignature,
+					Reason: fmt.Sprintf("the signature expired on %s: clients reject it, so it can never count", exp.UTC().Format(time.RFC3339))})
 			}
 		}
 	}

@@ -1,15 +1,20 @@
 package hooks
 
 import (
+	"bytes"
+	"crypto"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/ProtonMail/go-crypto/openpgp/packet"
 	"github.com/go-git/go-git/v5/plumbing"
 
 	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/internal/testkeys"
 	"github.com/tally-sig/tally/release"
+	"github.com/tally-sig/tally/sigstore"
 )
 
 // TestAccepted lists changes a guarded repository must accept.
@@ -298,5 +303,36 @@ func TestMergeCannotForgeAnotherRecord(t *testing.T) {
 	res := f.check(f.base, tip)
 	if res.OK() || !strings.Contains(describe(res), "may change only its signer's own record") {
 		t.Errorf("a forged line in bob's record was not refused:%s", describe(res))
+	}
+}
+
+// TestExpiredSignatureRefused: a signature that carries an expiry time which
+// has passed can never count (clients reject it), so it is refused.
+func TestExpiredSignatureRefused(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	keys, err := openpgp.ReadArmoredKeyRing(bytes.NewReader(testkeys.Secret("carol")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload, err := sigstore.Payload{Reference: "stagex/core-hello:1.0", Digest: dHello, Timestamp: t0.Unix()}.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var blob bytes.Buffer
+	w, err := openpgp.Sign(&blob, keys[0], nil, &packet.Config{DefaultHash: crypto.SHA256, SigLifetimeSecs: 60, Time: func() time.Time { return t0 }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(payload); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	tip := f.on(f.base, "carol", "sign by carol", add(hello3, blob.Bytes()))
+	res := f.check(f.base, tip)
+	if res.OK() || !strings.Contains(describe(res), "the signature expired on") {
+		t.Errorf("an expired signature was not refused:%s", describe(res))
 	}
 }
