@@ -124,7 +124,7 @@ func parseDir(path, dir string) (Location, error) {
 		return Location{}, &LocationError{Path: path, Reason: "extra path components after the digest: signature files sit directly in the digest directory"}
 	}
 	digest := "sha256:" + encoded
-	if !sha256DigestRegexp.MatchString(digest) {
+	if !isSHA256Digest(digest) {
 		return Location{}, &LocationError{Path: path, Reason: fmt.Sprintf("digest %q is not 64 lowercase hex digits", encoded)}
 	}
 	return Location{Repository: repo, Digest: digest}, nil
@@ -149,7 +149,7 @@ func checkRepositoryPath(repo string) string {
 			return "repository has an empty path component"
 		case c == "." || c == "..":
 			return fmt.Sprintf("repository has a %q path component", c)
-		case !pathComponentRegexp.MatchString(c):
+		case !isPathComponent(c):
 			return fmt.Sprintf("repository component %q is not lowercase letters and digits joined by \".\", \"_\", \"__\" or \"-\"", c)
 		}
 	}
@@ -188,4 +188,47 @@ func cutLast(s, sep string) (before, after string, found bool) {
 		return s, "", false
 	}
 	return s[:i], s[i+len(sep):], true
+}
+
+// isPathComponent reports whether c matches pathComponentRegexp: runs of
+// lowercase letters and digits joined by ".", "_", "__" or one or more "-",
+// starting and ending with a letter or digit. It is the check on every
+// signature path, so it avoids the regexp machinery.
+func isPathComponent(c string) bool {
+	if c == "" {
+		return false
+	}
+	for i := 0; i < len(c); {
+		if isLowerAlnum(c[i]) {
+			i++
+			continue
+		}
+		if i == 0 {
+			return false // a separator must follow a letter or digit
+		}
+		// A separator: ".", "_", "__" or "-"+, then a letter or digit.
+		j := i + 1
+		switch c[i] {
+		case '.':
+		case '_':
+			if j < len(c) && c[j] == '_' {
+				j++
+			}
+		case '-':
+			for j < len(c) && c[j] == '-' {
+				j++
+			}
+		default:
+			return false
+		}
+		if j == len(c) || !isLowerAlnum(c[j]) {
+			return false
+		}
+		i = j
+	}
+	return true
+}
+
+func isLowerAlnum(b byte) bool {
+	return 'a' <= b && b <= 'z' || '0' <= b && b <= '9'
 }
