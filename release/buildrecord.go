@@ -138,7 +138,7 @@ func field(s string) string {
 	if s == "" {
 		return "unknown"
 	}
-	if tokenPattern.MatchString(s) {
+	if isToken(s) {
 		return s
 	}
 	return strconv.Quote(s)
@@ -193,17 +193,53 @@ func ParseBuildRecord(data []byte) (BuildRecord, error) {
 	return r, nil
 }
 
+// isDigest reports whether d matches digestPattern, "sha256:" and 64
+// lowercase hex digits, without the regexp machinery (it runs on every
+// line of every build record).
+func isDigest(d string) bool {
+	hex, ok := strings.CutPrefix(d, "sha256:")
+	if !ok || len(hex) != 64 {
+		return false
+	}
+	for i := 0; i < len(hex); i++ {
+		if c := hex[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// isToken reports whether s matches tokenPattern: a letter or digit, then
+// letters, digits and "._+/:-".
+func isToken(s string) bool {
+	if s == "" || !isAlnum(s[0]) {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		switch c := s[i]; {
+		case isAlnum(c), c == '.', c == '_', c == '+', c == '/', c == ':', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func isAlnum(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+}
+
 func parseBuilt(line string) (Built, error) {
 	f := strings.Split(line, " ")
 	if len(f) != 4 {
 		return Built{}, fmt.Errorf("want \"<64-hex> <name> <tag> <platform>\", got %d fields", len(f))
 	}
 	b := Built{Digest: "sha256:" + f[0], Name: f[1], Tag: f[2], Platform: f[3]}
-	if !digestPattern.MatchString(b.Digest) {
+	if !isDigest(b.Digest) {
 		return Built{}, fmt.Errorf("digest %q is not 64 lowercase hex digits", f[0])
 	}
 	for _, s := range []string{b.Name, b.Tag, b.Platform} {
-		if !tokenPattern.MatchString(s) {
+		if !isToken(s) {
 			return Built{}, fmt.Errorf("field %q has characters outside [A-Za-z0-9._+/:-]", s)
 		}
 	}
@@ -230,11 +266,11 @@ func parseRun(rest string) (Run, error) {
 			if err != nil {
 				return Run{}, fmt.Errorf("field %s: bad quoting", k)
 			}
-			if u == "" || tokenPattern.MatchString(u) || !strconv.CanBackquote(u) {
+			if u == "" || isToken(u) || !strconv.CanBackquote(u) {
 				return Run{}, fmt.Errorf("field %s: quoted needlessly or holds control characters", k)
 			}
 			v = u
-		} else if !tokenPattern.MatchString(v) {
+		} else if !isToken(v) {
 			return Run{}, fmt.Errorf("field %s: %q has characters outside [A-Za-z0-9._+/:-]", k, v)
 		}
 		vals[k] = v
