@@ -104,10 +104,16 @@ func (o *packObjects) readPacked(h plumbing.Hash) (plumbing.ObjectType, []byte, 
 		if err != nil {
 			continue
 		}
-		typ, data, err := o.readAt(p, off, 0)
-		if err != nil {
-			return 0, nil, true, fmt.Errorf("reading %s from %s: %w", h, p.name, err)
+		// An object that was a delta base is in the cache already.
+		b, ok := o.bases.get(packOffset{p, off})
+		if !ok {
+			typ, data, err := o.readAt(p, off, 0)
+			if err != nil {
+				return 0, nil, true, fmt.Errorf("reading %s from %s: %w", h, p.name, err)
+			}
+			b = packedObject{typ, data}
 		}
+		typ, data := b.typ, b.data
 		if got := hashObject(typ, data); got != h {
 			return 0, nil, true, fmt.Errorf("reading %s from %s: contents hash to %s: %w", h, p.name, got, ErrBadObject)
 		}

@@ -221,6 +221,42 @@ func TestCorruptPackIsAnError(t *testing.T) {
 	}
 }
 
+// An object read back from the delta-base cache is checked against its id
+// like one read from the pack.
+func TestCachedBaseIsChecked(t *testing.T) {
+	t.Parallel()
+	r, c, _ := packRepo(t, 120)
+	s, err := r.Snapshot(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := s.Stat("stagex/core-pkg010@sha256=" + fmt.Sprintf("%064x", 10) + "/signature-2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := Open(r.WorkDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	po := fresh.objects.(*packObjects)
+	if err := po.loadPacks(false); err != nil {
+		t.Fatal(err)
+	}
+	off, err := po.packs[0].idx.FindOffset(e.Hash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	po.bases.add(packOffset{po.packs[0], off}, packedObject{plumbing.BlobObject, []byte("not the blob")}, 1)
+	fs, err := fresh.Snapshot(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := fs.Blob(e.Hash); !errors.Is(err, ErrBadObject) {
+		t.Errorf("reading an object whose cached copy is wrong = %q, %v; want ErrBadObject", got, err)
+	}
+}
+
 func FuzzParsePackEntry(f *testing.F) {
 	f.Add(appendPackEntryHeader(nil, plumbing.BlobObject, 5))
 	f.Add(appendPackEntryHeader(nil, plumbing.TreeObject, 1<<20))
