@@ -11,6 +11,10 @@ import "sync"
 // maxRefCache of them, which bounds its memory.
 var signedRefCache = refCache{refs: map[string]dockerReference{}}
 
+// repositoryCache remembers, the same way, the repository names that
+// NormalizeRepository accepted.
+var repositoryCache = refCache{refs: map[string]dockerReference{}}
+
 const maxRefCache = 16384
 
 type refCache struct {

@@ -90,7 +90,13 @@ func splitDockerDomain(name string) (domain, remainder string) {
 // as containers/image compares signed identities: "stagex/core-gcc" and
 // "index.docker.io/stagex/core-gcc" both give "docker.io/stagex/core-gcc".
 // A tag or digest is an error: this names a repository, not an image.
+//
+// Accepted names are remembered (see refCache): every signature file of a
+// verify checks its directory's repository.
 func NormalizeRepository(name string) (string, error) {
+	if ref, ok := repositoryCache.get(name); ok {
+		return ref.repository, nil
+	}
 	ref, err := parseDockerReference(name)
 	if err != nil {
 		return "", fmt.Errorf("parsing repository %q: %w", name, err)
@@ -98,5 +104,6 @@ func NormalizeRepository(name string) (string, error) {
 	if ref.tag != "" || ref.digest != "" {
 		return "", fmt.Errorf("parsing repository %q: a repository has no tag or digest", name)
 	}
+	repositoryCache.add(name, ref)
 	return ref.repository, nil
 }
