@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/sha1"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -100,8 +102,8 @@ func (o *packObjects) readPacked(h plumbing.Hash) (plumbing.ObjectType, []byte, 
 	packs := o.packs
 	o.mu.RUnlock()
 	for _, p := range packs {
-		off, err := p.idx.FindOffset(h)
-		if err != nil {
+		off, ok := p.find(h)
+		if !ok {
 			continue
 		}
 		// An object that was a delta base is in the cache already.
@@ -165,8 +167,8 @@ func (o *packObjects) readAt(p *pack, offset int64, depth int) (plumbing.ObjectT
 			return 0, nil, err
 		}
 	case plumbing.REFDeltaObject:
-		baseOffset, err := p.idx.FindOffset(e.baseHash)
-		if err != nil {
+		baseOffset, ok := p.find(e.baseHash)
+		if !ok {
 			return 0, nil, fmt.Errorf("object at offset %d: delta base %s not in the pack: %w", offset, e.baseHash, ErrBadObject)
 		}
 		if base, err = o.base(p, baseOffset, depth); err != nil {
@@ -257,6 +259,39 @@ func deltaTargetSize(delta []byte) (int64, error) {
 	}
 	return next()
 }
+
+// find returns the offset of object h in p, as idxfile.MemoryIndex's
+// FindOffset does, without what that also does on every call: record the
+// offset in a reverse-lookup map under a lock, which costs time and memory
+// and makes concurrent readers wait for each other. An offset that a
+// damaged index gives is caught by end, which accepts only offsets where an
+// object starts.
+func (p *pack) find(h plumbing.Hash) (int64, bool) {
+	idx := p.idx
+	k := idx.FanoutMapping[h[0]]
+	if k < 0 || k >= len(idx.Names) || k >= len(idx.Offset32) {
+		return 0, false
+	}
+	names, offsets := idx.Names[k], idx.Offset32[k]
+	n := min(len(names)/hashSize, len(offsets)/4)
+	i, found := sort.Find(n, func(i int) int {
+		return bytes.Compare(h[:], names[i*hashSize:(i+1)*hashSize])
+	})
+	if !found {
+		return 0, false
+	}
+	off := binary.BigEndian.Uint32(offsets[i*4:])
+	if off&(1<<31) == 0 {
+		return int64(off), true
+	}
+	j := 8 * uint64(off&^(1<<31))
+	if l := uint64(len(idx.Offset64)); l < 8 || j > l-8 {
+		return -1, true // a damaged index: no object starts there
+	}
+	return int64(binary.BigEndian.Uint64(idx.Offset64[j:])), true
+}
+
+const hashSize = len(plumbing.ZeroHash)
 
 // end returns where the object at offset ends: where the next one starts.
 func (p *pack) end(offset int64) (int64, error) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -306,4 +307,52 @@ func FuzzParseLooseObject(f *testing.F) {
 			t.Fatalf("accepted %q, canonical form %q", raw, canonical)
 		}
 	})
+}
+
+// pack.find answers as idxfile.MemoryIndex.FindOffset does, for every object
+// in a pack and for ids that are not in it.
+func TestPackFindMatchesIndex(t *testing.T) {
+	t.Parallel()
+	r, _, _ := packRepo(t, 120)
+	p, err := openPack(strings.TrimSuffix(packFiles(t, r)[0], ".pack"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.file.Close()
+	entries, err := p.idx.Entries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer entries.Close()
+	var ids []plumbing.Hash
+	for {
+		e, err := entries.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, e.Hash)
+		for _, b := range []int{0, 19} { // absent neighbours
+			other := e.Hash
+			other[b] ^= 1
+			ids = append(ids, other)
+		}
+	}
+	ids = append(ids, plumbing.ZeroHash, plumbing.NewHash("ffffffffffffffffffffffffffffffffffffffff"))
+	found := 0
+	for _, h := range ids {
+		got, ok := p.find(h)
+		want, err := p.idx.FindOffset(h)
+		if ok != (err == nil) || ok && got != want {
+			t.Errorf("find(%s) = %d, %v; FindOffset = %d, %v", h, got, ok, want, err)
+		}
+		if ok {
+			found++
+		}
+	}
+	if found < 100 {
+		t.Errorf("found only %d objects; the test would prove little", found)
+	}
 }
