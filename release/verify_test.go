@@ -9,9 +9,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/tally-sig/tally/buildout"
 	"github.com/tally-sig/tally/gitstore"
@@ -148,46 +145,11 @@ func TestOutcomeOrder(t *testing.T) {
 	}
 }
 
-// vfPush pushes the layout dir to ref the way a build's images reach a
-// registry: the image index (BuildKit's inner index) or, for a flat layout
-// of one platform, the image manifest, bytes unchanged.
+// vfPush pushes the layout dir to ref with manifest bytes unchanged.
 func vfPush(t *testing.T, dir, ref string) {
 	t.Helper()
-	r, err := name.ParseReference(ref)
-	if err != nil {
+	if err := sample.Push(dir, ref); err != nil {
 		t.Fatal(err)
-	}
-	idx, err := layout.ImageIndexFromPath(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	im, err := idx.IndexManifest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := im.Manifests[0]
-	switch {
-	case d.MediaType.IsIndex():
-		inner, err := idx.ImageIndex(d.Digest)
-		if err != nil {
-			t.Fatal(err)
-		}
-		err = remote.WriteIndex(r, inner)
-		if err != nil {
-			t.Fatalf("pushing %s: %v", ref, err)
-		}
-	case len(im.Manifests) == 1:
-		img, err := idx.Image(d.Digest)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := remote.Write(r, img); err != nil {
-			t.Fatalf("pushing %s: %v", ref, err)
-		}
-	default:
-		if err := remote.WriteIndex(r, idx); err != nil {
-			t.Fatalf("pushing %s: %v", ref, err)
-		}
 	}
 }
 

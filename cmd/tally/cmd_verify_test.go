@@ -5,36 +5,15 @@ import (
 	"regexp"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-
 	"github.com/tally-sig/tally/internal/interop"
 	"github.com/tally-sig/tally/internal/sample"
 )
 
-// pushIndex pushes the image index inside a BuildKit-shaped layout with
-// go-containerregistry, manifest bytes unchanged.
+// pushIndex pushes the layout dir to ref with manifest bytes unchanged.
 func pushIndex(t *testing.T, dir, ref string) {
 	t.Helper()
-	r, err := name.ParseReference(ref)
-	if err != nil {
+	if err := sample.Push(dir, ref); err != nil {
 		t.Fatal(err)
-	}
-	idx, err := layout.ImageIndexFromPath(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	im, err := idx.IndexManifest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	inner, err := idx.ImageIndex(im.Manifests[0].Digest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.WriteIndex(r, inner); err != nil {
-		t.Fatalf("pushing %s: %v", ref, err)
 	}
 }
 
