@@ -11,7 +11,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -25,15 +24,17 @@ import (
 
 // packObjects reads objects straight from the pack files and loose objects
 // of a repository on disk. Unlike go-git's storage, which moves one file
-// position per pack, it reads with pread on descriptors it keeps open, so
-// any number of goroutines read at once. Each object is read with one
-// system call (its packed length is known from the sorted offsets), and
-// its id is checked against its contents. What it cannot find, such as
-// objects in alternates, it asks the fallback for.
+// position per pack, it maps each pack into memory read-only (as git
+// does), so any number of goroutines read at once without a system call or
+// a copy per object, and each object's id is checked against its
+// contents. What it cannot find, such as objects in alternates, it asks the
+// fallback for.
 type packObjects struct {
 	dir      string // the objects directory
 	fallback objectReader
 
+	// mu is held for reading while a pack's memory is read, so close
+	// cannot unmap it under a reader.
 	mu    sync.RWMutex
 	packs []*pack
 	known map[string]bool // pack names already open
@@ -54,11 +55,10 @@ type packedObject struct {
 
 // pack is one open pack file and its index.
 type pack struct {
-	name    string
-	file    *os.File
-	size    int64
-	idx     *idxfile.MemoryIndex
-	offsets []int64 // every object's offset, sorted
+	name  string
+	data  []byte // the whole pack file, mapped read-only
+	unmap func() error
+	idx   *idxfile.MemoryIndex
 }
 
 const deltaBaseCacheSize = 32 << 20
@@ -99,9 +99,8 @@ func (o *packObjects) readObject(h plumbing.Hash) (plumbing.ObjectType, []byte, 
 // readPacked looks h up in every pack.
 func (o *packObjects) readPacked(h plumbing.Hash) (plumbing.ObjectType, []byte, bool, error) {
 	o.mu.RLock()
-	packs := o.packs
-	o.mu.RUnlock()
-	for _, p := range packs {
+	defer o.mu.RUnlock()
+	for _, p := range o.packs {
 		off, ok := p.find(h)
 		if !ok {
 			continue
@@ -146,11 +145,7 @@ func (o *packObjects) readAt(p *pack, offset int64, depth int) (plumbing.ObjectT
 	if depth > maxDeltaDepth {
 		return 0, nil, fmt.Errorf("delta chain longer than %d: %w", maxDeltaDepth, ErrBadObject)
 	}
-	end, err := p.end(offset)
-	if err != nil {
-		return 0, nil, err
-	}
-	data, e, err := readPackEntry(p, offset, end)
+	data, e, err := readPackEntry(p, offset)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -185,32 +180,17 @@ func (o *packObjects) readAt(p *pack, offset int64, depth int) (plumbing.ObjectT
 	return base.typ, target, nil
 }
 
-// packReadBuffers holds the buffers readPackEntry reads packed bytes into.
-var packReadBuffers = sync.Pool{New: func() any { return new([]byte) }}
-
-// maxPooledReadBuffer is the largest read buffer kept for reuse.
-const maxPooledReadBuffer = 64 << 10
-
-// readPackEntry reads the packed object between offset and end, parses its
-// header and inflates it. The packed bytes are read into a pooled buffer:
-// neither the inflated data nor the entry (whose compressed field is
-// cleared) refers to it afterwards.
-func readPackEntry(p *pack, offset, end int64) ([]byte, packEntry, error) {
-	bp := packReadBuffers.Get().(*[]byte)
-	defer func() {
-		if cap(*bp) <= maxPooledReadBuffer {
-			packReadBuffers.Put(bp)
-		}
-	}()
-	n := int(end - offset)
-	if cap(*bp) < n {
-		*bp = make([]byte, n)
+// readPackEntry parses the header of the packed object at offset and
+// inflates it. The zlib stream ends where it says it does; an offset that a
+// damaged index gives, one where no object starts, fails to parse or to
+// inflate, or gives contents whose id is not the one asked for. Neither the
+// inflated data nor the entry (whose compressed field is cleared) refers to
+// the pack's memory afterwards.
+func readPackEntry(p *pack, offset int64) ([]byte, packEntry, error) {
+	if offset < packHeaderSize || offset >= int64(len(p.data))-packTrailerSize {
+		return nil, packEntry{}, fmt.Errorf("no object starts at offset %d: %w", offset, ErrBadObject)
 	}
-	buf := (*bp)[:n]
-	if _, err := p.file.ReadAt(buf, offset); err != nil {
-		return nil, packEntry{}, fmt.Errorf("reading offset %d: %w", offset, err)
-	}
-	e, err := parsePackEntry(buf)
+	e, err := parsePackEntry(p.data[offset : int64(len(p.data))-packTrailerSize])
 	if err != nil {
 		return nil, packEntry{}, fmt.Errorf("object at offset %d: %w", offset, err)
 	}
@@ -264,8 +244,7 @@ func deltaTargetSize(delta []byte) (int64, error) {
 // FindOffset does, without what that also does on every call: record the
 // offset in a reverse-lookup map under a lock, which costs time and memory
 // and makes concurrent readers wait for each other. An offset that a
-// damaged index gives is caught by end, which accepts only offsets where an
-// object starts.
+// damaged index gives is caught by readPackEntry.
 func (p *pack) find(h plumbing.Hash) (int64, bool) {
 	idx := p.idx
 	k := idx.FanoutMapping[h[0]]
@@ -292,22 +271,6 @@ func (p *pack) find(h plumbing.Hash) (int64, bool) {
 }
 
 const hashSize = len(plumbing.ZeroHash)
-
-// end returns where the object at offset ends: where the next one starts.
-func (p *pack) end(offset int64) (int64, error) {
-	i, found := slices.BinarySearch(p.offsets, offset)
-	if !found {
-		return 0, fmt.Errorf("no object starts at offset %d: %w", offset, ErrBadObject)
-	}
-	end := p.size - packTrailerSize
-	if i+1 < len(p.offsets) {
-		end = p.offsets[i+1]
-	}
-	if end <= offset || end-offset > maxObjectSize {
-		return 0, fmt.Errorf("object at offset %d has a bad length: %w", offset, ErrBadObject)
-	}
-	return end, nil
-}
 
 const (
 	packHeaderSize  = 12
@@ -508,24 +471,25 @@ func (o *packObjects) loadPacks(rescan bool) error {
 	return nil
 }
 
-// openPack opens base.pack and reads base.idx.
+// openPack maps base.pack and reads base.idx.
 func openPack(base string) (*pack, error) {
 	f, err := os.Open(base + ".pack")
 	if err != nil {
 		return nil, err
 	}
-	p, err := readPackIndex(f, base)
-	if err != nil {
-		_ = f.Close()
-		return nil, err
-	}
-	return p, nil
+	// The mapping outlives the descriptor, as it outlives git gc removing
+	// the file: packs are never changed in place.
+	defer f.Close()
+	return readPackIndex(f, base)
 }
 
 func readPackIndex(f *os.File, base string) (*pack, error) {
 	fi, err := f.Stat()
 	if err != nil {
 		return nil, err
+	}
+	if fi.Size() < packHeaderSize+packTrailerSize {
+		return nil, fmt.Errorf("reading %s.pack: not a pack file: %w", base, ErrBadObject)
 	}
 	idxFile, err := os.Open(base + ".idx")
 	if err != nil {
@@ -536,36 +500,21 @@ func readPackIndex(f *os.File, base string) (*pack, error) {
 	if err := idxfile.NewDecoder(bufio.NewReader(idxFile)).Decode(idx); err != nil {
 		return nil, fmt.Errorf("reading %s.idx: %w", base, err)
 	}
-	var header [packHeaderSize]byte
-	if _, err := f.ReadAt(header[:], 0); err != nil || string(header[:4]) != "PACK" {
-		return nil, fmt.Errorf("reading %s.pack: not a pack file: %w", base, ErrBadObject)
-	}
-	var trailer [packTrailerSize]byte
-	if _, err := f.ReadAt(trailer[:], fi.Size()-packTrailerSize); err != nil || trailer != idx.PackfileChecksum {
-		return nil, fmt.Errorf("reading %s: the pack and its index do not match: %w", base, ErrBadObject)
-	}
-	count, _ := idx.Count()
-	offsets := make([]int64, 0, count)
-	entries, err := idx.Entries()
+	data, unmap, err := mapFile(f, fi.Size())
 	if err != nil {
+		return nil, fmt.Errorf("reading %s.pack: %w", base, err)
+	}
+	switch {
+	case string(data[:4]) != "PACK":
+		err = fmt.Errorf("reading %s.pack: not a pack file: %w", base, ErrBadObject)
+	case [packTrailerSize]byte(data[len(data)-packTrailerSize:]) != idx.PackfileChecksum:
+		err = fmt.Errorf("reading %s: the pack and its index do not match: %w", base, ErrBadObject)
+	}
+	if err != nil {
+		_ = unmap()
 		return nil, err
 	}
-	defer entries.Close()
-	for {
-		e, err := entries.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("reading %s.idx: %w", base, err)
-		}
-		if e.Offset < packHeaderSize || int64(e.Offset) > fi.Size()-packTrailerSize {
-			return nil, fmt.Errorf("reading %s.idx: offset %d outside the pack: %w", base, e.Offset, ErrBadObject)
-		}
-		offsets = append(offsets, int64(e.Offset))
-	}
-	slices.Sort(offsets)
-	return &pack{name: filepath.Base(base), file: f, size: fi.Size(), idx: idx, offsets: offsets}, nil
+	return &pack{name: filepath.Base(base), data: data, unmap: unmap, idx: idx}, nil
 }
 
 // reset makes the next miss list the packs again, and forgets nothing else:
@@ -593,7 +542,7 @@ func (o *packObjects) close() error {
 	defer o.mu.Unlock()
 	var err error
 	for _, p := range o.packs {
-		if cerr := p.file.Close(); err == nil {
+		if cerr := p.unmap(); err == nil {
 			err = cerr
 		}
 	}

@@ -147,18 +147,22 @@ func countEntries(t *testing.T, packPath string, typ plumbing.ObjectType) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer p.file.Close()
+	defer p.unmap()
+	entries, err := p.idx.Entries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer entries.Close()
 	n := 0
-	for _, off := range p.offsets {
-		end, err := p.end(off)
+	for {
+		ie, err := entries.Next()
+		if err == io.EOF {
+			break
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
-		buf := make([]byte, end-off)
-		if _, err := p.file.ReadAt(buf, off); err != nil {
-			t.Fatal(err)
-		}
-		e, err := parsePackEntry(buf)
+		e, err := parsePackEntry(p.data[ie.Offset:])
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -318,7 +322,7 @@ func TestPackFindMatchesIndex(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer p.file.Close()
+	defer p.unmap()
 	entries, err := p.idx.Entries()
 	if err != nil {
 		t.Fatal(err)
