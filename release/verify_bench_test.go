@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -231,6 +232,7 @@ func vbStatus(b *testing.B, dir string) *Report {
 // change; peak-MB is the process's peak resident memory during the runs,
 // budget-MB the target.
 func BenchmarkVerifyCold(b *testing.B) {
+	defer TuneGC()() // as tally runs, the baselines too
 	dir := vbCopy(b)
 	cache := filepath.Join(dir, "tally")
 	mem := vbMemory(b)
@@ -261,6 +263,7 @@ func BenchmarkVerifyCold(b *testing.B) {
 // BenchmarkVerifyWarm is the same verify with the cache a previous run
 // left: a second run verifies only what is new, here nothing.
 func BenchmarkVerifyWarm(b *testing.B) {
+	defer TuneGC()() // as tally runs, the baselines too
 	dir := vbCopy(b)
 	vbStatus(b, dir) // fills the cache
 	mem := vbMemory(b)
@@ -365,6 +368,7 @@ func vbPrepare(b *testing.B) []vbSig {
 // the signature with the key, nothing else (no git, no parsing, no
 // judgement).
 func BenchmarkVerifyCrypto(b *testing.B) {
+	defer TuneGC()() // as tally runs, the baselines too
 	sigs := vbPrepare(b)
 	var cpu time.Duration
 	b.ResetTimer()
@@ -387,6 +391,7 @@ func BenchmarkVerifyCrypto(b *testing.B) {
 // cryptography) of the fixture's 20,000 signatures on one goroutine: the
 // crypto plus what parsing costs, without git or judgement.
 func BenchmarkVerifySigstore(b *testing.B) {
+	defer TuneGC()() // as tally runs, the baselines too
 	blobs := vbBlobs(b)
 	repo, err := gitstore.Open(vbFixture(b))
 	if err != nil {
@@ -444,6 +449,7 @@ func vbBlobs(b *testing.B) [][]byte {
 // open the repository and read every signature blob from the pack, one
 // goroutine, no verification.
 func BenchmarkVerifyReadBlobs(b *testing.B) {
+	defer TuneGC()() // as tally runs, the baselines too
 	dir := vbFixture(b)
 	b.ResetTimer()
 	for range b.N {
@@ -571,4 +577,38 @@ func (p vbPeak) report(b *testing.B) {
 			}
 		}
 	}
+}
+
+// BenchmarkVerifyCryptoAllCores is BenchmarkVerifyCrypto spread over every
+// core, one goroutine per core taking the next signature not yet taken: how
+// fast the bare crypto alone goes on this machine, the floor of a cold
+// verify.
+func BenchmarkVerifyCryptoAllCores(b *testing.B) {
+	defer TuneGC()() // as tally runs, the baselines too
+	sigs := vbPrepare(b)
+	workers := runtime.GOMAXPROCS(0)
+	var cpu time.Duration
+	b.ResetTimer()
+	for range b.N {
+		cpu0 := vbCPU()
+		var wg sync.WaitGroup
+		var next atomic.Int64
+		for range workers {
+			wg.Go(func() {
+				for i := int(next.Add(1) - 1); i < len(sigs); i = int(next.Add(1) - 1) {
+					s := sigs[i]
+					h := s.sig.Hash.New()
+					h.Write(s.body)
+					if err := s.key.VerifySignature(h, s.sig); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		cpu += vbCPU() - cpu0
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/vbSignatures, "ns/sig")
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
 }

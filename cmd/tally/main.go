@@ -7,9 +7,12 @@ package main
 import (
 	"io"
 	"os"
+
+	"github.com/tally-sig/tally/release"
 )
 
 func main() {
+	release.TuneGC()
 	os.Exit(run(os.Args, os.Stdin, os.Stdout, os.Stderr))
 }
 
