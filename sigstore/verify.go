@@ -450,7 +450,8 @@ func mayNotSign(key *signingKey) string {
 	return ""
 }
 
-// checkSignature verifies the signature of msg with pk.
+// checkSignature verifies the signature of msg with pk: go-crypto's
+// verification, or the equivalent faster one for RSA (rsa.go).
 func checkSignature(pk *packet.PublicKey, msg *signedMessage) error {
 	var h hash.Hash
 	var body io.Writer
@@ -461,6 +462,9 @@ func checkSignature(pk *packet.PublicKey, msg *signedMessage) error {
 	}
 	if _, err := body.Write(msg.body); err != nil {
 		return err
+	}
+	if pub := rsaFastKey(pk, msg.sig); pub != nil {
+		return verifyRSA(pub, h, msg.sig)
 	}
 	if err := pk.VerifySignature(h, msg.sig); err != nil {
 		return errors.New(strings.TrimPrefix(err.Error(), "openpgp: "))

@@ -50,6 +50,11 @@ var ratios = []ratio{
 	// Targets: cold <= 1.3, gpg loop >= 50, warm >= 20, memory <= 1.
 	{Name: "verify 20k cold vs crypto/cores (wall)", Num: "release.BenchmarkVerifyCold", Den: "release.BenchmarkVerifyCrypto", DenPerCPU: true},
 	{Name: "verify 20k cold vs crypto (cpu)", Num: "release.BenchmarkVerifyCold", Unit: "cpu-ns/op", Den: "release.BenchmarkVerifyCrypto"},
+	// What the machine allows: go-crypto alone over every core, and cold against it.
+	{Name: "verify 20k: go-crypto on all cores vs crypto/cores", Num: "release.BenchmarkVerifyCryptoAllCores", Den: "release.BenchmarkVerifyCrypto", DenPerCPU: true},
+	{Name: "verify 20k cold vs go-crypto on all cores (wall)", Num: "release.BenchmarkVerifyCold", Den: "release.BenchmarkVerifyCryptoAllCores"},
+	// tally's RSA verification (sigstore/rsa.go) against go-crypto's, per signature.
+	{Name: "RSA-3072 verify: tally's fast path vs go-crypto", Num: "sigstore.BenchmarkVerifyRSA3072/fast-path", Den: "sigstore.BenchmarkVerifyRSA3072/go-crypto"},
 	{Name: "sigstore.Verify vs crypto (cpu, 1 core)", Num: "release.BenchmarkVerifySigstore", Unit: "cpu-ns/op", Den: "release.BenchmarkVerifyCrypto"},
 	{Name: "verify 20k: blob reads vs crypto (1 core)", Num: "release.BenchmarkVerifyReadBlobs", Den: "release.BenchmarkVerifyCrypto"},
 	{Name: "verify: gpg --verify loop vs cold, per sig", Num: "release.BenchmarkVerifyGPGLoop", Unit: "ns/sig", Den: "release.BenchmarkVerifyCold"},
