@@ -504,32 +504,68 @@ func (w *walker) judgeUnit(u *unitWork) {
 	w.sec.storeUnit(u.path, u.memo)
 }
 
-// files flattens the walk into JudgedFiles, in path order.
+// files flattens the walk into JudgedFiles, in path order, in parallel
+// over contiguous runs of units.
 func (w *walker) files() []JudgedFile {
-	ns := w.st.Policy.Namespace
-	n := 0
-	for _, u := range w.items {
-		n += len(u.memo.files)
+	starts := make([]int, len(w.items)+1) // of each unit's files in out
+	for i, u := range w.items {
+		starts[i+1] = starts[i] + len(u.memo.files)
 	}
-	out := make([]JudgedFile, 0, n)
-	add := func(f *memoFile) {
-		jf := JudgedFile{Path: f.path, Blob: f.blob, Verdict: f.verdict()}
-		if f.kind != sigstore.KindMalformedPath {
-			jf.Name = strings.TrimPrefix(f.loc.Repository, ns+"/")
-		}
-		out = append(out, jf)
+	out := make([]JudgedFile, starts[len(w.items)])
+	parts := min(runtime.GOMAXPROCS(0), 1+len(out)/2048)
+	sorted := make([]bool, parts)
+	var wg sync.WaitGroup
+	for p := range parts {
+		// Part p takes the units whose files start in its share of out.
+		lo, _ := slices.BinarySearch(starts[:len(w.items)], len(out)*p/parts)
+		hi, _ := slices.BinarySearch(starts[:len(w.items)], len(out)*(p+1)/parts)
+		wg.Go(func() { sorted[p] = w.flatten(w.items[lo:hi], out[starts[lo]:starts[hi]]) })
 	}
-	for _, u := range w.items {
-		for i := range u.memo.files {
-			add(&u.memo.files[i])
-		}
+	wg.Wait()
+	ok := !slices.Contains(sorted, false)
+	for p := 1; ok && p < parts; p++ {
+		lo, _ := slices.BinarySearch(starts[:len(w.items)], len(out)*p/parts)
+		ok = starts[lo] == 0 || starts[lo] == len(out) || out[starts[lo]-1].Path < out[starts[lo]].Path
 	}
-	// Git's tree order is the byte order of full paths; sorting is a no-op
-	// kept for safety.
-	if !slices.IsSortedFunc(out, func(a, b JudgedFile) int { return strings.Compare(a.Path, b.Path) }) {
-		slices.SortFunc(out, func(a, b JudgedFile) int { return strings.Compare(a.Path, b.Path) })
+	if !ok {
+		slices.SortStableFunc(out, func(a, b JudgedFile) int { return strings.Compare(a.Path, b.Path) })
 	}
 	return out
+}
+
+// flatten fills out with the files of units and reports whether their
+// paths are in strictly increasing order.
+func (w *walker) flatten(units []*unitWork, out []JudgedFile) (sorted bool) {
+	prefix := w.st.Policy.Namespace + "/"
+	sorted = true
+	prev := ""
+	i := 0
+	for _, u := range units {
+		name, repo := "", ""
+		for j := range u.memo.files {
+			f := &u.memo.files[j]
+			// Git's tree order is the byte order of full paths, so this holds
+			// for every well-formed tree; the files of a unit share its path
+			// as a prefix, so only what follows it needs comparing.
+			if j > 0 && strings.HasPrefix(prev, u.path) && strings.HasPrefix(f.path, u.path) {
+				sorted = sorted && prev[len(u.path):] < f.path[len(u.path):]
+			} else {
+				sorted = sorted && (i == 0 || prev < f.path)
+			}
+			prev = f.path
+			jf := &out[i]
+			i++
+			jf.Path, jf.Blob, jf.Verdict = f.path, f.blob, f.verdict()
+			if f.kind == sigstore.KindMalformedPath {
+				continue
+			}
+			if f.loc.Repository != repo {
+				repo, name = f.loc.Repository, strings.TrimPrefix(f.loc.Repository, prefix)
+			}
+			jf.Name = name
+		}
+	}
+	return sorted
 }
 
 // judgeLifetimes decides which good signatures count: their own expiry has

@@ -170,8 +170,7 @@ func (r *Report) QuorumMet() bool {
 // lists form images of their own (Release ""), one slot per digest, when the
 // scope is not one release.
 func (ev *Evaluation) Tally(scope Scope) *Report {
-	t := &tally{ev: ev, scope: scope, keys: ev.Keys.Keys(), keyByFpr: map[string]sigstore.Key{},
-		images: map[imageKey]*imageAcc{}, recordedAt: map[nameDigest][]*imageAcc{}}
+	t := &tally{ev: ev, scope: scope, keys: ev.Keys.Keys(), keyByFpr: map[string]sigstore.Key{}}
 	for _, k := range t.keys {
 		t.keyByFpr[k.Fingerprint] = k
 		t.fprs = append(t.fprs, k.Fingerprint)
@@ -273,34 +272,48 @@ func (t *tally) image(k imageKey) *imageAcc {
 // readRecords files the builds of every record in scope: the digest each
 // maintainer recorded last for each image and platform.
 func (t *tally) readRecords() {
-	for _, rel := range t.ev.Releases() {
-		if t.scope.Release != "" && rel != t.scope.Release {
-			continue
+	releases := t.ev.Releases()
+	if t.scope.Release != "" {
+		releases = slices.DeleteFunc(releases, func(rel string) bool { return rel != t.scope.Release })
+	}
+	// Size the maps once: each release has about as many image platforms
+	// as its longest record.
+	hint := 0
+	for _, rel := range releases {
+		most := 0
+		for _, rec := range t.ev.Records[rel] {
+			most = max(most, len(rec.Built))
 		}
+		hint += most
+	}
+	t.images = make(map[imageKey]*imageAcc, hint)
+	t.recordedAt = make(map[nameDigest][]*imageAcc, hint)
+	for _, rel := range releases {
 		for fpr, rec := range t.ev.Records[rel] {
-			latest := make(map[BuiltKey]Built, len(rec.Built))
-			for _, b := range rec.Built {
-				latest[BuiltKey{b.Name, b.Tag, b.Platform}] = b
-			}
-			for k, b := range latest {
-				if !t.scope.hasName(k.Name) {
+			// Latest first: a line that a later run recorded for the same
+			// image platform replaces the earlier ones.
+			for i := len(rec.Built) - 1; i >= 0; i-- {
+				b := rec.Built[i]
+				if !t.scope.hasName(b.Name) {
 					continue
 				}
-				a := t.image(imageKey{rel, k.Name, k.Tag})
-				if !slices.Contains(a.platforms, k.Platform) {
-					a.platforms = append(a.platforms, k.Platform)
+				a := t.image(imageKey{rel, b.Name, b.Tag})
+				if _, seen := a.built(b.Platform, fpr); seen {
+					continue
+				}
+				if !slices.Contains(a.platforms, b.Platform) {
+					a.platforms = append(a.platforms, b.Platform)
 				}
 				var run *Run
 				if b.Run >= 0 && b.Run < len(rec.Runs) {
 					run = &rec.Runs[b.Run]
 				}
-				// A record is one builder's: (platform, fpr) is new here.
-				a.builds = append(a.builds, builtAt{k.Platform, fpr, b.Digest, run})
-				d := a.row(b.Digest, k.Platform)
+				a.builds = append(a.builds, builtAt{b.Platform, fpr, b.Digest, run})
+				d := a.row(b.Digest, b.Platform)
 				d.BuiltBy = append(d.BuiltBy, fpr)
-				key := nameDigest{k.Name, b.Digest}
-				if !slices.Contains(t.recordedAt[key], a) {
-					t.recordedAt[key] = append(t.recordedAt[key], a)
+				key := nameDigest{b.Name, b.Digest}
+				if at := t.recordedAt[key]; !slices.Contains(at, a) {
+					t.recordedAt[key] = append(at, a)
 				}
 			}
 		}
