@@ -2,8 +2,10 @@ package release
 
 import (
 	"cmp"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/tally-sig/tally/sigstore"
 )
@@ -187,9 +189,22 @@ func (ev *Evaluation) Tally(scope Scope) *Report {
 	slices.SortFunc(keys, func(a, b imageKey) int {
 		return cmp.Or(strings.Compare(a.name, b.name), strings.Compare(a.tag, b.tag), strings.Compare(a.release, b.release))
 	})
-	for _, k := range keys {
-		r.Images = append(r.Images, t.status(t.images[k]))
+	// Each image's status reads the tally and writes only that image's
+	// evidence: the images are worked out in parallel parts.
+	if slices.ContainsFunc(keys, func(k imageKey) bool { return k.release == "" }) {
+		t.recordedTags = t.allRecordedTags()
 	}
+	r.Images = r.Images[:len(keys)]
+	parts := min(runtime.GOMAXPROCS(0), 1+len(keys)/256)
+	var wg sync.WaitGroup
+	for p := range parts {
+		wg.Go(func() {
+			for i := len(keys) * p / parts; i < len(keys)*(p+1)/parts; i++ {
+				r.Images[i] = t.status(t.images[keys[i]])
+			}
+		})
+	}
+	wg.Wait()
 	for _, p := range ev.RecordProblems {
 		if scope.Release == "" || strings.HasPrefix(p.Path, BuildsDir+"/"+scope.Release+"/") {
 			r.Problems = append(r.Problems, p)
@@ -250,9 +265,9 @@ type tally struct {
 	// records list that digest.
 	recordedAt map[nameDigest][]*imageAcc
 	// recordedTags is every name:tag a build record of any release lists,
-	// made on first need.
+	// made when an image without records needs it.
 	recordedTags map[nameTag]bool
-	runs         map[*Run]string // describeRun's strings
+	runs         map[*Run]string // describeRun's strings, made by readRecords
 	problems     []Problem
 }
 
@@ -288,6 +303,7 @@ func (t *tally) readRecords() {
 	}
 	t.images = make(map[imageKey]*imageAcc, hint)
 	t.recordedAt = make(map[nameDigest][]*imageAcc, hint)
+	t.runs = map[*Run]string{}
 	for _, rel := range releases {
 		for fpr, rec := range t.ev.Records[rel] {
 			// Latest first: a line that a later run recorded for the same
@@ -307,6 +323,9 @@ func (t *tally) readRecords() {
 				var run *Run
 				if b.Run >= 0 && b.Run < len(rec.Runs) {
 					run = &rec.Runs[b.Run]
+					if _, ok := t.runs[run]; !ok {
+						t.runs[run] = runDescription(run)
+					}
 				}
 				a.builds = append(a.builds, builtAt{b.Platform, fpr, b.Digest, run})
 				d := a.row(b.Digest, b.Platform)
@@ -519,19 +538,23 @@ func (t *tally) status(a *imageAcc) ImageStatus {
 	return img
 }
 
-// tagRecorded reports whether any release's build records list name:tag.
+// tagRecorded reports whether any release's build records list name:tag;
+// t.recordedTags must be allRecordedTags.
 func (t *tally) tagRecorded(name, tag string) bool {
-	if t.recordedTags == nil {
-		t.recordedTags = map[nameTag]bool{}
-		for _, recs := range t.ev.Records {
-			for _, rec := range recs {
-				for _, b := range rec.Built {
-					t.recordedTags[nameTag{b.Name, b.Tag}] = true
-				}
+	return t.recordedTags[nameTag{name, tag}]
+}
+
+// allRecordedTags is every name:tag the build records of any release list.
+func (t *tally) allRecordedTags() map[nameTag]bool {
+	tags := map[nameTag]bool{}
+	for _, recs := range t.ev.Records {
+		for _, rec := range recs {
+			for _, b := range rec.Built {
+				tags[nameTag{b.Name, b.Tag}] = true
 			}
 		}
 	}
-	return t.recordedTags[nameTag{name, tag}]
+	return tags
 }
 
 // agreedDigest is the digest of a slot the others are measured against:
@@ -566,22 +589,19 @@ func signedIn(rows []*DigestStatus, f string) string {
 }
 
 // describeRun summarises where a build ran, for spotting the odd builder
-// out; the cells of one run share the string.
+// out; the cells of one run share the string, made by readRecords.
 func (t *tally) describeRun(r *Run) string {
-	if r == nil || r.Time.IsZero() {
+	return t.runs[r]
+}
+
+// runDescription is describeRun's string for r.
+func runDescription(r *Run) string {
+	if r.Time.IsZero() {
 		return ""
-	}
-	if t.runs == nil {
-		t.runs = map[*Run]string{}
-	}
-	if s, ok := t.runs[r]; ok {
-		return s
 	}
 	src := r.Source
 	if len(src) > 12 {
 		src = src[:12]
 	}
-	s := r.Platform + " " + r.CPUVendor + " " + r.CPUModel + ", source " + src + " (dirty " + r.Dirty + ")"
-	t.runs[r] = s
-	return s
+	return r.Platform + " " + r.CPUVendor + " " + r.CPUModel + ", source " + src + " (dirty " + r.Dirty + ")"
 }
