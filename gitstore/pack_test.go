@@ -147,7 +147,7 @@ func countEntries(t *testing.T, packPath string, typ plumbing.ObjectType) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer p.unmap()
+	defer func() { _ = p.unmap() }()
 	entries, err := p.idx.Entries()
 	if err != nil {
 		t.Fatal(err)
@@ -322,7 +322,7 @@ func TestPackFindMatchesIndex(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer p.unmap()
+	defer func() { _ = p.unmap() }()
 	entries, err := p.idx.Entries()
 	if err != nil {
 		t.Fatal(err)
