@@ -512,20 +512,25 @@ func (w *walker) files() []JudgedFile {
 		starts[i+1] = starts[i] + len(u.memo.files)
 	}
 	out := make([]JudgedFile, starts[len(w.items)])
+	// Part p takes the units from cuts[p] on: those whose files start in
+	// its share of out.
 	parts := min(runtime.GOMAXPROCS(0), 1+len(out)/2048)
+	cuts := make([]int, parts+1)
+	for p := range parts {
+		cuts[p], _ = slices.BinarySearch(starts[:len(w.items)], len(out)*p/parts)
+	}
+	cuts[parts] = len(w.items)
 	sorted := make([]bool, parts)
 	var wg sync.WaitGroup
 	for p := range parts {
-		// Part p takes the units whose files start in its share of out.
-		lo, _ := slices.BinarySearch(starts[:len(w.items)], len(out)*p/parts)
-		hi, _ := slices.BinarySearch(starts[:len(w.items)], len(out)*(p+1)/parts)
+		lo, hi := cuts[p], cuts[p+1]
 		wg.Go(func() { sorted[p] = w.flatten(w.items[lo:hi], out[starts[lo]:starts[hi]]) })
 	}
 	wg.Wait()
 	ok := !slices.Contains(sorted, false)
-	for p := 1; ok && p < parts; p++ {
-		lo, _ := slices.BinarySearch(starts[:len(w.items)], len(out)*p/parts)
-		ok = starts[lo] == 0 || starts[lo] == len(out) || out[starts[lo]-1].Path < out[starts[lo]].Path
+	for _, c := range cuts[1:parts] { // and in order across the parts
+		i := starts[c]
+		ok = ok && (i == 0 || i == len(out) || out[i-1].Path < out[i].Path)
 	}
 	if !ok {
 		slices.SortStableFunc(out, func(a, b JudgedFile) int { return strings.Compare(a.Path, b.Path) })
