@@ -13,6 +13,7 @@ import (
 
 	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/release"
+	"github.com/tally-sig/tally/release/policy"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -88,7 +89,7 @@ func Approve(ctx context.Context, repo *gitstore.Repo, opts ApproveOptions) (*Ap
 	var sts states
 	load := func(commit plumbing.Hash, what string) (*policyState, *gitstore.Snapshot, error) {
 		if commit.IsZero() {
-			return nil, nil, fmt.Errorf("%s: %w: the branch has no commits yet", what, release.ErrNoPolicy)
+			return nil, nil, fmt.Errorf("%s: %w: the branch has no commits yet", what, policy.ErrNoPolicy)
 		}
 		snap, err := repo.Snapshot(commit)
 		if err != nil {

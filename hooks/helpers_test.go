@@ -19,6 +19,7 @@ import (
 	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/internal/testkeys"
 	"github.com/tally-sig/tally/release"
+	"github.com/tally-sig/tally/release/policy"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -319,8 +320,8 @@ func signPayload(t testing.TB, key string, p sigstore.Payload) []byte {
 
 // policyFiles are tally.toml and the keyring for the named maintainers.
 func policyFiles(t testing.TB, threshold int, names ...string) []edit {
-	p := release.Policy{Namespace: "stagex", IdentityPrefix: "stagex", Threshold: threshold, Keyring: "stagex-keyring.pgp"}
-	return []edit{add(release.PolicyFile, p.Marshal()), add(p.Keyring, keyringOf(t, names...))}
+	p := policy.Policy{Namespace: "stagex", IdentityPrefix: "stagex", Threshold: threshold, Keyring: "stagex-keyring.pgp"}
+	return []edit{add(policy.PolicyFile, p.Marshal()), add(p.Keyring, keyringOf(t, names...))}
 }
 
 // record is a build record of fpr listing digests of core-hello.

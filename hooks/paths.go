@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/tally-sig/tally/release"
+	"github.com/tally-sig/tally/release/policy"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -67,17 +68,17 @@ var (
 // ClassifyPath says which part of a signatures repository governed by p the
 // slash-separated path belongs to, and whether it is well formed there. It
 // never fails: a path it does not know is ClassUnknown.
-func ClassifyPath(p release.Policy, path string) PathInfo {
-	if path == release.PolicyFile || path == p.Keyring {
+func ClassifyPath(p policy.Policy, path string) PathInfo {
+	if path == policy.PolicyFile || path == p.Keyring {
 		return PathInfo{Class: ClassPolicy}
 	}
 	top, rest, _ := strings.Cut(path, "/")
 	switch top {
-	case release.BuildsDir:
+	case policy.BuildsDir:
 		return classifyBuildRecord(path, rest)
-	case release.ReleasesDir:
+	case policy.ReleasesDir:
 		return classifyRelease(rest)
-	case release.ApprovalsDir:
+	case policy.ApprovalsDir:
 		return classifyApproval(rest)
 	}
 	if ns := p.Namespace; ns != "" && strings.HasPrefix(path, ns+"/") {

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tally-sig/tally/release/policy"
 )
 
 // ErrBadRecord means a build record does not follow the documented format.
@@ -21,7 +23,7 @@ const recordHeader = "# tally build record: a \"run\" line per tally sign, then 
 // BuildRecordPath returns where the build record of one signer for one release lives:
 // builds/<release>/<FINGERPRINT>.txt.
 func BuildRecordPath(release, fingerprint string) string {
-	return BuildsDir + "/" + release + "/" + fingerprint + ".txt"
+	return policy.BuildsDir + "/" + release + "/" + fingerprint + ".txt"
 }
 
 // Run describes one tally sign run: when, from which source commit, on what machine.

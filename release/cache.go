@@ -16,6 +16,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 
 	"github.com/tally-sig/tally/gitstore"
+	"github.com/tally-sig/tally/release/policy"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -80,7 +81,7 @@ type VerifyCache struct {
 // trust root Evaluate will use: Evaluate with another keyring does not use
 // it. A cache file that cannot be read is ignored and rebuilt.
 func OpenVerifyCache(repo *gitstore.Repo, keys *sigstore.Keyring) *VerifyCache {
-	c := &VerifyCache{sec: newSection(keys.ID(), Policy{})}
+	c := &VerifyCache{sec: newSection(keys.ID(), policy.Policy{})}
 	if repo.GitDir() != "" {
 		c.path = filepath.Join(repo.GitDir(), "tally", c.sec.fileName())
 		c.sec.load(c.path)
@@ -103,7 +104,7 @@ func (c *VerifyCache) Save() error {
 // section starts a run with keyring and policy p and returns the part of
 // the cache it uses; done ends the run. A nil cache, or one for another
 // keyring, gives a fresh section that is thrown away.
-func (c *VerifyCache) section(keyring string, p Policy) *cacheSection {
+func (c *VerifyCache) section(keyring string, p policy.Policy) *cacheSection {
 	s := newSection(keyring, p)
 	if c != nil && c.sec.keyring == keyring {
 		s = c.sec
@@ -191,8 +192,8 @@ type recordMemo struct {
 	err string
 }
 
-func newSection(keyring string, p Policy) *cacheSection {
-	return &cacheSection{keyring: keyring, namespace: p.Namespace, prefix: p.prefix(),
+func newSection(keyring string, p policy.Policy) *cacheSection {
+	return &cacheSection{keyring: keyring, namespace: p.Namespace, prefix: p.Prefix(),
 		units: map[string]*unitMemo{}, records: map[plumbing.Hash]recordMemo{}}
 }
 
@@ -206,12 +207,12 @@ func (s *cacheSection) fileName() string {
 
 // begin starts a run under policy p: units judged under another namespace
 // or identity prefix are forgotten (their Verify outcomes stay usable).
-func (s *cacheSection) begin(p Policy) {
+func (s *cacheSection) begin(p policy.Policy) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if p.Namespace != s.namespace || p.prefix() != s.prefix {
+	if p.Namespace != s.namespace || p.Prefix() != s.prefix {
 		s.buildBlobIndex()
-		s.namespace, s.prefix = p.Namespace, p.prefix()
+		s.namespace, s.prefix = p.Namespace, p.Prefix()
 		s.units = map[string]*unitMemo{}
 		s.nsTree, s.nsUnits = plumbing.ZeroHash, nil
 		s.dirty = true
@@ -358,7 +359,7 @@ func (s *cacheSection) record(snap *gitstore.Snapshot, blob plumbing.Hash) (Buil
 }
 
 // enteredTimes is enteredTimes(st, want), remembered for the last commit.
-func (s *cacheSection) enteredTimes(st *State, want map[string]plumbing.Hash) (map[string]time.Time, error) {
+func (s *cacheSection) enteredTimes(st *policy.State, want map[string]plumbing.Hash) (map[string]time.Time, error) {
 	s.mu.Lock()
 	if s.enteredTip == st.Tip {
 		out := make(map[string]time.Time, len(want))
@@ -496,7 +497,7 @@ func (s *cacheSection) load(path string) {
 	if err != nil {
 		return
 	}
-	fresh := newSection(s.keyring, Policy{})
+	fresh := newSection(s.keyring, policy.Policy{})
 	if err := fresh.decode(data); err != nil {
 		return
 	}

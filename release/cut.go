@@ -16,6 +16,7 @@ import (
 
 	"github.com/tally-sig/tally/buildout"
 	"github.com/tally-sig/tally/gitstore"
+	"github.com/tally-sig/tally/release/policy"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -51,13 +52,13 @@ type Manifest struct {
 // ManifestPath returns the path of a release's file in the repository:
 // releases/<VERSION>/<file>.
 func ManifestPath(release, file string) string {
-	return ReleasesDir + "/" + release + "/" + file
+	return policy.ReleasesDir + "/" + release + "/" + file
 }
 
 // newManifest is the manifest of a ready plan under policy p.
-func newManifest(plan *Plan, p Policy) *Manifest {
+func newManifest(plan *Plan, p policy.Policy) *Manifest {
 	m := &Manifest{Version: manifestVersion, Release: plan.Release, Namespace: p.Namespace,
-		IdentityPrefix: p.prefix(), Threshold: plan.Threshold, Images: plan.Released()}
+		IdentityPrefix: p.Prefix(), Threshold: plan.Threshold, Images: plan.Released()}
 	sort.Slice(m.Images, func(i, j int) bool { return m.Images[i].Name < m.Images[j].Name })
 	return m
 }
@@ -127,11 +128,11 @@ func ParseManifest(data []byte) (*Manifest, error) {
 	if err := CheckReleaseName(m.Release); err != nil {
 		return bad("%v", err)
 	}
-	p := Policy{Namespace: m.Namespace, IdentityPrefix: m.IdentityPrefix, Threshold: m.Threshold, Keyring: "k"}
+	p := policy.Policy{Namespace: m.Namespace, IdentityPrefix: m.IdentityPrefix, Threshold: m.Threshold, Keyring: "k"}
 	if m.IdentityPrefix == "" {
 		return bad("identity_prefix is empty")
 	}
-	if err := p.validate(); err != nil {
+	if err := p.Validate(); err != nil {
 		return bad("%v", err)
 	}
 	if len(m.Images) == 0 {

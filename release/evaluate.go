@@ -17,6 +17,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 
 	"github.com/tally-sig/tally/gitstore"
+	"github.com/tally-sig/tally/release/policy"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -117,7 +118,7 @@ type Evaluation struct {
 	// Commit is the commit judged.
 	Commit plumbing.Hash
 	// Policy is the repository's trust policy at Commit.
-	Policy Policy
+	Policy policy.Policy
 	// Threshold is M, the repository's or the caller's.
 	Threshold int
 	// Keys is the trust root: the repository's keyring or the caller's.
@@ -168,7 +169,7 @@ type EvaluateOptions struct {
 // latest committer time of that commit's ancestors, so that a commit cannot
 // backdate a signature before the history it builds on. The time a signer
 // writes into the signature plays no part.
-func Evaluate(ctx context.Context, st *State, opts EvaluateOptions) (*Evaluation, error) {
+func Evaluate(ctx context.Context, st *policy.State, opts EvaluateOptions) (*Evaluation, error) {
 	ev := &Evaluation{Commit: st.Tip, Policy: st.Policy, Threshold: st.Policy.Threshold, Keys: st.Keys, Scope: opts.Scope}
 	if opts.Keys != nil {
 		ev.Keys = opts.Keys
@@ -176,7 +177,7 @@ func Evaluate(ctx context.Context, st *State, opts EvaluateOptions) (*Evaluation
 	if opts.Threshold != 0 {
 		ev.Threshold = opts.Threshold
 	}
-	if err := CheckThreshold(ev.Threshold, len(ev.Keys.Keys())); err != nil {
+	if err := policy.CheckThreshold(ev.Threshold, len(ev.Keys.Keys())); err != nil {
 		if opts.Threshold != 0 || opts.Keys != nil {
 			return nil, fmt.Errorf("%w: %w", ErrBadThreshold, err)
 		}
@@ -229,7 +230,7 @@ func Evaluate(ctx context.Context, st *State, opts EvaluateOptions) (*Evaluation
 
 // walker walks the lookaside tree and judges what the cache does not know.
 type walker struct {
-	st        *State
+	st        *policy.State
 	ev        *Evaluation
 	sec       *cacheSection
 	scope     Scope
@@ -575,7 +576,7 @@ func (w *walker) flatten(units []*unitWork, out []JudgedFile) (sorted bool) {
 
 // judgeLifetimes decides which good signatures count: their own expiry has
 // not passed, and their key was valid when the file entered the history.
-func (ev *Evaluation) judgeLifetimes(st *State, sec *cacheSection) {
+func (ev *Evaluation) judgeLifetimes(st *policy.State, sec *cacheSection) {
 	type validity struct {
 		ok     bool
 		reason string
@@ -642,7 +643,7 @@ func (ev *Evaluation) judgeLifetimes(st *State, sec *cacheSection) {
 // effective times). Only the namespace subtree is compared, and only the
 // subtrees that changed, so the cost follows the size of the history's
 // changes.
-func enteredTimes(st *State, want map[string]plumbing.Hash) (map[string]time.Time, error) {
+func enteredTimes(st *policy.State, want map[string]plumbing.Hash) (map[string]time.Time, error) {
 	commits, err := st.Repo.CommitsBetween(plumbing.ZeroHash, st.Tip)
 	if err != nil {
 		return nil, fmt.Errorf("reading history: %w", err)
@@ -716,9 +717,9 @@ var recordFileName = regexp.MustCompile(`^[0-9A-F]{40}\.txt$`)
 func readRecords(snap *gitstore.Snapshot, scope Scope, sec *cacheSection) (map[string]map[string]BuildRecord, []Problem) {
 	records := map[string]map[string]BuildRecord{}
 	var problems []Problem
-	dir := BuildsDir
+	dir := policy.BuildsDir
 	if scope.Release != "" {
-		dir = BuildsDir + "/" + scope.Release
+		dir = policy.BuildsDir + "/" + scope.Release
 	}
 	bad := func(path, msg string) {
 		problems = append(problems, Problem{Path: path, Kind: KindBadRecord, Severity: string(sigstore.SeverityWarning), Error: msg})

@@ -17,6 +17,7 @@ import (
 
 	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/internal/testkeys"
+	"github.com/tally-sig/tally/release/policy"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -188,8 +189,8 @@ func newFxRepoOn(t testing.TB, repo *gitstore.Repo, threshold int, pubs ...[]byt
 func newFxRepoKeyring(t testing.TB, repo *gitstore.Repo, threshold int, keyring []byte) *fxRepo {
 	t.Helper()
 	r := &fxRepo{t: t, repo: repo}
-	p := Policy{Namespace: "stagex", IdentityPrefix: "stagex", Threshold: threshold, Keyring: "stagex-keyring.pgp"}
-	r.commit(fxEpoch, gitstore.Change{Path: PolicyFile, Data: p.Marshal()}, gitstore.Change{Path: p.Keyring, Data: keyring})
+	p := policy.Policy{Namespace: "stagex", IdentityPrefix: "stagex", Threshold: threshold, Keyring: "stagex-keyring.pgp"}
+	r.commit(fxEpoch, gitstore.Change{Path: policy.PolicyFile, Data: p.Marshal()}, gitstore.Change{Path: p.Keyring, Data: keyring})
 	return r
 }
 
@@ -237,7 +238,7 @@ func (r *fxRepo) record(rel, fpr string, at time.Time, built ...Built) gitstore.
 // evaluate evaluates the tip at now.
 func (r *fxRepo) evaluate(now time.Time, opts EvaluateOptions) (*Evaluation, error) {
 	r.t.Helper()
-	st, err := LoadHead(r.repo)
+	st, err := policy.LoadHead(r.repo)
 	if err != nil {
 		return nil, err
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/internal/testkeys"
+	"github.com/tally-sig/tally/release/policy"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -42,7 +43,7 @@ func evalVariety(t *testing.T, r *fxRepo, k *fxKey, kc time.Time) (time.Time, in
 		file(fxPath("core-b", b, 2), []byte("garbage\n")),
 		file(fxPath("core-b", b, 4), fxSign(t, signerFor(t, "alice"), "core-b", "2.0", b)),
 		file("stagex/README", []byte("not a signature\n")),
-		file(BuildsDir+"/"+rel+"/notes.txt", []byte("not a record\n")),
+		file(policy.BuildsDir+"/"+rel+"/notes.txt", []byte("not a record\n")),
 	)
 	return kc.Add(72 * time.Hour), 7
 }
@@ -69,7 +70,7 @@ func TestEvaluateCache(t *testing.T) {
 
 	run := func(t *testing.T, repo *gitstore.Repo, keys *sigstore.Keyring) (*Evaluation, *VerifyCache) {
 		t.Helper()
-		st, err := LoadHead(repo)
+		st, err := policy.LoadHead(repo)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -131,7 +132,7 @@ func TestEvaluateCache(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := LoadHead(reopened)
+	st, err := policy.LoadHead(reopened)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +169,7 @@ func TestEvaluateCache(t *testing.T) {
 	// outcomes still serve.
 	p := st.Policy
 	p.IdentityPrefix = "quay.io/stagex"
-	r.commit(kc.Add(3*time.Hour), file(PolicyFile, p.Marshal()))
+	r.commit(kc.Add(3*time.Hour), file(policy.PolicyFile, p.Marshal()))
 	moved, _ := run(t, reopened, nil)
 	if moved.Verified != 0 {
 		t.Errorf("a new identity prefix re-verified %d signatures", moved.Verified)
@@ -324,7 +325,7 @@ func TestEvaluateAnyCommit(t *testing.T) {
 	if len(ev.Files) != 1 || !ev.Files[0].Counts || !ev.Tally(Scope{}).QuorumMet() {
 		t.Errorf("bare repository: %+v", ev.Files)
 	}
-	st, err := LoadCommit(repo, empty)
+	st, err := policy.LoadCommit(repo, empty)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tally-sig/tally/gitstore"
+	"github.com/tally-sig/tally/release/policy"
 )
 
 // lockRepo takes the repository's lock, waiting at most wait (0: as long
@@ -28,12 +29,12 @@ func lockRepo(ctx context.Context, repo *gitstore.Repo, wait time.Duration) (fun
 // loads the state of the checked-out branch, refusing a detached HEAD: what
 // every command that commits on the branch starts with. The caller releases
 // the lock with unlock.
-func lockHead(ctx context.Context, repo *gitstore.Repo, wait time.Duration) (st *State, unlock func() error, err error) {
+func lockHead(ctx context.Context, repo *gitstore.Repo, wait time.Duration) (st *policy.State, unlock func() error, err error) {
 	unlock, err = lockRepo(ctx, repo, wait)
 	if err != nil {
 		return nil, nil, err
 	}
-	st, err = LoadHead(repo)
+	st, err = policy.LoadHead(repo)
 	if err == nil && st.Branch == "" {
 		err = ErrDetached
 	}

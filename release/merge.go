@@ -22,6 +22,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 
 	"github.com/tally-sig/tally/gitstore"
+	"github.com/tally-sig/tally/release/policy"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -545,7 +546,7 @@ func isSCPLike(s string) bool {
 type assembly struct {
 	repo   *gitstore.Repo
 	base   *gitstore.Snapshot
-	policy Policy
+	policy policy.Policy
 	keys   *sigstore.Keyring
 	now    time.Time
 
@@ -572,7 +573,7 @@ type verifyOutcome struct {
 	err error
 }
 
-func newAssembly(repo *gitstore.Repo, base *gitstore.Snapshot, policy Policy, keys *sigstore.Keyring, now time.Time) *assembly {
+func newAssembly(repo *gitstore.Repo, base *gitstore.Snapshot, policy policy.Policy, keys *sigstore.Keyring, now time.Time) *assembly {
 	return &assembly{repo: repo, base: base, policy: policy, keys: keys, now: now,
 		changes: map[string]gitstore.Change{}, dirs: map[string]*sigDir{},
 		verified: map[plumbing.Hash]verifyOutcome{}}
@@ -586,7 +587,7 @@ func (a *assembly) isLookaside(path string) bool {
 // isRecord reports whether path is a build record, builds/<release>/<name>.txt.
 func isRecord(path string) bool {
 	parts := strings.Split(path, "/")
-	return len(parts) == 3 && parts[0] == BuildsDir && CheckReleaseName(parts[1]) == nil &&
+	return len(parts) == 3 && parts[0] == policy.BuildsDir && CheckReleaseName(parts[1]) == nil &&
 		strings.HasSuffix(parts[2], ".txt") && len(parts[2]) > len(".txt")
 }
 
@@ -669,19 +670,19 @@ func (a *assembly) threeWay(d gitstore.DiffEntry, read func(plumbing.Hash) ([]by
 // reloadPolicy reads the trust policy and keyring of the assembled tree,
 // which a merged or replayed change may have changed.
 func (a *assembly) reloadPolicy() error {
-	_, policyChanged := a.changes[PolicyFile]
+	_, policyChanged := a.changes[policy.PolicyFile]
 	_, keysChanged := a.changes[a.policy.Keyring]
 	if !policyChanged && !keysChanged {
 		return nil
 	}
-	data, ok, err := a.read(PolicyFile)
+	data, ok, err := a.read(policy.PolicyFile)
 	if err != nil {
 		return err
 	}
 	if !ok {
-		return fmt.Errorf("%w: the merged tree has no %s", ErrBadPolicy, PolicyFile)
+		return fmt.Errorf("%w: the merged tree has no %s", policy.ErrBadPolicy, policy.PolicyFile)
 	}
-	p, err := ParsePolicy(data)
+	p, err := policy.ParsePolicy(data)
 	if err != nil {
 		return err
 	}
@@ -690,13 +691,13 @@ func (a *assembly) reloadPolicy() error {
 		return err
 	}
 	if !ok {
-		return fmt.Errorf("%w: the merged tree has no keyring %s", ErrBadPolicy, p.Keyring)
+		return fmt.Errorf("%w: the merged tree has no keyring %s", policy.ErrBadPolicy, p.Keyring)
 	}
 	keys, err := sigstore.ReadKeyring(keyData)
 	if err != nil {
-		return fmt.Errorf("%w: keyring %s: %v", ErrBadPolicy, p.Keyring, err)
+		return fmt.Errorf("%w: keyring %s: %v", policy.ErrBadPolicy, p.Keyring, err)
 	}
-	if err := CheckThreshold(p.Threshold, len(keys.Keys())); err != nil {
+	if err := policy.CheckThreshold(p.Threshold, len(keys.Keys())); err != nil {
 		return err
 	}
 	if p.Namespace != a.policy.Namespace {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/internal/testkeys"
+	"github.com/tally-sig/tally/release/policy"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -154,7 +155,7 @@ func (r *sigRepo) read(branch, path string) string {
 // ("?" when it does not verify).
 func (r *sigRepo) files(commit plumbing.Hash) map[string]string {
 	r.t.Helper()
-	st, err := LoadCommit(r.repo, commit)
+	st, err := policy.LoadCommit(r.repo, commit)
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -201,7 +202,7 @@ func (r *sigRepo) merge(who string, allowInvalid bool, sources ...string) (*Merg
 // and fails the test on any problem.
 func (r *sigRepo) verifyClean() *Report {
 	r.t.Helper()
-	st, err := LoadHead(r.repo)
+	st, err := policy.LoadHead(r.repo)
 	if err != nil {
 		r.t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/tally-sig/tally/internal/interop"
 	"github.com/tally-sig/tally/internal/sample"
 	"github.com/tally-sig/tally/internal/testkeys"
+	"github.com/tally-sig/tally/release/policy"
 )
 
 // origin makes a bare repository holding a trust policy for the named keys
@@ -309,7 +310,7 @@ func TestInteropThreeMaintainersSignConcurrently(t *testing.T) {
 	interop.Git(t, originDir, nil, "fsck", "--strict")
 
 	// tally verify's logic: every image meets the 3-of-3 quorum, no problem.
-	st, err := LoadHead(originRepo)
+	st, err := policy.LoadHead(originRepo)
 	if err != nil {
 		t.Fatal(err)
 	}

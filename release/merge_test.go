@@ -12,6 +12,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 
 	"github.com/tally-sig/tally/gitstore"
+	"github.com/tally-sig/tally/release/policy"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -449,13 +450,13 @@ func TestMergeOtherFiles(t *testing.T) {
 		t.Parallel()
 		r := newSigRepo(t, true, 2, "alice", "bob", "carol")
 		r.branch("other", r.tip("main"))
-		p := r.read("main", PolicyFile)
-		r.commit("main", "alice", "threshold 3", gitstore.Change{Path: PolicyFile, Data: []byte(strings.Replace(p, "threshold = 2", "threshold = 3", 1))})
-		r.commit("other", "bob", "threshold 1", gitstore.Change{Path: PolicyFile, Data: []byte(strings.Replace(p, "threshold = 2", "threshold = 1", 1))})
+		p := r.read("main", policy.PolicyFile)
+		r.commit("main", "alice", "threshold 3", gitstore.Change{Path: policy.PolicyFile, Data: []byte(strings.Replace(p, "threshold = 2", "threshold = 3", 1))})
+		r.commit("other", "bob", "threshold 1", gitstore.Change{Path: policy.PolicyFile, Data: []byte(strings.Replace(p, "threshold = 2", "threshold = 1", 1))})
 		tip := r.tip("main")
 		_, err := r.merge("alice", false, "other")
-		if !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), PolicyFile) {
-			t.Fatalf("err = %v, want ErrConflict naming %s", err, PolicyFile)
+		if !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), policy.PolicyFile) {
+			t.Fatalf("err = %v, want ErrConflict naming %s", err, policy.PolicyFile)
 		}
 		if r.tip("main") != tip {
 			t.Error("main moved on a refused merge")
@@ -467,7 +468,7 @@ func TestMergeOtherFiles(t *testing.T) {
 		r.branch("newkey", r.tip("main"))
 		// The other line adds paula to the keyring, and paula signs there.
 		other := newSigRepo(t, false, 2, "alice", "bob", "carol", "paula")
-		st, err := LoadCommit(other.repo, other.tip("main"))
+		st, err := policy.LoadCommit(other.repo, other.tip("main"))
 		if err != nil {
 			t.Fatal(err)
 		}

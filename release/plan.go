@@ -11,6 +11,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 
 	"github.com/tally-sig/tally/gitstore"
+	"github.com/tally-sig/tally/release/policy"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -146,7 +147,7 @@ func NewPlan(ctx context.Context, repo *gitstore.Repo, opts PlanOptions) (*Plan,
 	if err := CheckReleaseName(opts.Release); err != nil {
 		return nil, err
 	}
-	st, err := LoadHead(repo)
+	st, err := policy.LoadHead(repo)
 	if err != nil {
 		return nil, err
 	}
@@ -170,7 +171,7 @@ func tagTarget(repo *gitstore.Repo, release string) (plumbing.Hash, bool) {
 }
 
 // planAt evaluates st (its policy and keys are the trust root) and plans release.
-func planAt(ctx context.Context, st *State, release string, now func() time.Time) (*Plan, error) {
+func planAt(ctx context.Context, st *policy.State, release string, now func() time.Time) (*Plan, error) {
 	cache := OpenVerifyCache(st.Repo, st.Keys)
 	ev, err := Evaluate(ctx, st, EvaluateOptions{Keys: st.Keys, Threshold: st.Policy.Threshold, Cache: cache, Now: now})
 	if err != nil {

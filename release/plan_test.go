@@ -16,6 +16,7 @@ import (
 	"github.com/tally-sig/tally/buildout"
 	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/internal/testkeys"
+	"github.com/tally-sig/tally/release/policy"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -303,7 +304,7 @@ func TestPlanRefusesBadRelease(t *testing.T) {
 			t.Errorf("NewPlan accepted release %q", v)
 		}
 	}
-	if _, err := NewPlan(context.Background(), gitstore.NewMemory(true), PlanOptions{Release: "1", Now: relClock}); !errors.Is(err, ErrNoPolicy) {
+	if _, err := NewPlan(context.Background(), gitstore.NewMemory(true), PlanOptions{Release: "1", Now: relClock}); !errors.Is(err, policy.ErrNoPolicy) {
 		t.Errorf("plan in an empty repository: %v, want ErrNoPolicy", err)
 	}
 }

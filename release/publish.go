@@ -32,6 +32,7 @@ import (
 
 	"github.com/tally-sig/tally/buildout"
 	"github.com/tally-sig/tally/gitstore"
+	"github.com/tally-sig/tally/release/policy"
 )
 
 // Errors of Publish (and of PolicyExport, which reads a cut release the same way).
@@ -146,7 +147,7 @@ type GitPublished struct {
 // cutRelease is a release read back from its tag and judged again under the
 // trust policy of the checked-out branch.
 type cutRelease struct {
-	head     *State
+	head     *policy.State
 	commit   plumbing.Hash
 	plan     *Plan
 	manifest *Manifest
@@ -161,7 +162,7 @@ func loadCut(ctx context.Context, repo *gitstore.Repo, release string, now func(
 	if err := CheckReleaseName(release); err != nil {
 		return nil, err
 	}
-	head, err := LoadHead(repo)
+	head, err := policy.LoadHead(repo)
 	if err != nil {
 		return nil, err
 	}
@@ -182,7 +183,7 @@ func loadCut(ctx context.Context, repo *gitstore.Repo, release string, now func(
 	if err != nil {
 		return nil, fmt.Errorf("reading commit %s: %w", commit, err)
 	}
-	at := &State{Repo: repo, Branch: "", Tip: commit, Snap: snap, Policy: head.Policy, Keys: head.Keys}
+	at := &policy.State{Repo: repo, Branch: "", Tip: commit, Snap: snap, Policy: head.Policy, Keys: head.Keys}
 	plan, err := planAt(ctx, at, release, now)
 	if err != nil {
 		return nil, err
@@ -635,7 +636,7 @@ func publishImage(ctx context.Context, dest target, img ReleasedImage, tags []st
 // target is a destination of Publish: a registry namespace or an OCI layout.
 type target interface {
 	repository(name string) string
-	warning(p Policy) string
+	warning(p policy.Policy) string
 	// tagDigest returns the digest a tag points at, and whether it exists.
 	tagDigest(ctx context.Context, name, tag string) (string, bool, error)
 	hasManifest(ctx context.Context, name, digest string) (bool, error)
@@ -646,7 +647,7 @@ type target interface {
 }
 
 // openTarget parses PublishOptions.To.
-func openTarget(opts PublishOptions, p Policy) (target, error) {
+func openTarget(opts PublishOptions, p policy.Policy) (target, error) {
 	if dir, ok := strings.CutPrefix(opts.To, OCIPrefix); ok {
 		if dir == "" {
 			return nil, fmt.Errorf("%w: %q: oci: needs a directory, as in oci:./mirror", ErrBadTarget, opts.To)
@@ -684,7 +685,7 @@ func (t *registryTarget) repo(n string) name.Repository {
 
 func (t *registryTarget) repository(n string) string { return t.repo(n).Name() }
 
-func (t *registryTarget) warning(p Policy) string {
+func (t *registryTarget) warning(p policy.Policy) string {
 	r := t.repo("x")
 	path := strings.TrimSuffix(r.RepositoryStr(), "/x")
 	if path != p.Namespace {
@@ -827,7 +828,7 @@ func (t *ociTarget) ensure() error {
 
 func (t *ociTarget) repository(string) string { return OCIPrefix + t.dir }
 
-func (t *ociTarget) warning(Policy) string { return "" }
+func (t *ociTarget) warning(policy.Policy) string { return "" }
 
 func (t *ociTarget) refName(n, tag string) string { return t.namespace + "/" + n + ":" + tag }
 

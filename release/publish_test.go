@@ -30,6 +30,7 @@ import (
 	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/internal/interop"
 	"github.com/tally-sig/tally/internal/sample"
+	"github.com/tally-sig/tally/release/policy"
 )
 
 // relPub is a cut release r1 of three sample images that alice and bob
@@ -461,7 +462,7 @@ func TestPublishRefusals(t *testing.T) {
 			o.Release = "side1"
 		}, ErrNotOnBranch, "not in the history of main"},
 		{"tampered manifest", func(t *testing.T, f *relPub, o *PublishOptions) {
-			st, err := LoadHead(f.repo)
+			st, err := policy.LoadHead(f.repo)
 			if err != nil {
 				t.Fatal(err)
 			}

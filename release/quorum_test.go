@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/tally-sig/tally/internal/testkeys"
+	"github.com/tally-sig/tally/release/policy"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -398,8 +399,8 @@ func TestQuorumThresholdRefused(t *testing.T) {
 		{"caller threshold 0 with a negative value", 2, -1, nil, ErrBadThreshold},
 		{"caller threshold above the number of keys", 2, 4, nil, ErrBadThreshold},
 		{"consumer keyring smaller than the repository threshold", 2, 0, []string{"alice"}, ErrBadThreshold},
-		{"repository threshold above the number of keys", 4, 0, nil, ErrBadPolicy},
-		{"repository threshold 0", 0, 0, nil, ErrBadPolicy},
+		{"repository threshold above the number of keys", 4, 0, nil, policy.ErrBadPolicy},
+		{"repository threshold 0", 0, 0, nil, policy.ErrBadPolicy},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

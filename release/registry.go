@@ -12,6 +12,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/tally-sig/tally/release/policy"
 )
 
 // Errors of the registry comparison of Verify.
@@ -40,7 +41,7 @@ func (r registryRef) String() string { return "docker://" + r.ref.Name() }
 
 // parseRegistryRef parses "docker://host/ns/name:tag" (the transport
 // prefix is optional) for policy p.
-func parseRegistryRef(s string, p Policy) (registryRef, error) {
+func parseRegistryRef(s string, p policy.Policy) (registryRef, error) {
 	raw := trimDocker(s)
 	if i := strings.Index(raw, "://"); i >= 0 {
 		return registryRef{}, fmt.Errorf("%w: %q: only docker:// references name registry images", ErrBadReference, s)

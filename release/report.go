@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/tally-sig/tally/release/policy"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -206,7 +207,7 @@ func (ev *Evaluation) Tally(scope Scope) *Report {
 	}
 	wg.Wait()
 	for _, p := range ev.RecordProblems {
-		if scope.Release == "" || strings.HasPrefix(p.Path, BuildsDir+"/"+scope.Release+"/") {
+		if scope.Release == "" || strings.HasPrefix(p.Path, policy.BuildsDir+"/"+scope.Release+"/") {
 			r.Problems = append(r.Problems, p)
 		}
 	}

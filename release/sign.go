@@ -16,6 +16,7 @@ import (
 
 	"github.com/tally-sig/tally/buildout"
 	"github.com/tally-sig/tally/gitstore"
+	"github.com/tally-sig/tally/release/policy"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -219,7 +220,7 @@ func checkSigningKey(keys *sigstore.Keyring, fpr string, now time.Time) error {
 // planSignatures decides, for every manifest digest, whether this key already
 // signed it and otherwise which signature-N the new signature takes. It reads
 // only the lookaside directories of the images' digests.
-func planSignatures(st *State, fpr string, images []buildout.Image, res *SignResult) ([]SignedImage, error) {
+func planSignatures(st *policy.State, fpr string, images []buildout.Image, res *SignResult) ([]SignedImage, error) {
 	var todo []SignedImage
 	seen := map[string]bool{}
 	for _, img := range images {
@@ -291,7 +292,7 @@ func planSignatures(st *State, fpr string, images []buildout.Image, res *SignRes
 // checkImageName refuses an image name that would put its lookaside
 // directory anywhere but directly below the namespace.
 func checkImageName(namespace, name string) error {
-	if name == "" || strings.Contains(name, "/") || !namespacePattern.MatchString(namespace+"/"+name) {
+	if name == "" || strings.Contains(name, "/") || !policy.NamespacePattern.MatchString(namespace+"/"+name) {
 		return fmt.Errorf("%w: %q would be the repository %q", ErrOutsideNamespace, name, namespace+"/"+name)
 	}
 	return nil

@@ -17,6 +17,7 @@ import (
 	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/internal/sample"
 	"github.com/tally-sig/tally/internal/testkeys"
+	"github.com/tally-sig/tally/release/policy"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -24,7 +25,7 @@ import (
 // one judgement every command uses, and returns the signer.
 func judgeAt(t *testing.T, repo *gitstore.Repo, p string) string {
 	t.Helper()
-	st, err := LoadHead(repo)
+	st, err := policy.LoadHead(repo)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +115,7 @@ func TestSignNumbersIdempotenceAndRecords(t *testing.T) {
 			}
 
 			// The build records say what each built.
-			st, err := LoadHead(repo)
+			st, err := policy.LoadHead(repo)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -251,7 +252,7 @@ func TestSignProgressCountsEverySignature(t *testing.T) {
 
 func readHead(t *testing.T, repo *gitstore.Repo, p string) []byte {
 	t.Helper()
-	st, err := LoadHead(repo)
+	st, err := policy.LoadHead(repo)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/transport"
 
 	"github.com/tally-sig/tally/gitstore"
+	"github.com/tally-sig/tally/release/policy"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -326,9 +327,9 @@ func replay(repo *gitstore.Repo, onto, local plumbing.Hash, signer sigstore.Sign
 	if err != nil {
 		return nil, err
 	}
-	st, err := LoadCommit(repo, onto)
-	if errors.Is(err, ErrNoPolicy) {
-		st, err = LoadCommit(repo, local)
+	st, err := policy.LoadCommit(repo, onto)
+	if errors.Is(err, policy.ErrNoPolicy) {
+		st, err = policy.LoadCommit(repo, local)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading the upstream's trust policy: %w", err)

@@ -8,6 +8,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/tally-sig/tally/gitstore"
+	"github.com/tally-sig/tally/release/policy"
 )
 
 // syncFixture is a repository whose main holds unpublished commits and
@@ -184,9 +185,9 @@ func TestReplayBuildRecordsAndConflicts(t *testing.T) {
 
 	// A policy change on both sides is a conflict; nothing moves.
 	r = syncFixture(t, true)
-	p := r.read("main", PolicyFile)
-	r.commit("up", "bob", "t3", gitstore.Change{Path: PolicyFile, Data: []byte(strings.Replace(p, "threshold = 2", "threshold = 3", 1))})
-	r.commit("main", "alice", "t1", gitstore.Change{Path: PolicyFile, Data: []byte(strings.Replace(p, "threshold = 2", "threshold = 1", 1))})
+	p := r.read("main", policy.PolicyFile)
+	r.commit("up", "bob", "t3", gitstore.Change{Path: policy.PolicyFile, Data: []byte(strings.Replace(p, "threshold = 2", "threshold = 3", 1))})
+	r.commit("main", "alice", "t1", gitstore.Change{Path: policy.PolicyFile, Data: []byte(strings.Replace(p, "threshold = 2", "threshold = 1", 1))})
 	if _, err := replay(r.repo, r.tip("up"), r.tip("main"), signerFor(t, "alice"), mergeNow); !errors.Is(err, ErrConflict) {
 		t.Errorf("replay with a conflicting policy: %v, want ErrConflict", err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/tally-sig/tally/buildout"
 	"github.com/tally-sig/tally/gitstore"
+	"github.com/tally-sig/tally/release/policy"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -32,7 +33,7 @@ type CheckOptions struct {
 // verification cache in the git directory; failing to save it is a
 // warning, never an error.
 func Status(ctx context.Context, repo *gitstore.Repo, opts CheckOptions) (*Report, error) {
-	st, err := LoadHead(repo)
+	st, err := policy.LoadHead(repo)
 	if err != nil {
 		return nil, err
 	}
@@ -130,7 +131,7 @@ type Comparison struct {
 // the comparisons, then the Outcome. With local or registry images and no
 // names in scope, the scope is the names of those images.
 func Verify(ctx context.Context, repo *gitstore.Repo, opts VerifyOptions) (*VerifyResult, error) {
-	st, err := LoadHead(repo)
+	st, err := policy.LoadHead(repo)
 	if err != nil {
 		return nil, err
 	}

@@ -31,6 +31,7 @@ import (
 	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/internal/interop"
 	"github.com/tally-sig/tally/internal/testkeys"
+	"github.com/tally-sig/tally/release/policy"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -99,7 +100,7 @@ func vbBuild(b *testing.B, dir string) error {
 	for _, n := range vbSigners {
 		pubs = append(pubs, testkeys.Public(n))
 	}
-	p := Policy{Namespace: "stagex", IdentityPrefix: "stagex", Threshold: 3, Keyring: "stagex-keyring.pgp"}
+	p := policy.Policy{Namespace: "stagex", IdentityPrefix: "stagex", Threshold: 3, Keyring: "stagex-keyring.pgp"}
 	when := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	commit := func(msg string, changes []gitstore.Change) error {
 		_, tip, err := repo.Head()
@@ -115,7 +116,7 @@ func vbBuild(b *testing.B, dir string) error {
 		_, err = repo.Commit(req)
 		return err
 	}
-	if err := commit("init", []gitstore.Change{{Path: PolicyFile, Data: p.Marshal()}, {Path: p.Keyring, Data: fxKeyring(b, pubs...)}}); err != nil {
+	if err := commit("init", []gitstore.Change{{Path: policy.PolicyFile, Data: p.Marshal()}, {Path: p.Keyring, Data: fxKeyring(b, pubs...)}}); err != nil {
 		return err
 	}
 	for r := range vbReleases {
@@ -404,7 +405,7 @@ func BenchmarkVerifySigstore(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	st, err := LoadHead(repo)
+	st, err := policy.LoadHead(repo)
 	repo.Close()
 	if err != nil {
 		b.Fatal(err)
