@@ -12,7 +12,7 @@ import (
 
 	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/internal/testkeys"
-	"github.com/tally-sig/tally/release"
+	"github.com/tally-sig/tally/release/record"
 )
 
 // benchVersion names the layout of the cached benchmark repositories;
@@ -93,7 +93,7 @@ func benchRepo(b *testing.B, digests int) (dir string, base, pushed plumbing.Has
 		touched = append(touched, d)
 	}
 	push := append(sign("alice", 3, benchTouched),
-		gitstore.Change{Path: release.BuildRecordPath("2026.11.0", alice), Data: record(b, nil, alice, touched...)})
+		gitstore.Change{Path: record.BuildRecordPath("2026.11.0", alice), Data: recordFile(b, nil, alice, touched...)})
 	pushed = commit("main", base, "alice", push)
 	if err := repo.Close(); err != nil {
 		b.Fatal(err)

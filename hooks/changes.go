@@ -16,8 +16,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 
 	"github.com/tally-sig/tally/gitstore"
-	"github.com/tally-sig/tally/release"
 	"github.com/tally-sig/tally/release/policy"
+	"github.com/tally-sig/tally/release/record"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -150,7 +150,7 @@ func judgeBuildRecordChange(j *job, ch gitstore.DiffEntry, info PathInfo) error 
 		return nil
 	case j.signer != "" && info.Fingerprint != j.signer && !mergedFromOtherParent(j, ch):
 		j.refuse(ch.Path, RuleBuildRecord, "the build record of %s: a commit signed by %s may change only its signer's own record (%s)",
-			info.Fingerprint, j.signer, release.BuildRecordPath(info.Release, j.signer))
+			info.Fingerprint, j.signer, record.BuildRecordPath(info.Release, j.signer))
 		return nil
 	case ch.Action == gitstore.Modified && ch.OldHash == ch.NewHash:
 		j.refuse(ch.Path, RuleAppendOnly, "mode changed from %s to %s: build records are regular files (mode 100644)", modeString(ch.OldMode), modeString(ch.NewMode))
@@ -160,7 +160,7 @@ func judgeBuildRecordChange(j *job, ch gitstore.DiffEntry, info PathInfo) error 
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", ch.Path, err)
 	}
-	rec, err := release.ParseBuildRecord(data)
+	rec, err := record.ParseBuildRecord(data)
 	if err != nil {
 		j.refuse(ch.Path, RuleBuildRecord, "not a valid build record: %v", err)
 		return nil

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tally-sig/tally/release"
 	"github.com/tally-sig/tally/release/policy"
+	"github.com/tally-sig/tally/release/record"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -86,11 +86,11 @@ func FuzzClassifyPath(f *testing.F) {
 				t.Fatalf("%q accepted but ParseLocation says %v", p, err)
 			}
 		case ClassBuildRecord:
-			if release.BuildRecordPath(info.Release, info.Fingerprint) != p || release.CheckReleaseName(info.Release) != nil {
+			if record.BuildRecordPath(info.Release, info.Fingerprint) != p || record.CheckReleaseName(info.Release) != nil {
 				t.Fatalf("%q: release %q fingerprint %q", p, info.Release, info.Fingerprint)
 			}
 		case ClassRelease:
-			if !strings.HasPrefix(p, "releases/"+info.Release+"/") || release.CheckReleaseName(info.Release) != nil {
+			if !strings.HasPrefix(p, "releases/"+info.Release+"/") || record.CheckReleaseName(info.Release) != nil {
 				t.Fatalf("%q: release %q", p, info.Release)
 			}
 		case ClassApproval:

@@ -17,6 +17,7 @@ import (
 
 	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/release/policy"
+	"github.com/tally-sig/tally/release/record"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -188,7 +189,7 @@ func (f *memoFile) verdict() sigstore.Verdict {
 
 // recordMemo is a parsed build record, or why it did not parse.
 type recordMemo struct {
-	rec BuildRecord
+	rec record.BuildRecord
 	err string
 }
 
@@ -332,7 +333,7 @@ func (s *cacheSection) buildBlobIndex() {
 }
 
 // record returns the parsed build record in blob.
-func (s *cacheSection) record(snap *gitstore.Snapshot, blob plumbing.Hash) (BuildRecord, error) {
+func (s *cacheSection) record(snap *gitstore.Snapshot, blob plumbing.Hash) (record.BuildRecord, error) {
 	s.mu.Lock()
 	m, ok := s.records[blob]
 	s.visitedRecords[blob] = true
@@ -340,9 +341,9 @@ func (s *cacheSection) record(snap *gitstore.Snapshot, blob plumbing.Hash) (Buil
 	if !ok {
 		data, err := snap.Blob(blob)
 		if err != nil {
-			return BuildRecord{}, err // not remembered: it may be readable next time
+			return record.BuildRecord{}, err // not remembered: it may be readable next time
 		}
-		rec, err := ParseBuildRecord(data)
+		rec, err := record.ParseBuildRecord(data)
 		m = recordMemo{rec: rec}
 		if err != nil {
 			m = recordMemo{err: err.Error()}
@@ -353,7 +354,7 @@ func (s *cacheSection) record(snap *gitstore.Snapshot, blob plumbing.Hash) (Buil
 		s.mu.Unlock()
 	}
 	if m.err != "" {
-		return BuildRecord{}, errors.New(m.err)
+		return record.BuildRecord{}, errors.New(m.err)
 	}
 	return m.rec, nil
 }
@@ -636,7 +637,7 @@ func (e *encoder) file(f *memoFile) {
 	e.str(f.msg)
 }
 
-func (e *encoder) record(r *BuildRecord) {
+func (e *encoder) record(r *record.BuildRecord) {
 	e.uint(uint64(len(r.Runs)))
 	for _, run := range r.Runs {
 		e.time(run.Time)
@@ -769,9 +770,9 @@ func (d *decoder) file(f *memoFile) {
 	f.msg = d.str()
 }
 
-func (d *decoder) record(r *BuildRecord) {
+func (d *decoder) record(r *record.BuildRecord) {
 	if n := d.countOf(7); n > 0 {
-		r.Runs = make([]Run, n)
+		r.Runs = make([]record.Run, n)
 		for i := range r.Runs {
 			run := &r.Runs[i]
 			run.Time = d.time()
@@ -780,7 +781,7 @@ func (d *decoder) record(r *BuildRecord) {
 		}
 	}
 	if n := d.countOf(5); n > 0 {
-		r.Built = make([]Built, n)
+		r.Built = make([]record.Built, n)
 		for i := range r.Built {
 			b := &r.Built[i]
 			b.Name, b.Tag, b.Platform, b.Digest = d.str(), d.str(), d.str(), d.str()

@@ -17,6 +17,7 @@ import (
 	"github.com/tally-sig/tally/buildout"
 	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/release/policy"
+	"github.com/tally-sig/tally/release/record"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -125,7 +126,7 @@ func ParseManifest(data []byte) (*Manifest, error) {
 	if m.Version != manifestVersion {
 		return bad("tally_release %d: this tally reads version %d", m.Version, manifestVersion)
 	}
-	if err := CheckReleaseName(m.Release); err != nil {
+	if err := record.CheckReleaseName(m.Release); err != nil {
 		return bad("%v", err)
 	}
 	p := policy.Policy{Namespace: m.Namespace, IdentityPrefix: m.IdentityPrefix, Threshold: m.Threshold, Keyring: "k"}
@@ -158,7 +159,7 @@ func ParseManifest(data []byte) (*Manifest, error) {
 				return bad("image %s: platform %q is not os/arch[/variant]", img.Name, pl.Platform)
 			case j > 0 && img.Platforms[j-1].Platform >= pl.Platform:
 				return bad("image %s: platforms must be sorted, each once (%s)", img.Name, pl.Platform)
-			case !digestPattern.MatchString(pl.Digest):
+			case !record.DigestPattern.MatchString(pl.Digest):
 				return bad("image %s %s: digest %q is not sha256:<64 lower-case hex>", img.Name, pl.Platform, pl.Digest)
 			case digests[pl.Digest]:
 				return bad("image %s: digest %s listed for two platforms", img.Name, pl.Digest)
@@ -234,7 +235,7 @@ type CutResult struct {
 // written). When a previous run committed the same manifest but failed to
 // tag, Cut tags that commit instead of committing again.
 func Cut(ctx context.Context, repo *gitstore.Repo, opts CutOptions) (*CutResult, error) {
-	if err := CheckReleaseName(opts.Release); err != nil {
+	if err := record.CheckReleaseName(opts.Release); err != nil {
 		return nil, err
 	}
 	if opts.Now == nil {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/release/policy"
+	"github.com/tally-sig/tally/release/record"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -129,7 +130,7 @@ type Evaluation struct {
 	Files []JudgedFile
 	// Records are the build records in scope, by release and signer
 	// fingerprint.
-	Records map[string]map[string]BuildRecord
+	Records map[string]map[string]record.BuildRecord
 	// RecordProblems are files under builds/ that are not build records.
 	RecordProblems []Problem
 	// Verified counts the signatures whose cryptography was checked in this
@@ -184,7 +185,7 @@ func Evaluate(ctx context.Context, st *policy.State, opts EvaluateOptions) (*Eva
 		return nil, err
 	}
 	if opts.Scope.Release != "" {
-		if err := CheckReleaseName(opts.Scope.Release); err != nil {
+		if err := record.CheckReleaseName(opts.Scope.Release); err != nil {
 			return nil, err
 		}
 	}
@@ -714,8 +715,8 @@ func enteredTimes(st *policy.State, want map[string]plumbing.Hash) (map[string]t
 var recordFileName = regexp.MustCompile(`^[0-9A-F]{40}\.txt$`)
 
 // readRecords reads the build records in scope: every release, or one.
-func readRecords(snap *gitstore.Snapshot, scope Scope, sec *cacheSection) (map[string]map[string]BuildRecord, []Problem) {
-	records := map[string]map[string]BuildRecord{}
+func readRecords(snap *gitstore.Snapshot, scope Scope, sec *cacheSection) (map[string]map[string]record.BuildRecord, []Problem) {
+	records := map[string]map[string]record.BuildRecord{}
 	var problems []Problem
 	dir := policy.BuildsDir
 	if scope.Release != "" {
@@ -727,7 +728,7 @@ func readRecords(snap *gitstore.Snapshot, scope Scope, sec *cacheSection) (map[s
 	err := snap.Walk(dir, func(p string, e gitstore.Entry) error {
 		parts := strings.Split(p, "/")
 		if e.IsDir() {
-			if len(parts) == 2 && CheckReleaseName(parts[1]) == nil {
+			if len(parts) == 2 && record.CheckReleaseName(parts[1]) == nil {
 				return nil
 			}
 			bad(p+"/", "not a release directory of build records (builds/<release>/<FINGERPRINT>.txt)")
@@ -743,7 +744,7 @@ func readRecords(snap *gitstore.Snapshot, scope Scope, sec *cacheSection) (map[s
 			return nil
 		}
 		if records[parts[1]] == nil {
-			records[parts[1]] = map[string]BuildRecord{}
+			records[parts[1]] = map[string]record.BuildRecord{}
 		}
 		records[parts[1]][strings.TrimSuffix(parts[2], ".txt")] = rec
 		return nil

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/release/policy"
+	"github.com/tally-sig/tally/release/record"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -127,8 +128,8 @@ func FuzzCacheDecode(f *testing.F) {
 	s := newSection("keyring", policy.Policy{Namespace: "stagex"})
 	s.units["stagex/core-a@sha256=00"] = &unitMemo{files: []memoFile{{path: "p", kind: sigstore.KindGap, msg: "m",
 		sig: sigstore.Signature{Signer: "S", Created: time.Unix(1700000000, 0).UTC()}}}}
-	s.records[[20]byte{1}] = recordMemo{rec: BuildRecord{Runs: []Run{{Time: time.Unix(1700000000, 0).UTC(), Source: "x"}},
-		Built: []Built{{Name: "core-a", Tag: "1", Platform: "linux/amd64", Digest: "sha256:00"}}}}
+	s.records[[20]byte{1}] = recordMemo{rec: record.BuildRecord{Runs: []record.Run{{Time: time.Unix(1700000000, 0).UTC(), Source: "x"}},
+		Built: []record.Built{{Name: "core-a", Tag: "1", Platform: "linux/amd64", Digest: "sha256:00"}}}}
 	s.entered = map[string]time.Time{"p": time.Unix(1700000000, 0).UTC()}
 	valid := s.encode()
 	f.Add(valid[len(cacheMagic) : len(valid)-4])

@@ -18,6 +18,7 @@ import (
 	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/internal/testkeys"
 	"github.com/tally-sig/tally/release/policy"
+	"github.com/tally-sig/tally/release/record"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -227,12 +228,12 @@ func fxName(fpr string) string {
 func file(path string, data []byte) gitstore.Change { return gitstore.Change{Path: path, Data: data} }
 
 // record is the change writing a build record of fpr for release rel.
-func (r *fxRepo) record(rel, fpr string, at time.Time, built ...Built) gitstore.Change {
+func (r *fxRepo) record(rel, fpr string, at time.Time, built ...record.Built) gitstore.Change {
 	r.t.Helper()
-	var rec BuildRecord
-	rec.Append(Run{Time: at.UTC().Truncate(time.Second), Source: "0123456789abcdef", Dirty: "no", Platform: "linux/amd64",
+	var rec record.BuildRecord
+	rec.Append(record.Run{Time: at.UTC().Truncate(time.Second), Source: "0123456789abcdef", Dirty: "no", Platform: "linux/amd64",
 		CPUVendor: "GenuineIntel", CPUModel: "test-cpu", Tally: "test"}, built)
-	return file(BuildRecordPath(rel, fpr), rec.Marshal())
+	return file(record.BuildRecordPath(rel, fpr), rec.Marshal())
 }
 
 // evaluate evaluates the tip at now.

@@ -16,6 +16,7 @@ import (
 	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/internal/testkeys"
 	"github.com/tally-sig/tally/release/policy"
+	"github.com/tally-sig/tally/release/record"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -34,7 +35,7 @@ func evalVariety(t *testing.T, r *fxRepo, k *fxKey, kc time.Time) (time.Time, in
 		t.Fatal(err)
 	}
 	r.commit(kc.Add(time.Hour),
-		r.record(rel, testkeys.Fingerprint("alice"), kc, Built{Name: "core-a", Tag: "1.0", Platform: "linux/amd64", Digest: a}),
+		r.record(rel, testkeys.Fingerprint("alice"), kc, record.Built{Name: "core-a", Tag: "1.0", Platform: "linux/amd64", Digest: a}),
 		file(fxPath("core-a", a, 1), fxSign(t, signerFor(t, "alice"), "core-a", "1.0", a)),
 		file(fxPath("core-a", a, 2), fxSign(t, signerFor(t, "dave"), "core-a", "1.0", a)),
 		file(fxPath("core-a", a, 3), fxSign(t, k.signer, "core-a", "1.0", a)),
@@ -191,8 +192,10 @@ func TestEvaluateScopes(t *testing.T) {
 	sign := func(who, name, tag, d string, n int) gitstoreChange {
 		return file(fxPath(name, d, n), fxSign(t, signerFor(t, who), name, tag, d))
 	}
-	bA := func(d string) Built { return Built{Name: "core-a", Tag: "1.0", Platform: "linux/amd64", Digest: d} }
-	bB := Built{Name: "core-b", Tag: "2.0", Platform: "linux/amd64", Digest: b}
+	bA := func(d string) record.Built {
+		return record.Built{Name: "core-a", Tag: "1.0", Platform: "linux/amd64", Digest: d}
+	}
+	bB := record.Built{Name: "core-b", Tag: "2.0", Platform: "linux/amd64", Digest: b}
 	r.commit(at,
 		// release 2026.10.0 built core-a:1.0 as a0; release 2026.11.0 rebuilt
 		// it as a1 (same tag, other toolchain) and added core-b.

@@ -23,6 +23,7 @@ import (
 
 	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/release/policy"
+	"github.com/tally-sig/tally/release/record"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -372,7 +373,7 @@ func Merge(ctx context.Context, repo *gitstore.Repo, opts MergeOptions) (*MergeR
 				return nil, err
 			}
 			if !ok {
-				if _, err := ParseBuildRecord(data); err != nil {
+				if _, err := record.ParseBuildRecord(data); err != nil {
 					res.Rejected = append(res.Rejected, RejectedFile{Source: in.name, From: d.Path, Kind: "bad-record",
 						Severity: string(sigstore.SeverityWarning), Error: err.Error()})
 					continue
@@ -587,7 +588,7 @@ func (a *assembly) isLookaside(path string) bool {
 // isRecord reports whether path is a build record, builds/<release>/<name>.txt.
 func isRecord(path string) bool {
 	parts := strings.Split(path, "/")
-	return len(parts) == 3 && parts[0] == policy.BuildsDir && CheckReleaseName(parts[1]) == nil &&
+	return len(parts) == 3 && parts[0] == policy.BuildsDir && record.CheckReleaseName(parts[1]) == nil &&
 		strings.HasSuffix(parts[2], ".txt") && len(parts[2]) > len(".txt")
 }
 
@@ -940,10 +941,10 @@ func cutLastSlash(p string) (dir, name string, ok bool) {
 // sides recorded, and the target's version is a prefix of it, so a push
 // only adds lines.
 func unionRecord(target, incoming []byte) ([]byte, bool, error) {
-	if _, err := ParseBuildRecord(target); err != nil {
+	if _, err := record.ParseBuildRecord(target); err != nil {
 		return nil, false, err
 	}
-	if _, err := ParseBuildRecord(incoming); err != nil {
+	if _, err := record.ParseBuildRecord(incoming); err != nil {
 		return nil, false, err
 	}
 	have := map[string]map[string]bool{} // run line -> its image lines
@@ -982,7 +983,7 @@ func unionRecord(target, incoming []byte) ([]byte, bool, error) {
 	if !changed {
 		return target, false, nil
 	}
-	if _, err := ParseBuildRecord(out); err != nil {
+	if _, err := record.ParseBuildRecord(out); err != nil {
 		return nil, false, fmt.Errorf("merging build records: %w", err)
 	}
 	return out, true, nil

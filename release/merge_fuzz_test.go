@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+
+	"github.com/tally-sig/tally/release/record"
 )
 
 // FuzzUnionRecord merges two build records, which come from other
@@ -12,7 +14,7 @@ import (
 // holds every run and image line of both sides (under the same run), and
 // does not change when merged again.
 func FuzzUnionRecord(f *testing.F) {
-	h := recordHeader + "\n"
+	h := record.RecordHeader + "\n"
 	r1 := "run time=2026-11-28T10:00:00Z source=a dirty=no platform=p cpu-vendor=v cpu-model=m tally=t\n"
 	r2 := "run time=2026-11-28T11:00:00Z source=a dirty=no platform=p cpu-vendor=v cpu-model=\"AMD EPYC\" tally=t\n"
 	i1 := strings.Repeat("a", 64) + " core-a 1.0 linux/amd64\n"
@@ -24,8 +26,8 @@ func FuzzUnionRecord(f *testing.F) {
 	f.Add([]byte(h), []byte("garbage\n"))
 	f.Fuzz(func(t *testing.T, target, incoming []byte) {
 		out, changed, err := unionRecord(target, incoming)
-		_, terr := ParseBuildRecord(target)
-		_, ierr := ParseBuildRecord(incoming)
+		_, terr := record.ParseBuildRecord(target)
+		_, ierr := record.ParseBuildRecord(incoming)
 		if terr != nil || ierr != nil {
 			if err == nil {
 				t.Fatalf("merged records that do not parse (%v, %v)", terr, ierr)
@@ -35,7 +37,7 @@ func FuzzUnionRecord(f *testing.F) {
 		if err != nil {
 			t.Fatalf("two good records: %v", err)
 		}
-		if _, err := ParseBuildRecord(out); err != nil {
+		if _, err := record.ParseBuildRecord(out); err != nil {
 			t.Fatalf("the union does not parse: %v", err)
 		}
 		if !bytes.HasPrefix(out, target) {

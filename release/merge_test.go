@@ -13,6 +13,7 @@ import (
 
 	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/release/policy"
+	"github.com/tally-sig/tally/release/record"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -349,7 +350,7 @@ func TestMergeBuildRecordsUnion(t *testing.T) {
 	t.Parallel()
 	r := newSigRepo(t, true, 2, "alice", "bob")
 	rec := func(lines ...string) []byte {
-		return []byte(recordHeader + "\n" + strings.Join(lines, "\n") + "\n")
+		return []byte(record.RecordHeader + "\n" + strings.Join(lines, "\n") + "\n")
 	}
 	run1 := "run time=2026-11-28T10:00:00Z source=abc dirty=no platform=linux/amd64 cpu-vendor=x cpu-model=y tally=0.1"
 	run2 := "run time=2026-11-28T11:00:00Z source=abc dirty=no platform=linux/amd64 cpu-vendor=x cpu-model=y tally=0.1"
@@ -357,8 +358,8 @@ func TestMergeBuildRecordsUnion(t *testing.T) {
 	img := func(name string) string {
 		return strings.TrimPrefix(digestOf(name), "sha256:") + " " + name + " 1.0 linux/amd64"
 	}
-	path := BuildRecordPath("2026.11.0", signerFor(t, "alice").Fingerprint())
-	bobPath := BuildRecordPath("2026.11.0", signerFor(t, "bob").Fingerprint())
+	path := record.BuildRecordPath("2026.11.0", signerFor(t, "alice").Fingerprint())
+	bobPath := record.BuildRecordPath("2026.11.0", signerFor(t, "bob").Fingerprint())
 	r.commit("main", "alice", "record", gitstore.Change{Path: path, Data: rec(run1, img("core-a"))})
 	r.branch("laptop", r.tip("main"))
 	r.commit("main", "alice", "record", gitstore.Change{Path: path, Data: rec(run1, img("core-a"), run2, img("core-b"))})
@@ -383,14 +384,14 @@ func TestMergeBuildRecordsUnion(t *testing.T) {
 	if diff := cmp.Diff([]string{bobPath, path}, res.Records); diff != "" {
 		t.Errorf("records (-want +got):\n%s", diff)
 	}
-	if _, err := ParseBuildRecord([]byte(got)); err != nil {
+	if _, err := record.ParseBuildRecord([]byte(got)); err != nil {
 		t.Errorf("merged record does not parse: %v", err)
 	}
 }
 
 func TestUnionRecord(t *testing.T) {
 	t.Parallel()
-	h := recordHeader + "\n"
+	h := record.RecordHeader + "\n"
 	r1 := "run time=2026-11-28T10:00:00Z source=a dirty=no platform=p cpu-vendor=v cpu-model=m tally=t\n"
 	r2 := "run time=2026-11-28T11:00:00Z source=a dirty=no platform=p cpu-vendor=v cpu-model=m tally=t\n"
 	i1 := strings.Repeat("a", 64) + " core-a 1.0 linux/amd64\n"
@@ -426,7 +427,7 @@ func TestUnionRecord(t *testing.T) {
 			}
 		})
 	}
-	if _, _, err := unionRecord([]byte(h+r1+i1), []byte("not a record\n")); !errors.Is(err, ErrBadRecord) {
+	if _, _, err := unionRecord([]byte(h+r1+i1), []byte("not a record\n")); !errors.Is(err, record.ErrBadRecord) {
 		t.Errorf("bad incoming record: %v, want ErrBadRecord", err)
 	}
 }

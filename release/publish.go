@@ -33,6 +33,7 @@ import (
 	"github.com/tally-sig/tally/buildout"
 	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/release/policy"
+	"github.com/tally-sig/tally/release/record"
 )
 
 // Errors of Publish (and of PolicyExport, which reads a cut release the same way).
@@ -159,7 +160,7 @@ type cutRelease struct {
 // bring its own trust policy), must still be met, and must name exactly the
 // digests of the committed manifest and digest list.
 func loadCut(ctx context.Context, repo *gitstore.Repo, release string, now func() time.Time) (*cutRelease, error) {
-	if err := CheckReleaseName(release); err != nil {
+	if err := record.CheckReleaseName(release); err != nil {
 		return nil, err
 	}
 	head, err := policy.LoadHead(repo)
@@ -263,7 +264,7 @@ func Publish(ctx context.Context, repo *gitstore.Repo, opts PublishOptions) (*Pu
 	if len(templates) == 0 {
 		return nil, fmt.Errorf("%w: no tags to publish", ErrBadTarget)
 	}
-	if err := CheckReleaseName(opts.Release); err != nil {
+	if err := record.CheckReleaseName(opts.Release); err != nil {
 		return nil, err
 	}
 	cut, err := loadCut(ctx, repo, opts.Release, opts.Now)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tally-sig/tally/internal/testkeys"
 	"github.com/tally-sig/tally/release/policy"
+	"github.com/tally-sig/tally/release/record"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -429,8 +430,10 @@ func TestQuorumDivergence(t *testing.T) {
 	const rel = "2026.11.0"
 	d1, d2, arm := fxDigest("amd64-1"), fxDigest("amd64-2"), fxDigest("arm64")
 	fpr := testkeys.Fingerprint
-	amd := func(d string) Built { return Built{Name: "core-a", Tag: "1.0", Platform: "linux/amd64", Digest: d} }
-	arm64 := Built{Name: "core-a", Tag: "1.0", Platform: "linux/arm64", Digest: arm}
+	amd := func(d string) record.Built {
+		return record.Built{Name: "core-a", Tag: "1.0", Platform: "linux/amd64", Digest: d}
+	}
+	arm64 := record.Built{Name: "core-a", Tag: "1.0", Platform: "linux/arm64", Digest: arm}
 	at := fxEpoch.Add(time.Hour)
 	sign := func(t *testing.T, who, d string, n int) gitstoreChange {
 		return file(fxPath("core-a", d, n), fxSign(t, signerFor(t, who), "core-a", "1.0", d))

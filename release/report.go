@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/tally-sig/tally/release/policy"
+	"github.com/tally-sig/tally/release/record"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -231,7 +232,7 @@ type imageAcc struct {
 // builtAt is what one builder recorded for one platform of an image.
 type builtAt struct {
 	platform, fpr, digest string
-	run                   *Run
+	run                   *record.Run
 }
 
 // built returns what fpr recorded for platform.
@@ -268,7 +269,7 @@ type tally struct {
 	// recordedTags is every name:tag a build record of any release lists,
 	// made when an image without records needs it.
 	recordedTags map[nameTag]bool
-	runs         map[*Run]string // describeRun's strings, made by readRecords
+	runs         map[*record.Run]string // describeRun's strings, made by readRecords
 	problems     []Problem
 }
 
@@ -304,7 +305,7 @@ func (t *tally) readRecords() {
 	}
 	t.images = make(map[imageKey]*imageAcc, hint)
 	t.recordedAt = make(map[nameDigest][]*imageAcc, hint)
-	t.runs = map[*Run]string{}
+	t.runs = map[*record.Run]string{}
 	for _, rel := range releases {
 		for fpr, rec := range t.ev.Records[rel] {
 			// Latest first: a line that a later run recorded for the same
@@ -321,7 +322,7 @@ func (t *tally) readRecords() {
 				if !slices.Contains(a.platforms, b.Platform) {
 					a.platforms = append(a.platforms, b.Platform)
 				}
-				var run *Run
+				var run *record.Run
 				if b.Run >= 0 && b.Run < len(rec.Runs) {
 					run = &rec.Runs[b.Run]
 					if _, ok := t.runs[run]; !ok {
@@ -591,12 +592,12 @@ func signedIn(rows []*DigestStatus, f string) string {
 
 // describeRun summarises where a build ran, for spotting the odd builder
 // out; the cells of one run share the string, made by readRecords.
-func (t *tally) describeRun(r *Run) string {
+func (t *tally) describeRun(r *record.Run) string {
 	return t.runs[r]
 }
 
 // runDescription is describeRun's string for r.
-func runDescription(r *Run) string {
+func runDescription(r *record.Run) string {
 	if r.Time.IsZero() {
 		return ""
 	}

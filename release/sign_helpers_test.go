@@ -19,6 +19,7 @@ import (
 	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/internal/sample"
 	"github.com/tally-sig/tally/internal/testkeys"
+	"github.com/tally-sig/tally/release/record"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -96,7 +97,7 @@ func signSampleImages(t testing.TB, specs ...sample.Spec) []buildout.Image {
 // signOpts are the options of a sign run by the named fixture key.
 func signOpts(t testing.TB, who string, images []buildout.Image) SignOptions {
 	return SignOptions{Release: "2026.11.0", Images: images, Signer: signerFor(t, who), Now: signClock,
-		Creator: "tally test", Run: Run{Source: "unknown", Dirty: "unknown", Platform: "linux/amd64",
+		Creator: "tally test", Run: record.Run{Source: "unknown", Dirty: "unknown", Platform: "linux/amd64",
 			CPUVendor: "unknown", CPUModel: "unknown", Tally: "test"}}
 }
 

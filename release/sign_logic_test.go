@@ -18,6 +18,7 @@ import (
 	"github.com/tally-sig/tally/internal/sample"
 	"github.com/tally-sig/tally/internal/testkeys"
 	"github.com/tally-sig/tally/release/policy"
+	"github.com/tally-sig/tally/release/record"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -119,11 +120,11 @@ func TestSignNumbersIdempotenceAndRecords(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			data, err := st.Snap.ReadFile(BuildRecordPath("2026.11.0", alice))
+			data, err := st.Snap.ReadFile(record.BuildRecordPath("2026.11.0", alice))
 			if err != nil {
 				t.Fatal(err)
 			}
-			rec, err := ParseBuildRecord(data)
+			rec, err := record.ParseBuildRecord(data)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -132,7 +133,7 @@ func TestSignNumbersIdempotenceAndRecords(t *testing.T) {
 			}
 			for _, img := range imgs {
 				for _, m := range img.Manifests {
-					if !rec.Has(Built{Name: img.Name, Tag: img.Tag, Platform: m.Platform, Digest: m.Digest}) {
+					if !rec.Has(record.Built{Name: img.Name, Tag: img.Tag, Platform: m.Platform, Digest: m.Digest}) {
 						t.Errorf("alice's record lacks %s %s", img.Name, m.Platform)
 					}
 				}

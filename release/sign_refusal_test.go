@@ -16,6 +16,7 @@ import (
 	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/internal/sample"
 	"github.com/tally-sig/tally/release/policy"
+	"github.com/tally-sig/tally/release/record"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -31,7 +32,7 @@ func TestSignRefusals(t *testing.T) {
 		t.Fatalf("images out of order: %s first", imgs[0].Name)
 	}
 	sigPath := "stagex/core-hello@sha256=" + strings.TrimPrefix(helloDigest, "sha256:") + "/signature-1"
-	recPath := BuildRecordPath("2026.11.0", signerFor(t, "alice").Fingerprint())
+	recPath := record.BuildRecordPath("2026.11.0", signerFor(t, "alice").Fingerprint())
 
 	writeFile := func(t *testing.T, repo *gitstore.Repo, p, data string) {
 		t.Helper()

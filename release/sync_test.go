@@ -9,6 +9,7 @@ import (
 
 	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/release/policy"
+	"github.com/tally-sig/tally/release/record"
 )
 
 // syncFixture is a repository whose main holds unpublished commits and
@@ -166,10 +167,10 @@ func TestReplayBuildRecordsAndConflicts(t *testing.T) {
 		return "run time=2026-11-28T" + hour + ":00:00Z source=a dirty=no platform=p cpu-vendor=v cpu-model=m tally=t\n"
 	}
 	img := strings.Repeat("a", 64) + " core-a 1.0 linux/amd64\n"
-	rec := func(runs ...string) []byte { return []byte(recordHeader + "\n" + strings.Join(runs, "")) }
+	rec := func(runs ...string) []byte { return []byte(record.RecordHeader + "\n" + strings.Join(runs, "")) }
 
 	r := syncFixture(t, true)
-	path := BuildRecordPath("2026.11.0", signerFor(t, "alice").Fingerprint())
+	path := record.BuildRecordPath("2026.11.0", signerFor(t, "alice").Fingerprint())
 	r.commit("main", "alice", "first", gitstore.Change{Path: path, Data: rec(run("10") + img)})
 	r.branch("up2", r.tip("main"))
 	// up: the first run was pushed, then another run from another clone.

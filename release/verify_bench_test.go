@@ -32,6 +32,7 @@ import (
 	"github.com/tally-sig/tally/internal/interop"
 	"github.com/tally-sig/tally/internal/testkeys"
 	"github.com/tally-sig/tally/release/policy"
+	"github.com/tally-sig/tally/release/record"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -124,7 +125,7 @@ func vbBuild(b *testing.B, dir string) error {
 		for n, who := range vbSigners {
 			signer := signerFor(b, who)
 			changes := make([]gitstore.Change, vbImages+1)
-			built := make([]Built, vbImages)
+			built := make([]record.Built, vbImages)
 			var wg sync.WaitGroup
 			var mu sync.Mutex
 			var firstErr error
@@ -132,7 +133,7 @@ func vbBuild(b *testing.B, dir string) error {
 			for i := range vbImages {
 				name := fmt.Sprintf("core-%03d-%03d", r, i)
 				digest := fmt.Sprintf("sha256:%x", sha256.Sum256([]byte(rel+"/"+name)))
-				built[i] = Built{Name: name, Tag: "1.0." + strconv.Itoa(r), Platform: "linux/amd64", Digest: digest}
+				built[i] = record.Built{Name: name, Tag: "1.0." + strconv.Itoa(r), Platform: "linux/amd64", Digest: digest}
 				wg.Add(1)
 				sem <- struct{}{}
 				go func() {
@@ -154,10 +155,10 @@ func vbBuild(b *testing.B, dir string) error {
 			if firstErr != nil {
 				return firstErr
 			}
-			var rec BuildRecord
-			rec.Append(Run{Time: when, Source: "0123456789abcdef0123456789abcdef01234567", Dirty: "no", Platform: "linux/amd64",
+			var rec record.BuildRecord
+			rec.Append(record.Run{Time: when, Source: "0123456789abcdef0123456789abcdef01234567", Dirty: "no", Platform: "linux/amd64",
 				CPUVendor: "AuthenticAMD", CPUModel: "bench", Tally: "bench"}, built)
-			changes[vbImages] = gitstore.Change{Path: BuildRecordPath(rel, testkeys.Fingerprint(who)), Data: rec.Marshal()}
+			changes[vbImages] = gitstore.Change{Path: record.BuildRecordPath(rel, testkeys.Fingerprint(who)), Data: rec.Marshal()}
 			if err := commit("sign "+rel+" by "+who, changes); err != nil {
 				return err
 			}

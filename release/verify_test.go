@@ -15,6 +15,7 @@ import (
 	"github.com/tally-sig/tally/internal/interop"
 	"github.com/tally-sig/tally/internal/sample"
 	"github.com/tally-sig/tally/internal/testkeys"
+	"github.com/tally-sig/tally/release/record"
 )
 
 // vfRepo is a signatures repository in memory (threshold 2 of alice, bob,
@@ -36,7 +37,7 @@ func vfRepo(t *testing.T, out string, signers ...string) *gitstore.Repo {
 	}
 	for _, who := range signers {
 		if _, err := Sign(ctx, repo, SignOptions{Release: "1.0", Images: images, Signer: signerFor(t, who),
-			Run: Run{Source: "unknown", Dirty: "unknown", Platform: "linux/amd64", CPUVendor: "unknown", CPUModel: "unknown", Tally: "test"}}); err != nil {
+			Run: record.Run{Source: "unknown", Dirty: "unknown", Platform: "linux/amd64", CPUVendor: "unknown", CPUModel: "unknown", Tally: "test"}}); err != nil {
 			t.Fatalf("%s signs: %v", who, err)
 		}
 	}

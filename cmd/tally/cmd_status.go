@@ -12,6 +12,7 @@ import (
 
 	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/release"
+	"github.com/tally-sig/tally/release/record"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -89,7 +90,7 @@ var imageNamePattern = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)
 func checkOptions(c *cli.Context, names []string) (release.CheckOptions, error) {
 	opts := release.CheckOptions{Scope: release.Scope{Release: c.String("release"), Names: names}, Now: timeNow}
 	if c.IsSet("release") {
-		if err := release.CheckReleaseName(opts.Scope.Release); err != nil {
+		if err := record.CheckReleaseName(opts.Scope.Release); err != nil {
 			return opts, fail(exitUsage, err)
 		}
 	}

@@ -11,6 +11,13 @@ import (
 	"github.com/tally-sig/tally/sigstore"
 )
 
+// ErrUntrustedSigner means the signing key is not in the repository's keyring,
+// so its signatures would count for nothing.
+var ErrUntrustedSigner = errors.New("signing key is not a maintainer key of this repository")
+
+// ErrDetached means HEAD is not on a branch, so there is no branch to move.
+var ErrDetached = errors.New("HEAD is detached: check out the signing branch first")
+
 // State is a signatures repository as of one commit: its trust policy, its
 // keyring and a read-only snapshot of its tree.
 type State struct {
