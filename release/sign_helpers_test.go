@@ -28,28 +28,6 @@ var signNow = time.Date(2027, 1, 1, 12, 0, 0, 0, time.UTC)
 
 func signClock() time.Time { return signNow }
 
-var (
-	signSignersMu sync.Mutex
-	signSigners   = map[string]*sigstore.KeySigner{}
-)
-
-// signerFor returns a KeySigner for a fixture key, made once per process;
-// every test of the package signs through it.
-func signerFor(t testing.TB, name string) *sigstore.KeySigner {
-	t.Helper()
-	signSignersMu.Lock()
-	defer signSignersMu.Unlock()
-	if s, ok := signSigners[name]; ok {
-		return s
-	}
-	s, err := sigstore.NewKeySigner(testkeys.Secret(name), func() ([]byte, error) { return []byte(testkeys.Passphrase), nil })
-	if err != nil {
-		t.Fatalf("NewKeySigner(%s): %v", name, err)
-	}
-	signSigners[name] = s
-	return s
-}
-
 // signFixtureKeys returns the public keys of the named fixtures for Init.
 func signFixtureKeys(names ...string) []PublicKey {
 	keys := make([]PublicKey, len(names))
