@@ -18,6 +18,7 @@ import (
 	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/internal/testkeys"
 	"github.com/tally-sig/tally/release/policy"
+	"github.com/tally-sig/tally/release/quorum"
 	"github.com/tally-sig/tally/release/record"
 	"github.com/tally-sig/tally/sigstore"
 )
@@ -237,18 +238,18 @@ func (r *fxRepo) record(rel, fpr string, at time.Time, built ...record.Built) gi
 }
 
 // evaluate evaluates the tip at now.
-func (r *fxRepo) evaluate(now time.Time, opts EvaluateOptions) (*Evaluation, error) {
+func (r *fxRepo) evaluate(now time.Time, opts quorum.EvaluateOptions) (*quorum.Evaluation, error) {
 	r.t.Helper()
 	st, err := policy.LoadHead(r.repo)
 	if err != nil {
 		return nil, err
 	}
 	opts.Now = func() time.Time { return now }
-	return Evaluate(context.Background(), st, opts)
+	return quorum.Evaluate(context.Background(), st, opts)
 }
 
 // mustEvaluate is evaluate that fails the test on error.
-func (r *fxRepo) mustEvaluate(now time.Time, opts EvaluateOptions) *Evaluation {
+func (r *fxRepo) mustEvaluate(now time.Time, opts quorum.EvaluateOptions) *quorum.Evaluation {
 	r.t.Helper()
 	ev, err := r.evaluate(now, opts)
 	if err != nil {
@@ -258,7 +259,7 @@ func (r *fxRepo) mustEvaluate(now time.Time, opts EvaluateOptions) *Evaluation {
 }
 
 // fxImage finds the image of a report by reference and release.
-func fxImage(t testing.TB, rep *Report, ref, rel string) ImageStatus {
+func fxImage(t testing.TB, rep *quorum.Report, ref, rel string) quorum.ImageStatus {
 	t.Helper()
 	for _, img := range rep.Images {
 		if img.Reference == ref && img.Release == rel {
@@ -266,11 +267,11 @@ func fxImage(t testing.TB, rep *Report, ref, rel string) ImageStatus {
 		}
 	}
 	t.Fatalf("no image %s (release %q) in report: %+v", ref, rel, rep.Images)
-	return ImageStatus{}
+	return quorum.ImageStatus{}
 }
 
 // fxRow finds the digest row of an image.
-func fxRow(t testing.TB, img ImageStatus, digest string) DigestStatus {
+func fxRow(t testing.TB, img quorum.ImageStatus, digest string) quorum.DigestStatus {
 	t.Helper()
 	for _, d := range img.Digests {
 		if d.Digest == digest {
@@ -278,11 +279,11 @@ func fxRow(t testing.TB, img ImageStatus, digest string) DigestStatus {
 		}
 	}
 	t.Fatalf("no digest %s in image %s: %+v", digest, img.Reference, img.Digests)
-	return DigestStatus{}
+	return quorum.DigestStatus{}
 }
 
 // fxProblems lists the problems of a report as "kind path".
-func fxProblems(rep *Report) []string {
+func fxProblems(rep *quorum.Report) []string {
 	var out []string
 	for _, p := range rep.Problems {
 		out = append(out, p.Kind+" "+p.Path)

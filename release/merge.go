@@ -23,6 +23,7 @@ import (
 
 	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/release/policy"
+	"github.com/tally-sig/tally/release/quorum"
 	"github.com/tally-sig/tally/release/record"
 	"github.com/tally-sig/tally/sigstore"
 )
@@ -326,7 +327,7 @@ func Merge(ctx context.Context, repo *gitstore.Repo, opts MergeOptions) (*MergeR
 		if !good {
 			// Only regular files can be merged, even with AllowInvalid: a
 			// symbolic link or submodule would become a file.
-			allow := opts.AllowInvalid && isRegular(c.d.NewMode)
+			allow := opts.AllowInvalid && quorum.IsRegular(c.d.NewMode)
 			rf := RejectedFile{Source: in.name, From: c.d.Path, Kind: string(v.Problem), Severity: string(v.Severity), Error: v.Message, Merged: allow}
 			if v.OK() {
 				rf.Kind, rf.Severity, rf.Error = KindKeyLifetime, string(sigstore.SeverityWarning), late
@@ -774,11 +775,11 @@ func (a *assembly) judge(path string, mode filemode.FileMode, blob plumbing.Hash
 	loc, err := sigstore.ParseLocation(path)
 	switch {
 	case mode != filemode.Regular && mode != filemode.Executable && mode != filemode.Deprecated:
-		return malformed(path, fmt.Sprintf("not a regular file (mode %s): the lookaside tree holds only signature files", mode)), ""
+		return quorum.Malformed(path, fmt.Sprintf("not a regular file (mode %s): the lookaside tree holds only signature files", mode)), ""
 	case err != nil:
-		return malformed(path, err.Error()), ""
+		return quorum.Malformed(path, err.Error()), ""
 	case !strings.HasPrefix(loc.Repository, ns+"/"):
-		return malformed(path, fmt.Sprintf("repository %s is not below the namespace %s", loc.Repository, ns)), ""
+		return quorum.Malformed(path, fmt.Sprintf("repository %s is not below the namespace %s", loc.Repository, ns)), ""
 	}
 	out, ok := a.verified[blob]
 	if !ok {

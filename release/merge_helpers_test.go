@@ -16,6 +16,7 @@ import (
 	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/internal/testkeys"
 	"github.com/tally-sig/tally/release/policy"
+	"github.com/tally-sig/tally/release/quorum"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -200,17 +201,17 @@ func (r *sigRepo) merge(who string, allowInvalid bool, sources ...string) (*Merg
 
 // verifyClean runs the verify logic (Evaluate and Tally) on the tip of main
 // and fails the test on any problem.
-func (r *sigRepo) verifyClean() *Report {
+func (r *sigRepo) verifyClean() *quorum.Report {
 	r.t.Helper()
 	st, err := policy.LoadHead(r.repo)
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	ev, err := Evaluate(context.Background(), st, EvaluateOptions{Now: mergeClock})
+	ev, err := quorum.Evaluate(context.Background(), st, quorum.EvaluateOptions{Now: mergeClock})
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	rep := ev.Tally(Scope{})
+	rep := ev.Tally(quorum.Scope{})
 	if len(rep.Problems) > 0 {
 		var b strings.Builder
 		for _, p := range rep.Problems {

@@ -19,6 +19,7 @@ import (
 	"github.com/tally-sig/tally/internal/sample"
 	"github.com/tally-sig/tally/internal/testkeys"
 	"github.com/tally-sig/tally/release/policy"
+	"github.com/tally-sig/tally/release/quorum"
 )
 
 // origin makes a bare repository holding a trust policy for the named keys
@@ -314,11 +315,11 @@ func TestInteropThreeMaintainersSignConcurrently(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ev, err := Evaluate(ctx, st, EvaluateOptions{})
+	ev, err := quorum.Evaluate(ctx, st, quorum.EvaluateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep := ev.Tally(Scope{})
+	rep := ev.Tally(quorum.Scope{})
 	if !rep.QuorumMet() || rep.Invalid() || len(rep.Problems) > 0 {
 		t.Errorf("verify: quorum %v, invalid %v, problems %+v", rep.QuorumMet(), rep.Invalid(), rep.Problems)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/release/policy"
+	"github.com/tally-sig/tally/release/quorum"
 	"github.com/tally-sig/tally/release/record"
 	"github.com/tally-sig/tally/sigstore"
 )
@@ -48,7 +49,7 @@ type Plan struct {
 	Blockers []Blocker `json:"blockers"`
 	// Warnings are problems that do not block the release (untrusted or
 	// duplicate signatures, numbering gaps, unreadable build records).
-	Warnings []Problem `json:"warnings"`
+	Warnings []quorum.Problem `json:"warnings"`
 	// Tagged is the commit the release tag points at when the release was
 	// cut already ("" when not).
 	Tagged string `json:"tagged,omitempty"`
@@ -173,23 +174,23 @@ func tagTarget(repo *gitstore.Repo, release string) (plumbing.Hash, bool) {
 
 // planAt evaluates st (its policy and keys are the trust root) and plans release.
 func planAt(ctx context.Context, st *policy.State, release string, now func() time.Time) (*Plan, error) {
-	cache := OpenVerifyCache(st.Repo, st.Keys)
-	ev, err := Evaluate(ctx, st, EvaluateOptions{Keys: st.Keys, Threshold: st.Policy.Threshold, Cache: cache, Now: now})
+	cache := quorum.OpenVerifyCache(st.Repo, st.Keys)
+	ev, err := quorum.Evaluate(ctx, st, quorum.EvaluateOptions{Keys: st.Keys, Threshold: st.Policy.Threshold, Cache: cache, Now: now})
 	if err != nil {
 		return nil, err
 	}
 	// The cache only saves work next time; failing to write it loses nothing.
 	_ = cache.Save()
-	p := planFromReport(ev.Tally(Scope{Release: release}))
+	p := planFromReport(ev.Tally(quorum.Scope{Release: release}))
 	p.Release = release
 	p.Commit = st.Tip.String()
 	return p, nil
 }
 
 // planFromReport turns a quorum report of one release into a plan.
-func planFromReport(rep *Report) *Plan {
+func planFromReport(rep *quorum.Report) *Plan {
 	p := &Plan{Threshold: rep.Threshold, Maintainers: rep.Maintainers,
-		Images: []PlannedImage{}, Blockers: []Blocker{}, Warnings: []Problem{}}
+		Images: []PlannedImage{}, Blockers: []Blocker{}, Warnings: []quorum.Problem{}}
 	names := map[string]string{}
 	for _, k := range rep.Maintainers {
 		names[k.Fingerprint] = k.Name
@@ -224,7 +225,7 @@ func planFromReport(rep *Report) *Plan {
 		}
 
 		// Group digests by platform; a digest of unknown platform is its own group.
-		byPlatform := map[string][]DigestStatus{}
+		byPlatform := map[string][]quorum.DigestStatus{}
 		for _, d := range img.Digests {
 			byPlatform[d.Platform] = append(byPlatform[d.Platform], d)
 		}
@@ -322,7 +323,7 @@ func planFromReport(rep *Report) *Plan {
 }
 
 // countedSigners lists the keys whose signatures count for d, by fingerprint.
-func countedSigners(d DigestStatus, names map[string]string) []sigstore.Key {
+func countedSigners(d quorum.DigestStatus, names map[string]string) []sigstore.Key {
 	out := []sigstore.Key{}
 	seen := map[string]bool{}
 	for _, s := range d.Signers {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/release/policy"
+	"github.com/tally-sig/tally/release/quorum"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -409,7 +410,7 @@ func replay(repo *gitstore.Repo, onto, local plumbing.Hash, signer sigstore.Sign
 					a.set(gitstore.Change{Path: p, Delete: true})
 				}
 			case a.isLookaside(d.Path):
-				if !isRegular(d.NewMode) {
+				if !quorum.IsRegular(d.NewMode) {
 					return nil, fail(fmt.Errorf("%s: %w: it is a %s, and tally writes only regular files", d.Path, ErrConflict, d.NewMode))
 				}
 				data, err := base.Blob(d.NewHash)

@@ -11,6 +11,7 @@ import (
 	"github.com/tally-sig/tally/buildout"
 	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/release/policy"
+	"github.com/tally-sig/tally/release/quorum"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -18,7 +19,7 @@ import (
 // root.
 type CheckOptions struct {
 	// Scope narrows the check; the zero Scope is the whole repository.
-	Scope Scope
+	Scope quorum.Scope
 	// Keys replaces the repository's keyring as the trust root: a
 	// consumer's own list of maintainer keys.
 	Keys *sigstore.Keyring
@@ -32,7 +33,7 @@ type CheckOptions struct {
 // within scope and tallies the quorum. It reads and updates the
 // verification cache in the git directory; failing to save it is a
 // warning, never an error.
-func Status(ctx context.Context, repo *gitstore.Repo, opts CheckOptions) (*Report, error) {
+func Status(ctx context.Context, repo *gitstore.Repo, opts CheckOptions) (*quorum.Report, error) {
 	st, err := policy.LoadHead(repo)
 	if err != nil {
 		return nil, err
@@ -41,8 +42,8 @@ func Status(ctx context.Context, repo *gitstore.Repo, opts CheckOptions) (*Repor
 	if keys == nil {
 		keys = st.Keys
 	}
-	cache := OpenVerifyCache(repo, keys)
-	ev, err := Evaluate(ctx, st, EvaluateOptions{Scope: opts.Scope, Keys: keys, Threshold: opts.Threshold, Cache: cache, Now: opts.Now})
+	cache := quorum.OpenVerifyCache(repo, keys)
+	ev, err := quorum.Evaluate(ctx, st, quorum.EvaluateOptions{Scope: opts.Scope, Keys: keys, Threshold: opts.Threshold, Cache: cache, Now: opts.Now})
 	if err != nil {
 		return nil, err
 	}
@@ -95,7 +96,7 @@ const (
 
 // VerifyResult is the report of Verify.
 type VerifyResult struct {
-	*Report
+	*quorum.Report
 	// Comparisons are the digests of the local build and the registry,
 	// each against what met quorum.
 	Comparisons []Comparison `json:"comparisons"`
@@ -197,7 +198,7 @@ func (r *VerifyResult) outcome() Outcome {
 
 // compare checks the per-platform digests of image name:tag (tag "" for an
 // image named by digest: any tag) against the digests that met quorum.
-func compare(rep *Report, source, location, name, tag string, manifests []fetchedManifest) []Comparison {
+func compare(rep *quorum.Report, source, location, name, tag string, manifests []fetchedManifest) []Comparison {
 	var out []Comparison
 	for _, m := range manifests {
 		c := Comparison{Source: source, Location: location, Name: name, Tag: tag, Platform: m.platform, Digest: m.digest, Quorum: []string{}}

@@ -32,6 +32,7 @@ import (
 	"github.com/tally-sig/tally/internal/interop"
 	"github.com/tally-sig/tally/internal/testkeys"
 	"github.com/tally-sig/tally/release/policy"
+	"github.com/tally-sig/tally/release/quorum"
 	"github.com/tally-sig/tally/release/record"
 	"github.com/tally-sig/tally/sigstore"
 )
@@ -210,7 +211,7 @@ func vbCopy(b *testing.B) string {
 
 // vbStatus is one run of tally status over the whole repository, as the
 // command does it: open the repository, read the cache, judge, tally, save.
-func vbStatus(b *testing.B, dir string) *Report {
+func vbStatus(b *testing.B, dir string) *quorum.Report {
 	b.Helper()
 	repo, err := gitstore.Open(dir)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/release"
+	"github.com/tally-sig/tally/release/quorum"
 	"github.com/tally-sig/tally/release/record"
 	"github.com/tally-sig/tally/sigstore"
 )
@@ -88,7 +89,7 @@ var imageNamePattern = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)
 
 // checkOptions turns the shared flags and the image names into options.
 func checkOptions(c *cli.Context, names []string) (release.CheckOptions, error) {
-	opts := release.CheckOptions{Scope: release.Scope{Release: c.String("release"), Names: names}, Now: timeNow}
+	opts := release.CheckOptions{Scope: quorum.Scope{Release: c.String("release"), Names: names}, Now: timeNow}
 	if c.IsSet("release") {
 		if err := record.CheckReleaseName(opts.Scope.Release); err != nil {
 			return opts, fail(exitUsage, err)
@@ -119,7 +120,7 @@ func checkOptions(c *cli.Context, names []string) (release.CheckOptions, error) 
 }
 
 // reportOutcome is the verdict of a report without comparisons.
-func reportOutcome(rep *release.Report) release.Outcome {
+func reportOutcome(rep *quorum.Report) release.Outcome {
 	switch {
 	case rep.Invalid():
 		return release.OutcomeInvalid
@@ -220,7 +221,7 @@ type column struct {
 
 // columns lists the trust root's keys, then builders outside it, with short
 // titles that are unique.
-func columns(rep *release.Report) []column {
+func columns(rep *quorum.Report) []column {
 	var cols []column
 	seen := map[string]bool{}
 	for _, k := range rep.Maintainers {
@@ -262,7 +263,7 @@ func title(userID, fpr string) string {
 
 // slotsOf lists the rows of an image's matrix: its platforms, or for an
 // image without build records its digests.
-func slotsOf(img release.ImageStatus) []string {
+func slotsOf(img quorum.ImageStatus) []string {
 	var out []string
 	for _, c := range img.Builds {
 		k := slotKey(img, c.Platform, c.Digest)
@@ -278,7 +279,7 @@ func slotsOf(img release.ImageStatus) []string {
 	return out
 }
 
-func slotKey(img release.ImageStatus, platform, digest string) string {
+func slotKey(img quorum.ImageStatus, platform, digest string) string {
 	if img.Release == "" {
 		return digest
 	}
@@ -286,8 +287,8 @@ func slotKey(img release.ImageStatus, platform, digest string) string {
 }
 
 // slotRows returns the digest rows of one slot.
-func slotRows(img release.ImageStatus, slot string) []release.DigestStatus {
-	var out []release.DigestStatus
+func slotRows(img quorum.ImageStatus, slot string) []quorum.DigestStatus {
+	var out []quorum.DigestStatus
 	for _, d := range img.Digests {
 		if slotKey(img, d.Platform, d.Digest) == slot {
 			out = append(out, d)
@@ -297,7 +298,7 @@ func slotRows(img release.ImageStatus, slot string) []release.DigestStatus {
 }
 
 // imageState is the word for an image's outcome.
-func imageState(img release.ImageStatus, p palette) cell {
+func imageState(img quorum.ImageStatus, p palette) cell {
 	switch {
 	case img.Superseded:
 		return cell{"superseded", p.dim}
@@ -310,7 +311,7 @@ func imageState(img release.ImageStatus, p palette) cell {
 }
 
 // printStatus prints the matrix, the divergences and the problems.
-func printStatus(w io.Writer, rep *release.Report, p palette) {
+func printStatus(w io.Writer, rep *quorum.Report, p palette) {
 	printHeader(w, rep)
 	if len(rep.Images) == 0 {
 		fmt.Fprintln(w, "no signed images in scope")
@@ -350,8 +351,8 @@ func printStatus(w io.Writer, rep *release.Report, p palette) {
 			}
 		}
 		t.print(w)
-		if slices.ContainsFunc(rep.Images, func(img release.ImageStatus) bool {
-			return slices.ContainsFunc(img.Builds, func(c release.BuildCell) bool { return c.State == release.CellMatch && !c.Signed })
+		if slices.ContainsFunc(rep.Images, func(img quorum.ImageStatus) bool {
+			return slices.ContainsFunc(img.Builds, func(c quorum.BuildCell) bool { return c.State == quorum.CellMatch && !c.Signed })
 		}) {
 			fmt.Fprintln(w, p.dim("match* = built the agreed digest, but no signature of it counts"))
 		}
@@ -364,7 +365,7 @@ func printStatus(w io.Writer, rep *release.Report, p palette) {
 	printSummary(w, rep, p)
 }
 
-func printHeader(w io.Writer, rep *release.Report) {
+func printHeader(w io.Writer, rep *quorum.Report) {
 	scope := "every release"
 	if rep.Release != "" {
 		scope = "release " + rep.Release
@@ -373,18 +374,18 @@ func printHeader(w io.Writer, rep *release.Report) {
 		scope, short(rep.Commit), rep.Threshold, len(rep.Maintainers))
 }
 
-func matrixCell(img release.ImageStatus, slot, fpr string, p palette) cell {
+func matrixCell(img quorum.ImageStatus, slot, fpr string, p palette) cell {
 	for _, c := range img.Builds {
 		if c.Fingerprint != fpr || slotKey(img, c.Platform, c.Digest) != slot {
 			continue
 		}
 		switch c.State {
-		case release.CellMatch:
+		case quorum.CellMatch:
 			if c.Signed {
 				return cell{"match", p.green}
 			}
 			return cell{"match*", p.yellow}
-		case release.CellDivergent:
+		case quorum.CellDivergent:
 			return cell{"DIVERGENT", p.red}
 		}
 		return cell{"-", p.dim}
@@ -394,7 +395,7 @@ func matrixCell(img release.ImageStatus, slot, fpr string, p palette) cell {
 
 // printDivergences lists, for every divergent platform, who built what and
 // where.
-func printDivergences(w io.Writer, rep *release.Report, p palette) {
+func printDivergences(w io.Writer, rep *quorum.Report, p palette) {
 	first := true
 	for _, img := range rep.Images {
 		if !img.Divergent {
@@ -436,7 +437,7 @@ const maxWarningsPerKind = 10
 
 // printProblems lists every invalid file and the first warnings of each
 // kind.
-func printProblems(w io.Writer, problems []release.Problem, p palette) {
+func printProblems(w io.Writer, problems []quorum.Problem, p palette) {
 	if len(problems) == 0 {
 		return
 	}
@@ -465,7 +466,7 @@ func printProblems(w io.Writer, problems []release.Problem, p palette) {
 }
 
 // printSummary prints the closing counts and the verdict.
-func printSummary(w io.Writer, rep *release.Report, p palette) {
+func printSummary(w io.Writer, rep *quorum.Report, p palette) {
 	var met, below, divergent, superseded, invalid, warnings int
 	for _, img := range rep.Images {
 		switch {

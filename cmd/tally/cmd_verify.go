@@ -12,6 +12,7 @@ import (
 	"github.com/tally-sig/tally/buildout"
 	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/release"
+	"github.com/tally-sig/tally/release/quorum"
 )
 
 func verifyCommand(env *environment) *cli.Command {
@@ -170,7 +171,7 @@ func orUnknown(platform string) string {
 
 // imageFailures says why an image fails: divergent platforms, and
 // platforms without a digest that met quorum.
-func imageFailures(img release.ImageStatus, threshold int) []string {
+func imageFailures(img quorum.ImageStatus, threshold int) []string {
 	var out []string
 	for _, slot := range slotsOf(img) {
 		rows := slotRows(img, slot)

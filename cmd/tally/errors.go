@@ -6,6 +6,7 @@ import (
 	"github.com/tally-sig/tally/hooks"
 	"github.com/tally-sig/tally/release"
 	"github.com/tally-sig/tally/release/policy"
+	"github.com/tally-sig/tally/release/quorum"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -26,7 +27,7 @@ var classes = []errorClass{
 		[]string{"the commit was made but the working tree is behind it; run: git -C REPO checkout -- ."}},
 	{[]error{gitstore.ErrNotRepository}, exitData,
 		[]string{"pass the signatures repository with --repo DIR, or create one with: tally init --repo DIR --key-file KEY.pub.asc"}},
-	{[]error{release.ErrBadThreshold}, exitUsage, []string{"give --threshold between 1 and the number of keys in the keyring you trust"}},
+	{[]error{quorum.ErrBadThreshold}, exitUsage, []string{"give --threshold between 1 and the number of keys in the keyring you trust"}},
 	{[]error{policy.ErrNoPolicy}, exitData,
 		[]string{"create the trust policy with: tally init --repo DIR --key-file KEY.pub.asc"}},
 	{[]error{release.ErrPublishMismatch}, exitMismatch,

@@ -1,4 +1,4 @@
-package release
+package quorum
 
 import (
 	"context"
@@ -385,7 +385,7 @@ func (w *walker) walkDir(ctx context.Context, dir, rel string, jobs chan<- job) 
 }
 
 // malformed is the verdict on a file at path that is no lookaside location.
-func malformed(path, msg string) sigstore.Verdict {
+func Malformed(path, msg string) sigstore.Verdict {
 	return sigstore.Verdict{Problem: sigstore.KindMalformedPath, Severity: sigstore.KindMalformedPath.Severity(),
 		Message: fmt.Sprintf("%s: %s", path, msg)}
 }
@@ -422,7 +422,7 @@ func (w *walker) walkUnit(path, name string, tree plumbing.Hash, jobs chan<- job
 		switch {
 		case perr != nil:
 			f.kind, f.msg = sigstore.KindMalformedPath, perr.Error()
-		case !isRegular(e.Mode):
+		case !IsRegular(e.Mode):
 			f.loc = loc
 			f.kind, f.msg = sigstore.KindMalformedPath, fmt.Sprintf("%s is not a regular file (mode %s): the lookaside tree holds only signature files", p, e.Mode)
 		case loc.Repository != ns+"/"+name:
@@ -457,7 +457,7 @@ func (w *walker) walkUnit(path, name string, tree plumbing.Hash, jobs chan<- job
 	return nil
 }
 
-func isRegular(m filemode.FileMode) bool {
+func IsRegular(m filemode.FileMode) bool {
 	return m == filemode.Regular || m == filemode.Executable || m == filemode.Deprecated
 }
 
@@ -734,7 +734,7 @@ func readRecords(snap *gitstore.Snapshot, scope Scope, sec *cacheSection) (map[s
 			bad(p+"/", "not a release directory of build records (builds/<release>/<FINGERPRINT>.txt)")
 			return fs.SkipDir
 		}
-		if len(parts) != 3 || !recordFileName.MatchString(parts[2]) || !isRegular(e.Mode) {
+		if len(parts) != 3 || !recordFileName.MatchString(parts[2]) || !IsRegular(e.Mode) {
 			bad(p, "not a build record (builds/<release>/<FINGERPRINT>.txt)")
 			return nil
 		}

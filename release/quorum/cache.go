@@ -1,4 +1,4 @@
-package release
+package quorum
 
 import (
 	"encoding/binary"
