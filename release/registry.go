@@ -183,3 +183,11 @@ func fetchError(ref registryRef, err error) error {
 	}
 	return registryError("reading "+ref.String(), err)
 }
+
+// fetchedManifest is one per-platform manifest of a compared image.
+type fetchedManifest struct {
+	digest, platform string
+}
+
+// trimDocker removes the docker:// transport prefix of a reference.
+func trimDocker(s string) string { return strings.TrimPrefix(s, "docker://") }

@@ -3,7 +3,6 @@ package release
 import (
 	"context"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -228,11 +227,3 @@ func compare(rep *quorum.Report, source, location, name, tag string, manifests [
 	}
 	return out
 }
-
-// fetchedManifest is one per-platform manifest of a compared image.
-type fetchedManifest struct {
-	digest, platform string
-}
-
-// trimDocker removes the docker:// transport prefix of a reference.
-func trimDocker(s string) string { return strings.TrimPrefix(s, "docker://") }
