@@ -11,12 +11,12 @@ import (
 	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/google/go-containerregistry/pkg/authn"
 
 	"github.com/tally-sig/tally/buildout"
 	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/release/policy"
 	"github.com/tally-sig/tally/release/record"
+	"github.com/tally-sig/tally/release/registry"
 )
 
 // Errors of Publish (and of PolicyExport, which reads a cut release the same way).
@@ -50,7 +50,7 @@ type PublishOptions struct {
 	Tags []string
 	// Keychain gives registry credentials; nil means authn.DefaultKeychain
 	// (the docker config and its credential helpers).
-	Keychain authn.Keychain
+	Keychain registry.Keychain
 	// Transport is the HTTP transport for registries; nil means
 	// go-containerregistry's default.
 	Transport http.RoundTripper
@@ -235,7 +235,7 @@ func Publish(ctx context.Context, repo *gitstore.Repo, opts PublishOptions) (*Pu
 		templates = DefaultTags
 	}
 	if len(templates) == 0 {
-		return nil, fmt.Errorf("%w: no tags to publish", ErrBadTarget)
+		return nil, fmt.Errorf("%w: no tags to publish", registry.ErrBadTarget)
 	}
 	if err := record.CheckReleaseName(opts.Release); err != nil {
 		return nil, err
@@ -257,11 +257,11 @@ func Publish(ctx context.Context, repo *gitstore.Repo, opts PublishOptions) (*Pu
 		}
 	}
 
-	dest, err := openTarget(opts.To, opts.Keychain, opts.Transport, cut.head.Policy)
+	dest, err := registry.OpenTarget(opts.To, opts.Keychain, opts.Transport, cut.head.Policy)
 	if err != nil {
 		return nil, err
 	}
-	if w := dest.warning(cut.head.Policy); w != "" {
+	if w := dest.Warning(cut.head.Policy); w != "" {
 		res.Warnings = append(res.Warnings, w)
 	}
 
@@ -269,7 +269,7 @@ func Publish(ctx context.Context, repo *gitstore.Repo, opts PublishOptions) (*Pu
 	type job struct {
 		img  ReleasedImage
 		tags []string
-		root *publishRoot
+		root *registry.PublishRoot
 	}
 	var jobs []job
 	names := make([]string, len(cut.manifest.Images))
@@ -295,7 +295,7 @@ func Publish(ctx context.Context, repo *gitstore.Repo, opts PublishOptions) (*Pu
 			mismatches = append(mismatches, msg...)
 			continue
 		}
-		root, err := layoutRoot(l.Dir)
+		root, err := registry.LayoutRoot(l.Dir)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", l.Dir, err)
 		}
@@ -318,7 +318,7 @@ func Publish(ctx context.Context, repo *gitstore.Repo, opts PublishOptions) (*Pu
 		}
 		pi, err := publishImage(ctx, dest, j.img, j.tags, j.root, report)
 		if err != nil {
-			return res, fmt.Errorf("publishing %s:%s to %s: %w", j.img.Name, j.img.Tag, dest.repository(j.img.Name), err)
+			return res, fmt.Errorf("publishing %s:%s to %s: %w", j.img.Name, j.img.Tag, dest.Repository(j.img.Name), err)
 		}
 		res.Images = append(res.Images, *pi)
 		report(0, 0, true)
@@ -341,7 +341,7 @@ func expandTags(templates []string, version, release string) ([]string, error) {
 	for _, t := range templates {
 		tag := strings.NewReplacer("{version}", version, "{release}", release).Replace(t)
 		if !imageTagPattern.MatchString(tag) {
-			return nil, fmt.Errorf("%w: tag %q (from %q) is not a valid image tag", ErrBadTarget, tag, t)
+			return nil, fmt.Errorf("%w: tag %q (from %q) is not a valid image tag", registry.ErrBadTarget, tag, t)
 		}
 		if !seen[tag] {
 			seen[tag] = true
@@ -381,19 +381,19 @@ func compareLocal(l buildout.Image, img ReleasedImage) []string {
 }
 
 // check says how the images the root holds differ from the released ones.
-func checkRoot(r *publishRoot, img ReleasedImage) []string {
+func checkRoot(r *registry.PublishRoot, img ReleasedImage) []string {
 	want := map[string]bool{}
 	for _, p := range img.Platforms {
 		want[p.Digest] = true
 	}
 	var out []string
-	for d := range r.images {
+	for d := range r.Images {
 		if !want[d] {
 			out = append(out, fmt.Sprintf("%s: the layout's index holds image manifest %s, which is not in the release", img.Name, d))
 		}
 	}
 	for d := range want {
-		if !r.images[d] {
+		if !r.Images[d] {
 			out = append(out, fmt.Sprintf("%s: the layout's index does not hold the release's manifest %s", img.Name, d))
 		}
 	}
@@ -402,16 +402,16 @@ func checkRoot(r *publishRoot, img ReleasedImage) []string {
 }
 
 // publishImage writes one image and its tags, skipping what is there.
-func publishImage(ctx context.Context, dest target, img ReleasedImage, tags []string, root *publishRoot,
+func publishImage(ctx context.Context, dest registry.Target, img ReleasedImage, tags []string, root *registry.PublishRoot,
 	progress func(complete, total int64, done bool)) (*PublishedImage, error) {
-	pi := &PublishedImage{Name: img.Name, Version: img.Tag, Repository: dest.repository(img.Name),
-		Digest: root.digest.String(), MediaType: string(root.mediaType), Manifests: []string{}}
+	pi := &PublishedImage{Name: img.Name, Version: img.Tag, Repository: dest.Repository(img.Name),
+		Digest: root.Digest.String(), MediaType: string(root.MediaType), Manifests: []string{}}
 	for _, p := range img.Platforms {
 		pi.Manifests = append(pi.Manifests, p.Digest)
 	}
 	var pending []int
 	for _, t := range tags {
-		cur, found, err := dest.tagDigest(ctx, img.Name, t)
+		cur, found, err := dest.TagDigest(ctx, img.Name, t)
 		if err != nil {
 			return nil, err
 		}
@@ -419,7 +419,7 @@ func publishImage(ctx context.Context, dest target, img ReleasedImage, tags []st
 		switch {
 		case !found:
 			pt.State = TagCreated
-		case cur != root.digest.String():
+		case cur != root.Digest.String():
 			pt.State, pt.Previous = TagMoved, cur
 		}
 		if pt.State != TagPresent {
@@ -428,19 +428,19 @@ func publishImage(ctx context.Context, dest target, img ReleasedImage, tags []st
 		pi.Tags = append(pi.Tags, pt)
 	}
 	if len(pending) > 0 {
-		have, err := dest.hasManifest(ctx, img.Name, root.digest.String())
+		have, err := dest.HasManifest(ctx, img.Name, root.Digest.String())
 		if err != nil {
 			return nil, err
 		}
 		first := 0
 		if !have {
-			if err := dest.upload(ctx, img.Name, root, tags[pending[0]], progress); err != nil {
+			if err := dest.Upload(ctx, img.Name, root, tags[pending[0]], progress); err != nil {
 				return nil, err
 			}
 			pi.Uploaded, first = true, 1
 		}
 		for _, k := range pending[first:] {
-			if err := dest.setTag(ctx, img.Name, root, tags[k]); err != nil {
+			if err := dest.SetTag(ctx, img.Name, root, tags[k]); err != nil {
 				return nil, err
 			}
 		}
@@ -449,16 +449,16 @@ func publishImage(ctx context.Context, dest target, img ReleasedImage, tags []st
 	// (tags that were there already were read just now).
 	for _, k := range pending {
 		t := tags[k]
-		cur, found, err := dest.tagDigest(ctx, img.Name, t)
+		cur, found, err := dest.TagDigest(ctx, img.Name, t)
 		if err != nil {
 			return nil, err
 		}
-		if !found || cur != root.digest.String() {
-			return nil, fmt.Errorf("after publishing, tag %s points at %q, want %s", t, cur, root.digest)
+		if !found || cur != root.Digest.String() {
+			return nil, fmt.Errorf("after publishing, tag %s points at %q, want %s", t, cur, root.Digest)
 		}
 	}
 	for _, p := range img.Platforms {
-		ok, err := dest.hasManifest(ctx, img.Name, p.Digest)
+		ok, err := dest.HasManifest(ctx, img.Name, p.Digest)
 		if err != nil {
 			return nil, err
 		}

@@ -5,12 +5,11 @@ import (
 	"slices"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/authn"
-
 	"github.com/tally-sig/tally/buildout"
 	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/release/policy"
 	"github.com/tally-sig/tally/release/quorum"
+	"github.com/tally-sig/tally/release/registry"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -68,7 +67,7 @@ type VerifyOptions struct {
 	// serves must be ones that met quorum.
 	Registry []string
 	// Keychain authenticates to registries; nil is anonymous.
-	Keychain authn.Keychain
+	Keychain registry.Keychain
 }
 
 // Outcome is the verdict of Verify, from best to worst: what a script
@@ -135,9 +134,9 @@ func Verify(ctx context.Context, repo *gitstore.Repo, opts VerifyOptions) (*Veri
 	if err != nil {
 		return nil, err
 	}
-	refs := make([]registryRef, 0, len(opts.Registry))
+	refs := make([]registry.RegistryRef, 0, len(opts.Registry))
 	for _, s := range opts.Registry {
-		r, err := parseRegistryRef(s, st.Policy)
+		r, err := registry.ParseRegistryRef(s, st.Policy)
 		if err != nil {
 			return nil, err
 		}
@@ -148,16 +147,16 @@ func Verify(ctx context.Context, repo *gitstore.Repo, opts VerifyOptions) (*Veri
 			opts.Scope.Names = append(opts.Scope.Names, img.Name)
 		}
 		for _, r := range refs {
-			opts.Scope.Names = append(opts.Scope.Names, r.name)
+			opts.Scope.Names = append(opts.Scope.Names, r.Name)
 		}
 		slices.Sort(opts.Scope.Names)
 		opts.Scope.Names = slices.Compact(opts.Scope.Names)
 	}
 	// Ask the registries first: an unreachable registry fails fast, before
 	// the work of verifying.
-	var remote []fetchedImage
+	var remote []registry.FetchedImage
 	for _, r := range refs {
-		img, err := fetchRegistry(ctx, r, opts.Keychain)
+		img, err := registry.FetchRegistry(ctx, r, opts.Keychain)
 		if err != nil {
 			return nil, err
 		}
@@ -169,14 +168,14 @@ func Verify(ctx context.Context, repo *gitstore.Repo, opts VerifyOptions) (*Veri
 	}
 	res := &VerifyResult{Report: rep, Comparisons: []Comparison{}}
 	for _, img := range opts.Local {
-		var ms []fetchedManifest
+		var ms []registry.FetchedManifest
 		for _, m := range img.Manifests {
-			ms = append(ms, fetchedManifest{digest: m.Digest, platform: m.Platform})
+			ms = append(ms, registry.FetchedManifest{Digest: m.Digest, Platform: m.Platform})
 		}
 		res.Comparisons = append(res.Comparisons, compare(rep, "local", img.Dir, img.Name, img.Tag, ms)...)
 	}
 	for _, img := range remote {
-		res.Comparisons = append(res.Comparisons, compare(rep, "registry", img.ref.String(), img.ref.name, img.ref.tag, img.manifests)...)
+		res.Comparisons = append(res.Comparisons, compare(rep, "registry", img.Ref.String(), img.Ref.Name, img.Ref.Tag, img.Manifests)...)
 	}
 	res.Outcome = res.outcome()
 	return res, nil
@@ -197,10 +196,10 @@ func (r *VerifyResult) outcome() Outcome {
 
 // compare checks the per-platform digests of image name:tag (tag "" for an
 // image named by digest: any tag) against the digests that met quorum.
-func compare(rep *quorum.Report, source, location, name, tag string, manifests []fetchedManifest) []Comparison {
+func compare(rep *quorum.Report, source, location, name, tag string, manifests []registry.FetchedManifest) []Comparison {
 	var out []Comparison
 	for _, m := range manifests {
-		c := Comparison{Source: source, Location: location, Name: name, Tag: tag, Platform: m.platform, Digest: m.digest, Quorum: []string{}}
+		c := Comparison{Source: source, Location: location, Name: name, Tag: tag, Platform: m.Platform, Digest: m.Digest, Quorum: []string{}}
 		for _, img := range rep.Images {
 			if img.Name != name || (tag != "" && img.Tag != tag) {
 				continue
@@ -208,7 +207,7 @@ func compare(rep *quorum.Report, source, location, name, tag string, manifests [
 			for _, d := range img.Digests {
 				// A digest whose platform nobody knows is compared with
 				// every platform.
-				samePlatform := d.Platform == m.platform || d.Platform == "" || d.Platform == "unknown" || m.platform == ""
+				samePlatform := d.Platform == m.Platform || d.Platform == "" || d.Platform == "unknown" || m.Platform == ""
 				if d.Quorum && samePlatform && !slices.Contains(c.Quorum, d.Digest) {
 					c.Quorum = append(c.Quorum, d.Digest)
 				}
@@ -216,7 +215,7 @@ func compare(rep *quorum.Report, source, location, name, tag string, manifests [
 		}
 		slices.Sort(c.Quorum)
 		switch {
-		case slices.Contains(c.Quorum, m.digest):
+		case slices.Contains(c.Quorum, m.Digest):
 			c.State = CompareMatch
 		case len(c.Quorum) > 0:
 			c.State = CompareDiffers

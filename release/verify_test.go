@@ -17,6 +17,7 @@ import (
 	"github.com/tally-sig/tally/internal/testkeys"
 	"github.com/tally-sig/tally/release/quorum"
 	"github.com/tally-sig/tally/release/record"
+	"github.com/tally-sig/tally/release/registry"
 )
 
 // vfRepo is a signatures repository in memory (threshold 2 of alice, bob,
@@ -215,12 +216,12 @@ func TestInteropVerifyRegistry(t *testing.T) {
 		t.Errorf("a moved tag: outcome %s, comparisons %+v", res.Outcome, res.Comparisons)
 	}
 
-	if _, err := verify(docker("core-nothere:1.0")); !errors.Is(err, ErrImageNotFound) {
+	if _, err := verify(docker("core-nothere:1.0")); !errors.Is(err, registry.ErrImageNotFound) {
 		t.Errorf("a missing image: %v", err)
 	}
 	reg.Stop()
 	start := time.Now()
-	if _, err := verify(docker("core-hello:1.0")); !errors.Is(err, ErrRegistryUnavailable) {
+	if _, err := verify(docker("core-hello:1.0")); !errors.Is(err, registry.ErrRegistryUnavailable) {
 		t.Errorf("a registry that is down: %v", err)
 	}
 	t.Logf("a registry that is down failed after %v", time.Since(start))

@@ -6,13 +6,13 @@ import (
 	"io"
 	"strings"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/urfave/cli/v2"
 
 	"github.com/tally-sig/tally/buildout"
 	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/release"
 	"github.com/tally-sig/tally/release/quorum"
+	"github.com/tally-sig/tally/release/registry"
 )
 
 func verifyCommand(env *environment) *cli.Command {
@@ -70,7 +70,7 @@ EXAMPLES:
 			}
 			vopts := release.VerifyOptions{CheckOptions: opts, Registry: refs}
 			if len(refs) > 0 {
-				vopts.Keychain = authn.DefaultKeychain
+				vopts.Keychain = registry.DefaultKeychain
 			}
 			if out := c.Path("local"); out != "" {
 				images, err := buildout.Read(out, names)
@@ -88,13 +88,13 @@ EXAMPLES:
 			}
 			defer repo.Close()
 			res, err := release.Verify(c.Context, repo, vopts)
-			if errors.Is(err, release.ErrRegistryUnavailable) {
+			if errors.Is(err, registry.ErrRegistryUnavailable) {
 				return fail(exitTempFail, errors.New(err.Error()), "the registry could not be reached or failed; run the command again")
 			}
-			if errors.Is(err, release.ErrImageNotFound) {
+			if errors.Is(err, registry.ErrImageNotFound) {
 				return fail(exitData, err, "check the reference: the registry serves no image by that name and tag")
 			}
-			if errors.Is(err, release.ErrBadReference) {
+			if errors.Is(err, registry.ErrBadReference) {
 				return fail(exitUsage, err)
 			}
 			if err != nil {

@@ -1,4 +1,4 @@
-package release
+package registry
 
 import (
 	"bytes"
@@ -46,25 +46,25 @@ var (
 const OCIPrefix = "oci:"
 
 // publishRoot is what the tags of one image point at, read from its layout.
-type publishRoot struct {
-	taggable  remote.Taggable // v1.ImageIndex or v1.Image
+type PublishRoot struct {
+	Taggable  remote.Taggable // v1.ImageIndex or v1.Image
 	index     v1.ImageIndex   // nil for a single image manifest
 	image     v1.Image        // nil for an index
-	digest    v1.Hash
-	mediaType types.MediaType
+	Digest    v1.Hash
+	MediaType types.MediaType
 	size      int64
-	images    map[string]bool // per-platform image manifest digests it holds
+	Images    map[string]bool // per-platform image manifest digests it holds
 }
 
 // attestationAnnotation marks BuildKit's attestation manifests in an index.
-const attestationAnnotation = "vnd.docker.reference.type"
+const AttestationAnnotation = "vnd.docker.reference.type"
 
 // layoutRoot reads what to publish from an OCI layout: the one index
 // index.json lists (BuildKit), the one image manifest it lists, or, for a flat
 // layout listing several image manifests, a new index of exactly those
 // manifests. Every manifest's bytes are hashed and checked against the
 // descriptor that names it.
-func layoutRoot(dir string) (*publishRoot, error) {
+func LayoutRoot(dir string) (*PublishRoot, error) {
 	p, err := layout.FromPath(dir)
 	if err != nil {
 		return nil, fmt.Errorf("opening the OCI layout: %w", err)
@@ -77,7 +77,7 @@ func layoutRoot(dir string) (*publishRoot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading index.json: %w", err)
 	}
-	r := &publishRoot{images: map[string]bool{}}
+	r := &PublishRoot{Images: map[string]bool{}}
 	entries := im.Manifests
 	switch {
 	case len(entries) == 0:
@@ -110,19 +110,19 @@ func layoutRoot(dir string) (*publishRoot, error) {
 	}
 	var raw []byte
 	if r.index != nil {
-		r.taggable = r.index
+		r.Taggable = r.index
 		if raw, err = r.index.RawManifest(); err == nil {
-			r.mediaType, err = r.index.MediaType()
+			r.MediaType, err = r.index.MediaType()
 		}
 		if err == nil {
 			err = r.walk(r.index, 1)
 		}
 	} else {
-		r.taggable = r.image
+		r.Taggable = r.image
 		if raw, err = r.image.RawManifest(); err == nil {
-			r.mediaType, err = r.image.MediaType()
+			r.MediaType, err = r.image.MediaType()
 		}
-		r.images[sha256Digest(raw)] = true
+		r.Images[sha256Digest(raw)] = true
 	}
 	if err != nil {
 		return nil, err
@@ -130,7 +130,7 @@ func layoutRoot(dir string) (*publishRoot, error) {
 	if len(entries) == 1 && sha256Digest(raw) != entries[0].Digest.String() {
 		return nil, fmt.Errorf("%s: the blob's bytes hash to %s", entries[0].Digest, sha256Digest(raw))
 	}
-	r.digest, r.size, err = v1.SHA256(bytes.NewReader(raw))
+	r.Digest, r.size, err = v1.SHA256(bytes.NewReader(raw))
 	return r, err
 }
 
@@ -140,7 +140,7 @@ func sha256Digest(b []byte) string {
 }
 
 // walk collects the image manifests an index holds, checking every child's bytes.
-func (r *publishRoot) walk(idx v1.ImageIndex, depth int) error {
+func (r *PublishRoot) walk(idx v1.ImageIndex, depth int) error {
 	if depth > buildout.MaxIndexDepth {
 		return fmt.Errorf("image indexes nested more than %d deep", buildout.MaxIndexDepth)
 	}
@@ -170,8 +170,8 @@ func (r *publishRoot) walk(idx v1.ImageIndex, depth int) error {
 			if raw, err = img.RawManifest(); err != nil {
 				return err
 			}
-			if d.Annotations[attestationAnnotation] == "" {
-				r.images[d.Digest.String()] = true
+			if d.Annotations[AttestationAnnotation] == "" {
+				r.Images[d.Digest.String()] = true
 			}
 		default:
 			return fmt.Errorf("%s: media type %q is neither an image index nor an image manifest", d.Digest, d.MediaType)
@@ -184,21 +184,21 @@ func (r *publishRoot) walk(idx v1.ImageIndex, depth int) error {
 }
 
 // target is a destination of Publish: a registry namespace or an OCI layout.
-type target interface {
-	repository(name string) string
-	warning(p policy.Policy) string
+type Target interface {
+	Repository(name string) string
+	Warning(p policy.Policy) string
 	// tagDigest returns the digest a tag points at, and whether it exists.
-	tagDigest(ctx context.Context, name, tag string) (string, bool, error)
-	hasManifest(ctx context.Context, name, digest string) (bool, error)
+	TagDigest(ctx context.Context, name, tag string) (string, bool, error)
+	HasManifest(ctx context.Context, name, digest string) (bool, error)
 	// upload writes the root with everything it references, under tag.
-	upload(ctx context.Context, name string, root *publishRoot, tag string, progress func(complete, total int64, done bool)) error
+	Upload(ctx context.Context, name string, root *PublishRoot, tag string, progress func(complete, total int64, done bool)) error
 	// setTag points tag at a root whose content is there already.
-	setTag(ctx context.Context, name string, root *publishRoot, tag string) error
+	SetTag(ctx context.Context, name string, root *PublishRoot, tag string) error
 }
 
 // openTarget parses PublishOptions.To (to), for a namespace governed by p;
 // keychain and transport are PublishOptions.Keychain and Transport.
-func openTarget(to string, keychain authn.Keychain, transport http.RoundTripper, p policy.Policy) (target, error) {
+func OpenTarget(to string, keychain authn.Keychain, transport http.RoundTripper, p policy.Policy) (Target, error) {
 	if dir, ok := strings.CutPrefix(to, OCIPrefix); ok {
 		if dir == "" {
 			return nil, fmt.Errorf("%w: %q: oci: needs a directory, as in oci:./mirror", ErrBadTarget, to)
@@ -234,9 +234,9 @@ func (t *registryTarget) repo(n string) name.Repository {
 	return r
 }
 
-func (t *registryTarget) repository(n string) string { return t.repo(n).Name() }
+func (t *registryTarget) Repository(n string) string { return t.repo(n).Name() }
 
-func (t *registryTarget) warning(p policy.Policy) string {
+func (t *registryTarget) Warning(p policy.Policy) string {
 	r := t.repo("x")
 	path := strings.TrimSuffix(r.RepositoryStr(), "/x")
 	if path != p.Namespace {
@@ -261,21 +261,21 @@ func (t *registryTarget) head(ctx context.Context, ref name.Reference) (string, 
 		return "", false, nil
 	}
 	if err != nil {
-		return "", false, registryError("checking "+ref.String(), err)
+		return "", false, RegistryError("checking "+ref.String(), err)
 	}
 	return d.Digest.String(), true, nil
 }
 
-func (t *registryTarget) tagDigest(ctx context.Context, n, tag string) (string, bool, error) {
+func (t *registryTarget) TagDigest(ctx context.Context, n, tag string) (string, bool, error) {
 	return t.head(ctx, t.repo(n).Tag(tag))
 }
 
-func (t *registryTarget) hasManifest(ctx context.Context, n, digest string) (bool, error) {
+func (t *registryTarget) HasManifest(ctx context.Context, n, digest string) (bool, error) {
 	_, found, err := t.head(ctx, t.repo(n).Digest(digest))
 	return found, err
 }
 
-func (t *registryTarget) upload(ctx context.Context, n string, root *publishRoot, tag string, progress func(complete, total int64, done bool)) error {
+func (t *registryTarget) Upload(ctx context.Context, n string, root *PublishRoot, tag string, progress func(complete, total int64, done bool)) error {
 	ref := t.repo(n).Tag(tag)
 	opts := t.options(ctx)
 	var drained chan struct{}
@@ -290,27 +290,27 @@ func (t *registryTarget) upload(ctx context.Context, n string, root *publishRoot
 		}()
 		opts = append(opts, remote.WithProgress(updates))
 	}
-	err := remote.Push(ref, root.taggable, opts...)
+	err := remote.Push(ref, root.Taggable, opts...)
 	if drained != nil {
 		<-drained
 	}
 	if err != nil {
-		return registryError("uploading to "+ref.String(), err)
+		return RegistryError("uploading to "+ref.String(), err)
 	}
 	return nil
 }
 
-func (t *registryTarget) setTag(ctx context.Context, n string, root *publishRoot, tag string) error {
+func (t *registryTarget) SetTag(ctx context.Context, n string, root *PublishRoot, tag string) error {
 	ref := t.repo(n).Tag(tag)
-	if err := remote.Tag(ref, root.taggable, t.options(ctx)...); err != nil {
-		return registryError("tagging "+ref.String(), err)
+	if err := remote.Tag(ref, root.Taggable, t.options(ctx)...); err != nil {
+		return RegistryError("tagging "+ref.String(), err)
 	}
 	return nil
 }
 
 // registryError classifies a registry failure: unreachable or a server
 // error (retry later), credentials refused, or anything else.
-func registryError(doing string, err error) error {
+func RegistryError(doing string, err error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("%s: %w", doing, err)
 	}
@@ -334,19 +334,19 @@ func registryError(doing string, err error) error {
 }
 
 // ociTarget publishes into one local OCI image layout.
-type ociTarget struct {
-	dir       string
+type OCITarget struct {
+	Dir       string
 	path      layout.Path
-	namespace string
+	Namespace string
 }
 
 // refNameAnnotation names an entry of an OCI layout's index.json.
-const refNameAnnotation = "org.opencontainers.image.ref.name"
+const RefNameAnnotation = "org.opencontainers.image.ref.name"
 
 // newOCITarget checks that dir is an OCI image layout, empty, or missing;
 // a missing or empty one is made into a layout by the first write.
-func newOCITarget(dir, namespace string) (*ociTarget, error) {
-	t := &ociTarget{dir: dir, namespace: namespace, path: layout.Path(dir)}
+func newOCITarget(dir, namespace string) (*OCITarget, error) {
+	t := &OCITarget{Dir: dir, Namespace: namespace, path: layout.Path(dir)}
 	if _, err := os.Stat(filepath.Join(dir, "oci-layout")); err == nil {
 		if _, err := t.readIndex(); err != nil {
 			return nil, fmt.Errorf("%w: %s: %v", ErrBadTarget, dir, err)
@@ -367,25 +367,25 @@ func newOCITarget(dir, namespace string) (*ociTarget, error) {
 }
 
 // ensure makes dir an empty OCI image layout unless it is one.
-func (t *ociTarget) ensure() error {
-	if _, err := os.Stat(filepath.Join(t.dir, "oci-layout")); err == nil {
+func (t *OCITarget) ensure() error {
+	if _, err := os.Stat(filepath.Join(t.Dir, "oci-layout")); err == nil {
 		return nil
 	}
-	if _, err := layout.Write(t.dir, empty.Index); err != nil {
-		return fmt.Errorf("creating the OCI layout %s: %w", t.dir, err)
+	if _, err := layout.Write(t.Dir, empty.Index); err != nil {
+		return fmt.Errorf("creating the OCI layout %s: %w", t.Dir, err)
 	}
 	return nil
 }
 
-func (t *ociTarget) repository(string) string { return OCIPrefix + t.dir }
+func (t *OCITarget) Repository(string) string { return OCIPrefix + t.Dir }
 
-func (t *ociTarget) warning(policy.Policy) string { return "" }
+func (t *OCITarget) Warning(policy.Policy) string { return "" }
 
-func (t *ociTarget) refName(n, tag string) string { return t.namespace + "/" + n + ":" + tag }
+func (t *OCITarget) refName(n, tag string) string { return t.Namespace + "/" + n + ":" + tag }
 
 // readIndex reads index.json; a layout not made yet has an empty one.
-func (t *ociTarget) readIndex() (*v1.IndexManifest, error) {
-	data, err := os.ReadFile(filepath.Join(t.dir, "index.json"))
+func (t *OCITarget) readIndex() (*v1.IndexManifest, error) {
+	data, err := os.ReadFile(filepath.Join(t.Dir, "index.json"))
 	if errors.Is(err, fs.ErrNotExist) {
 		return &v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex}, nil
 	}
@@ -394,25 +394,25 @@ func (t *ociTarget) readIndex() (*v1.IndexManifest, error) {
 	}
 	var im v1.IndexManifest
 	if err := json.Unmarshal(data, &im); err != nil {
-		return nil, fmt.Errorf("%s/index.json: %w", t.dir, err)
+		return nil, fmt.Errorf("%s/index.json: %w", t.Dir, err)
 	}
 	return &im, nil
 }
 
-func (t *ociTarget) tagDigest(_ context.Context, n, tag string) (string, bool, error) {
+func (t *OCITarget) TagDigest(_ context.Context, n, tag string) (string, bool, error) {
 	im, err := t.readIndex()
 	if err != nil {
 		return "", false, err
 	}
 	for _, d := range im.Manifests {
-		if d.Annotations[refNameAnnotation] == t.refName(n, tag) {
+		if d.Annotations[RefNameAnnotation] == t.refName(n, tag) {
 			return d.Digest.String(), true, nil
 		}
 	}
 	return "", false, nil
 }
 
-func (t *ociTarget) hasManifest(_ context.Context, _ string, digest string) (bool, error) {
+func (t *OCITarget) HasManifest(_ context.Context, _ string, digest string) (bool, error) {
 	h, err := v1.NewHash(digest)
 	if err != nil {
 		return false, err
@@ -427,7 +427,7 @@ func (t *ociTarget) hasManifest(_ context.Context, _ string, digest string) (boo
 	return sha256Digest(data) == digest, nil
 }
 
-func (t *ociTarget) upload(ctx context.Context, n string, root *publishRoot, tag string, progress func(complete, total int64, done bool)) error {
+func (t *OCITarget) Upload(ctx context.Context, n string, root *PublishRoot, tag string, progress func(complete, total int64, done bool)) error {
 	if err := t.ensure(); err != nil {
 		return err
 	}
@@ -438,17 +438,17 @@ func (t *ociTarget) upload(ctx context.Context, n string, root *publishRoot, tag
 		err = t.path.WriteImage(root.image)
 	}
 	if err != nil {
-		return fmt.Errorf("writing into %s: %w", t.dir, err)
+		return fmt.Errorf("writing into %s: %w", t.Dir, err)
 	}
 	if progress != nil {
 		progress(root.size, root.size, false)
 	}
-	return t.setTag(ctx, n, root, tag)
+	return t.SetTag(ctx, n, root, tag)
 }
 
 // setTag replaces the index.json entry named <namespace>/<name>:<tag>,
 // writing the new index.json atomically.
-func (t *ociTarget) setTag(_ context.Context, n string, root *publishRoot, tag string) error {
+func (t *OCITarget) SetTag(_ context.Context, n string, root *PublishRoot, tag string) error {
 	if err := t.ensure(); err != nil {
 		return err
 	}
@@ -459,12 +459,12 @@ func (t *ociTarget) setTag(_ context.Context, n string, root *publishRoot, tag s
 	ref := t.refName(n, tag)
 	kept := im.Manifests[:0]
 	for _, d := range im.Manifests {
-		if d.Annotations[refNameAnnotation] != ref {
+		if d.Annotations[RefNameAnnotation] != ref {
 			kept = append(kept, d)
 		}
 	}
-	im.Manifests = append(kept, v1.Descriptor{MediaType: root.mediaType, Digest: root.digest, Size: root.size,
-		Annotations: map[string]string{refNameAnnotation: ref}})
+	im.Manifests = append(kept, v1.Descriptor{MediaType: root.MediaType, Digest: root.Digest, Size: root.size,
+		Annotations: map[string]string{RefNameAnnotation: ref}})
 	if im.SchemaVersion == 0 {
 		im.SchemaVersion = 2
 	}
@@ -475,7 +475,7 @@ func (t *ociTarget) setTag(_ context.Context, n string, root *publishRoot, tag s
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(t.dir, ".index-*.json")
+	tmp, err := os.CreateTemp(t.Dir, ".index-*.json")
 	if err != nil {
 		return err
 	}
@@ -484,11 +484,11 @@ func (t *ociTarget) setTag(_ context.Context, n string, root *publishRoot, tag s
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp.Name(), filepath.Join(t.dir, "index.json"))
+		err = os.Rename(tmp.Name(), filepath.Join(t.Dir, "index.json"))
 	}
 	if err != nil {
 		os.Remove(tmp.Name())
-		return fmt.Errorf("writing %s/index.json: %w", t.dir, err)
+		return fmt.Errorf("writing %s/index.json: %w", t.Dir, err)
 	}
 	return nil
 }
