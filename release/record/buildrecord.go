@@ -10,8 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/tally-sig/tally/release/policy"
 )
 
 // ErrBadRecord means a build record does not follow the documented format.
@@ -19,12 +17,6 @@ var ErrBadRecord = errors.New("invalid build record")
 
 // recordHeader opens every build record file.
 const RecordHeader = "# tally build record: a \"run\" line per tally sign, then one line per image platform it built"
-
-// BuildRecordPath returns where the build record of one signer for one release lives:
-// builds/<release>/<FINGERPRINT>.txt.
-func BuildRecordPath(release, fingerprint string) string {
-	return policy.BuildsDir + "/" + release + "/" + fingerprint + ".txt"
-}
 
 // Run describes one tally sign run: when, from which source commit, on what machine.
 type Run struct {
@@ -55,18 +47,9 @@ type BuildRecord struct {
 }
 
 var (
-	DigestPattern  = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
-	tokenPattern   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+/:-]*$`)
-	releasePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+	DigestPattern = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+	tokenPattern  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+/:-]*$`)
 )
-
-// CheckReleaseName refuses a release version that cannot be a path component and a tag name.
-func CheckReleaseName(v string) error {
-	if !releasePattern.MatchString(v) || strings.Contains(v, "..") || strings.HasSuffix(v, ".lock") {
-		return fmt.Errorf("release %q: use letters, digits, '.', '_' and '-' (like 2026.11.0)", v)
-	}
-	return nil
-}
 
 // Latest returns, for each image name, tag and platform, the digest recorded last.
 func (r BuildRecord) Latest() map[BuiltKey]string {
