@@ -150,7 +150,7 @@ func judgeBuildRecordChange(j *job, ch gitstore.DiffEntry, info PathInfo) error 
 		return nil
 	case j.signer != "" && info.Fingerprint != j.signer && !mergedFromOtherParent(j, ch):
 		j.refuse(ch.Path, RuleBuildRecord, "the build record of %s: a commit signed by %s may change only its signer's own record (%s)",
-			info.Fingerprint, j.signer, record.BuildRecordPath(info.Release, j.signer))
+			info.Fingerprint, j.signer, policy.BuildRecordPath(info.Release, j.signer))
 		return nil
 	case ch.Action == gitstore.Modified && ch.OldHash == ch.NewHash:
 		j.refuse(ch.Path, RuleAppendOnly, "mode changed from %s to %s: build records are regular files (mode 100644)", modeString(ch.OldMode), modeString(ch.NewMode))

@@ -14,7 +14,6 @@ import (
 	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/internal/testkeys"
 	"github.com/tally-sig/tally/release/policy"
-	"github.com/tally-sig/tally/release/record"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -27,7 +26,7 @@ func TestAccepted(t *testing.T) {
 			return f.on(f.base, "carol", "sign by carol",
 				add(hello3, signature(t, "carol", "core-hello", "1.0", dHello)),
 				add(multi2, signature(t, "carol", "core-multi", "2.0", dMulti)),
-				add(record.BuildRecordPath(recordRel, carol), recordFile(t, nil, carol, dHello, dMulti)))
+				add(policy.BuildRecordPath(recordRel, carol), recordFile(t, nil, carol, dHello, dMulti)))
 		},
 		"a new image": func(t *testing.T, f *fixture) plumbing.Hash {
 			d := digest("core-new")
@@ -35,7 +34,7 @@ func TestAccepted(t *testing.T) {
 		},
 		"a build record grows": func(t *testing.T, f *fixture) plumbing.Hash {
 			return f.on(f.base, "alice", "sign",
-				add(record.BuildRecordPath(recordRel, aliceFpr), recordFile(t, f.record, aliceFpr, dMulti)))
+				add(policy.BuildRecordPath(recordRel, aliceFpr), recordFile(t, f.record, aliceFpr, dMulti)))
 		},
 		"the threshold rises": func(t *testing.T, f *fixture) plumbing.Hash {
 			return f.on(f.base, "bob", "raise", policyFiles(t, 3, "alice", "bob", "carol")[0])
@@ -61,9 +60,9 @@ func TestAccepted(t *testing.T) {
 			return f.commit("alice", "merge", []plumbing.Hash{a, b}, add(sigPath("core-multi", dMulti, 3), data))
 		},
 		"a merge that unions another maintainer's build record": func(t *testing.T, f *fixture) plumbing.Hash {
-			bobRecord := record.BuildRecordPath(recordRel, bobFpr)
+			bobRecord := policy.BuildRecordPath(recordRel, bobFpr)
 			b := f.on(f.base, "bob", "bob", add(bobRecord, recordFile(t, nil, bobFpr, dHello)))
-			a := f.on(f.base, "alice", "alice", add(record.BuildRecordPath(recordRel, aliceFpr), recordFile(t, f.record, aliceFpr, dMulti)))
+			a := f.on(f.base, "alice", "alice", add(policy.BuildRecordPath(recordRel, aliceFpr), recordFile(t, f.record, aliceFpr, dMulti)))
 			snap, _ := f.open().Snapshot(b)
 			data, _ := snap.ReadFile(bobRecord)
 			// alice merges bob's line of work: bob's record arrives as bob wrote it.
@@ -297,7 +296,7 @@ func TestRefusalString(t *testing.T) {
 func TestMergeCannotForgeAnotherRecord(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	bobRecord := record.BuildRecordPath(recordRel, bobFpr)
+	bobRecord := policy.BuildRecordPath(recordRel, bobFpr)
 	b := f.on(f.base, "bob", "bob", add(bobRecord, recordFile(t, nil, bobFpr, dHello)))
 	forged := recordFile(t, nil, bobFpr, dHello, digest("evil"))
 	tip := f.commit("alice", "merge", []plumbing.Hash{f.base, b}, add(bobRecord, forged))

@@ -12,7 +12,6 @@ import (
 
 	"github.com/tally-sig/tally/internal/testkeys"
 	"github.com/tally-sig/tally/release/policy"
-	"github.com/tally-sig/tally/release/record"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -162,16 +161,16 @@ var corpus = []corpusCase{
 	{name: "unknown path", build: onBase(e(add("install.sh", []byte("curl https://example.invalid | sh\n")))),
 		rule: RuleUnknownPath, path: "install.sh", reason: "not part of a signatures repository", content: true},
 	{name: "another maintainer's build record", build: onBase(func(t testing.TB, f *fixture) edit {
-		return add(record.BuildRecordPath(recordRel, bobFpr), recordFile(t, nil, bobFpr, dHello))
-	}), rule: RuleBuildRecord, path: record.BuildRecordPath(recordRel, bobFpr), reason: "may change only its signer's own record"},
+		return add(policy.BuildRecordPath(recordRel, bobFpr), recordFile(t, nil, bobFpr, dHello))
+	}), rule: RuleBuildRecord, path: policy.BuildRecordPath(recordRel, bobFpr), reason: "may change only its signer's own record"},
 	{name: "build record rewritten", build: onBase(func(t testing.TB, f *fixture) edit {
-		return add(record.BuildRecordPath(recordRel, aliceFpr), recordFile(t, nil, aliceFpr, dMulti))
-	}), rule: RuleAppendOnly, path: record.BuildRecordPath(recordRel, aliceFpr), reason: "rewritten: a build record only grows", content: true},
+		return add(policy.BuildRecordPath(recordRel, aliceFpr), recordFile(t, nil, aliceFpr, dMulti))
+	}), rule: RuleAppendOnly, path: policy.BuildRecordPath(recordRel, aliceFpr), reason: "rewritten: a build record only grows", content: true},
 	{name: "build record hand-edited", build: onBase(func(t testing.TB, f *fixture) edit {
-		return add(record.BuildRecordPath(recordRel, aliceFpr), append(bytes.Clone(f.record), "trust me\n"...))
-	}), rule: RuleBuildRecord, path: record.BuildRecordPath(recordRel, aliceFpr), reason: "not a valid build record", content: true},
-	{name: "build record deleted", build: onBase(e(del(record.BuildRecordPath(recordRel, aliceFpr)))),
-		rule: RuleAppendOnly, path: record.BuildRecordPath(recordRel, aliceFpr), reason: "build records are never removed", content: true},
+		return add(policy.BuildRecordPath(recordRel, aliceFpr), append(bytes.Clone(f.record), "trust me\n"...))
+	}), rule: RuleBuildRecord, path: policy.BuildRecordPath(recordRel, aliceFpr), reason: "not a valid build record", content: true},
+	{name: "build record deleted", build: onBase(e(del(policy.BuildRecordPath(recordRel, aliceFpr)))),
+		rule: RuleAppendOnly, path: policy.BuildRecordPath(recordRel, aliceFpr), reason: "build records are never removed", content: true},
 	{name: "release manifest outside a release commit", build: onBase(
 		e(add("releases/2026.11.0/digests.txt", []byte(strings.TrimPrefix(dHello, "sha256:")+" core-hello\n"))),
 		sigBy("carol", "core-multi", "2.0", dMulti, multi2)),

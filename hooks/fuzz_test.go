@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/tally-sig/tally/release/policy"
-	"github.com/tally-sig/tally/release/record"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -86,11 +85,11 @@ func FuzzClassifyPath(f *testing.F) {
 				t.Fatalf("%q accepted but ParseLocation says %v", p, err)
 			}
 		case ClassBuildRecord:
-			if record.BuildRecordPath(info.Release, info.Fingerprint) != p || record.CheckReleaseName(info.Release) != nil {
+			if policy.BuildRecordPath(info.Release, info.Fingerprint) != p || policy.CheckReleaseName(info.Release) != nil {
 				t.Fatalf("%q: release %q fingerprint %q", p, info.Release, info.Fingerprint)
 			}
 		case ClassRelease:
-			if !strings.HasPrefix(p, "releases/"+info.Release+"/") || record.CheckReleaseName(info.Release) != nil {
+			if !strings.HasPrefix(p, "releases/"+info.Release+"/") || policy.CheckReleaseName(info.Release) != nil {
 				t.Fatalf("%q: release %q", p, info.Release)
 			}
 		case ClassApproval:

@@ -366,7 +366,7 @@ func newFixture(t testing.TB) *fixture {
 	signed := w.on(f.init, "alice", "sign by alice",
 		add(sigPath("core-hello", dHello, 1), signature(t, "alice", "core-hello", "1.0", dHello)),
 		add(sigPath("core-multi", dMulti, 1), signature(t, "alice", "core-multi", "2.0", dMulti)),
-		add(record.BuildRecordPath("2026.11.0", testkeys.Fingerprint("alice")), f.record))
+		add(policy.BuildRecordPath("2026.11.0", testkeys.Fingerprint("alice")), f.record))
 	f.base = w.on(signed, "bob", "sign by bob",
 		add(sigPath("core-hello", dHello, 2), signature(t, "bob", "core-hello", "1.0", dHello)))
 	w.setRef("refs/heads/main", f.base)

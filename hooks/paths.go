@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/tally-sig/tally/release/policy"
-	"github.com/tally-sig/tally/release/record"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -110,7 +109,7 @@ func classifyBuildRecord(path, rest string) PathInfo {
 		info.Problem = "not a build record path: want builds/<release>/<FINGERPRINT>.txt"
 		return info
 	}
-	if err := record.CheckReleaseName(parts[0]); err != nil {
+	if err := policy.CheckReleaseName(parts[0]); err != nil {
 		info.Problem = err.Error()
 		return info
 	}
@@ -120,7 +119,7 @@ func classifyBuildRecord(path, rest string) PathInfo {
 		return info
 	}
 	info.Release, info.Fingerprint = parts[0], fpr
-	if record.BuildRecordPath(info.Release, fpr) != path {
+	if policy.BuildRecordPath(info.Release, fpr) != path {
 		info.Problem = "not a build record path: want builds/<release>/<FINGERPRINT>.txt"
 	}
 	return info
@@ -133,7 +132,7 @@ func classifyRelease(rest string) PathInfo {
 		info.Problem = "not a release manifest path: want releases/<release>/<file>"
 		return info
 	}
-	if err := record.CheckReleaseName(version); err != nil {
+	if err := policy.CheckReleaseName(version); err != nil {
 		info.Problem = err.Error()
 		return info
 	}

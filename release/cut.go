@@ -126,7 +126,7 @@ func ParseManifest(data []byte) (*Manifest, error) {
 	if m.Version != manifestVersion {
 		return bad("tally_release %d: this tally reads version %d", m.Version, manifestVersion)
 	}
-	if err := record.CheckReleaseName(m.Release); err != nil {
+	if err := policy.CheckReleaseName(m.Release); err != nil {
 		return bad("%v", err)
 	}
 	p := policy.Policy{Namespace: m.Namespace, IdentityPrefix: m.IdentityPrefix, Threshold: m.Threshold, Keyring: "k"}
@@ -235,7 +235,7 @@ type CutResult struct {
 // written). When a previous run committed the same manifest but failed to
 // tag, Cut tags that commit instead of committing again.
 func Cut(ctx context.Context, repo *gitstore.Repo, opts CutOptions) (*CutResult, error) {
-	if err := record.CheckReleaseName(opts.Release); err != nil {
+	if err := policy.CheckReleaseName(opts.Release); err != nil {
 		return nil, err
 	}
 	if opts.Now == nil {

@@ -589,7 +589,7 @@ func (a *assembly) isLookaside(path string) bool {
 // isRecord reports whether path is a build record, builds/<release>/<name>.txt.
 func isRecord(path string) bool {
 	parts := strings.Split(path, "/")
-	return len(parts) == 3 && parts[0] == policy.BuildsDir && record.CheckReleaseName(parts[1]) == nil &&
+	return len(parts) == 3 && parts[0] == policy.BuildsDir && policy.CheckReleaseName(parts[1]) == nil &&
 		strings.HasSuffix(parts[2], ".txt") && len(parts[2]) > len(".txt")
 }
 

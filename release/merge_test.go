@@ -358,8 +358,8 @@ func TestMergeBuildRecordsUnion(t *testing.T) {
 	img := func(name string) string {
 		return strings.TrimPrefix(digestOf(name), "sha256:") + " " + name + " 1.0 linux/amd64"
 	}
-	path := record.BuildRecordPath("2026.11.0", signerFor(t, "alice").Fingerprint())
-	bobPath := record.BuildRecordPath("2026.11.0", signerFor(t, "bob").Fingerprint())
+	path := policy.BuildRecordPath("2026.11.0", signerFor(t, "alice").Fingerprint())
+	bobPath := policy.BuildRecordPath("2026.11.0", signerFor(t, "bob").Fingerprint())
 	r.commit("main", "alice", "record", gitstore.Change{Path: path, Data: rec(run1, img("core-a"))})
 	r.branch("laptop", r.tip("main"))
 	r.commit("main", "alice", "record", gitstore.Change{Path: path, Data: rec(run1, img("core-a"), run2, img("core-b"))})

@@ -13,7 +13,6 @@ import (
 	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/release/policy"
 	"github.com/tally-sig/tally/release/quorum"
-	"github.com/tally-sig/tally/release/record"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -146,7 +145,7 @@ type PlanOptions struct {
 // every image below quorum, divergent, or with an invalid signature file
 // becomes a blocker.
 func NewPlan(ctx context.Context, repo *gitstore.Repo, opts PlanOptions) (*Plan, error) {
-	if err := record.CheckReleaseName(opts.Release); err != nil {
+	if err := policy.CheckReleaseName(opts.Release); err != nil {
 		return nil, err
 	}
 	st, err := policy.LoadHead(repo)

@@ -16,7 +16,6 @@ import (
 
 	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/release/policy"
-	"github.com/tally-sig/tally/release/record"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -155,7 +154,7 @@ func ExportPolicy(ctx context.Context, repo *gitstore.Repo, opts PolicyOptions) 
 			}
 			images = c.manifest.Images
 		} else {
-			if err := record.CheckReleaseName(opts.Release); err != nil {
+			if err := policy.CheckReleaseName(opts.Release); err != nil {
 				return nil, err
 			}
 			plan, err := planAt(ctx, head, opts.Release, opts.Now)

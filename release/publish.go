@@ -15,7 +15,6 @@ import (
 	"github.com/tally-sig/tally/buildout"
 	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/release/policy"
-	"github.com/tally-sig/tally/release/record"
 	"github.com/tally-sig/tally/release/registry"
 )
 
@@ -133,7 +132,7 @@ type cutRelease struct {
 // bring its own trust policy), must still be met, and must name exactly the
 // digests of the committed manifest and digest list.
 func loadCut(ctx context.Context, repo *gitstore.Repo, release string, now func() time.Time) (*cutRelease, error) {
-	if err := record.CheckReleaseName(release); err != nil {
+	if err := policy.CheckReleaseName(release); err != nil {
 		return nil, err
 	}
 	head, err := policy.LoadHead(repo)
@@ -237,7 +236,7 @@ func Publish(ctx context.Context, repo *gitstore.Repo, opts PublishOptions) (*Pu
 	if len(templates) == 0 {
 		return nil, fmt.Errorf("%w: no tags to publish", registry.ErrBadTarget)
 	}
-	if err := record.CheckReleaseName(opts.Release); err != nil {
+	if err := policy.CheckReleaseName(opts.Release); err != nil {
 		return nil, err
 	}
 	cut, err := loadCut(ctx, repo, opts.Release, opts.Now)

@@ -31,7 +31,6 @@ import (
 	"github.com/tally-sig/tally/internal/interop"
 	"github.com/tally-sig/tally/internal/sample"
 	"github.com/tally-sig/tally/release/policy"
-	"github.com/tally-sig/tally/release/record"
 	"github.com/tally-sig/tally/release/registry"
 )
 
@@ -484,8 +483,8 @@ func TestPublishRefusals(t *testing.T) {
 				gitstore.Change{Path: "releases/t1/digests.txt", Data: list})
 			// Build records for t1: the same images as r1.
 			for _, who := range []string{"alice", "bob"} {
-				rec, _ := st.Snap.ReadFile(record.BuildRecordPath("r1", relKey(t, who).Fingerprint))
-				h = relCommit(t, f.repo, "records", gitstore.Change{Path: record.BuildRecordPath("t1", relKey(t, who).Fingerprint), Data: rec})
+				rec, _ := st.Snap.ReadFile(policy.BuildRecordPath("r1", relKey(t, who).Fingerprint))
+				h = relCommit(t, f.repo, "records", gitstore.Change{Path: policy.BuildRecordPath("t1", relKey(t, who).Fingerprint), Data: rec})
 			}
 			if _, err := f.repo.CreateTag(gitstore.TagRequest{Name: "t1", Target: h, Message: "t1", Tagger: authorOf("x <x@x>", relNow)}); err != nil {
 				t.Fatal(err)

@@ -87,7 +87,7 @@ type SignResult struct {
 // gitstore.ErrDirty). On any error the branch does not move and no file is
 // written.
 func Sign(ctx context.Context, repo *gitstore.Repo, opts SignOptions) (*SignResult, error) {
-	if err := record.CheckReleaseName(opts.Release); err != nil {
+	if err := policy.CheckReleaseName(opts.Release); err != nil {
 		return nil, err
 	}
 	if opts.Signer == nil {
@@ -127,7 +127,7 @@ func Sign(ctx context.Context, repo *gitstore.Repo, opts SignOptions) (*SignResu
 
 	// The build record lists everything this run built, including digests
 	// signed earlier: the record says what this maintainer's build produced.
-	recPath := record.BuildRecordPath(opts.Release, fpr)
+	recPath := policy.BuildRecordPath(opts.Release, fpr)
 	var rec record.BuildRecord
 	if data, err := st.Snap.ReadFile(recPath); err == nil {
 		if rec, err = record.ParseBuildRecord(data); err != nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/internal/sample"
 	"github.com/tally-sig/tally/internal/testkeys"
+	"github.com/tally-sig/tally/release/policy"
 	"github.com/tally-sig/tally/release/record"
 	"github.com/tally-sig/tally/sigstore"
 )
@@ -234,7 +235,7 @@ func buildSignFixture(b *testing.B, dir string) error {
 		}
 		rec.Append(record.Run{Time: signNow, Source: "unknown", Dirty: "unknown", Platform: "linux/amd64",
 			CPUVendor: "unknown", CPUModel: "unknown", Tally: "bench"}, built)
-		changes[benchImages] = gitstore.Change{Path: record.BuildRecordPath(rel, fpr), Data: rec.Marshal()}
+		changes[benchImages] = gitstore.Change{Path: policy.BuildRecordPath(rel, fpr), Data: rec.Marshal()}
 		_, tip, err := repo.Head()
 		if err != nil {
 			return err

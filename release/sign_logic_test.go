@@ -120,7 +120,7 @@ func TestSignNumbersIdempotenceAndRecords(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			data, err := st.Snap.ReadFile(record.BuildRecordPath("2026.11.0", alice))
+			data, err := st.Snap.ReadFile(policy.BuildRecordPath("2026.11.0", alice))
 			if err != nil {
 				t.Fatal(err)
 			}

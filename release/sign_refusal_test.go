@@ -16,7 +16,6 @@ import (
 	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/internal/sample"
 	"github.com/tally-sig/tally/release/policy"
-	"github.com/tally-sig/tally/release/record"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -32,7 +31,7 @@ func TestSignRefusals(t *testing.T) {
 		t.Fatalf("images out of order: %s first", imgs[0].Name)
 	}
 	sigPath := "stagex/core-hello@sha256=" + strings.TrimPrefix(helloDigest, "sha256:") + "/signature-1"
-	recPath := record.BuildRecordPath("2026.11.0", signerFor(t, "alice").Fingerprint())
+	recPath := policy.BuildRecordPath("2026.11.0", signerFor(t, "alice").Fingerprint())
 
 	writeFile := func(t *testing.T, repo *gitstore.Repo, p, data string) {
 		t.Helper()

@@ -170,7 +170,7 @@ func TestReplayBuildRecordsAndConflicts(t *testing.T) {
 	rec := func(runs ...string) []byte { return []byte(record.RecordHeader + "\n" + strings.Join(runs, "")) }
 
 	r := syncFixture(t, true)
-	path := record.BuildRecordPath("2026.11.0", signerFor(t, "alice").Fingerprint())
+	path := policy.BuildRecordPath("2026.11.0", signerFor(t, "alice").Fingerprint())
 	r.commit("main", "alice", "first", gitstore.Change{Path: path, Data: rec(run("10") + img)})
 	r.branch("up2", r.tip("main"))
 	// up: the first run was pushed, then another run from another clone.

@@ -159,7 +159,7 @@ func vbBuild(b *testing.B, dir string) error {
 			var rec record.BuildRecord
 			rec.Append(record.Run{Time: when, Source: "0123456789abcdef0123456789abcdef01234567", Dirty: "no", Platform: "linux/amd64",
 				CPUVendor: "AuthenticAMD", CPUModel: "bench", Tally: "bench"}, built)
-			changes[vbImages] = gitstore.Change{Path: record.BuildRecordPath(rel, testkeys.Fingerprint(who)), Data: rec.Marshal()}
+			changes[vbImages] = gitstore.Change{Path: policy.BuildRecordPath(rel, testkeys.Fingerprint(who)), Data: rec.Marshal()}
 			if err := commit("sign "+rel+" by "+who, changes); err != nil {
 				return err
 			}

@@ -11,6 +11,7 @@ import (
 	"github.com/tally-sig/tally/buildout"
 	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/release"
+	"github.com/tally-sig/tally/release/policy"
 	"github.com/tally-sig/tally/release/record"
 )
 
@@ -51,7 +52,7 @@ EXAMPLES:
 			jsonFlag(),
 		}, signerFlags(true)...),
 		Action: func(c *cli.Context) error {
-			if err := record.CheckReleaseName(c.String("release")); err != nil {
+			if err := policy.CheckReleaseName(c.String("release")); err != nil {
 				return fail(exitUsage, err)
 			}
 			signer, err := openSigner(c, env, true)

@@ -12,8 +12,8 @@ import (
 
 	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/release"
+	"github.com/tally-sig/tally/release/policy"
 	"github.com/tally-sig/tally/release/quorum"
-	"github.com/tally-sig/tally/release/record"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -91,7 +91,7 @@ var imageNamePattern = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)
 func checkOptions(c *cli.Context, names []string) (release.CheckOptions, error) {
 	opts := release.CheckOptions{Scope: quorum.Scope{Release: c.String("release"), Names: names}, Now: timeNow}
 	if c.IsSet("release") {
-		if err := record.CheckReleaseName(opts.Scope.Release); err != nil {
+		if err := policy.CheckReleaseName(opts.Scope.Release); err != nil {
 			return opts, fail(exitUsage, err)
 		}
 	}

@@ -185,7 +185,7 @@ func Evaluate(ctx context.Context, st *policy.State, opts EvaluateOptions) (*Eva
 		return nil, err
 	}
 	if opts.Scope.Release != "" {
-		if err := record.CheckReleaseName(opts.Scope.Release); err != nil {
+		if err := policy.CheckReleaseName(opts.Scope.Release); err != nil {
 			return nil, err
 		}
 	}
@@ -728,7 +728,7 @@ func readRecords(snap *gitstore.Snapshot, scope Scope, sec *cacheSection) (map[s
 	err := snap.Walk(dir, func(p string, e gitstore.Entry) error {
 		parts := strings.Split(p, "/")
 		if e.IsDir() {
-			if len(parts) == 2 && record.CheckReleaseName(parts[1]) == nil {
+			if len(parts) == 2 && policy.CheckReleaseName(parts[1]) == nil {
 				return nil
 			}
 			bad(p+"/", "not a release directory of build records (builds/<release>/<FINGERPRINT>.txt)")

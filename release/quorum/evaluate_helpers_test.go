@@ -233,7 +233,7 @@ func (r *fxRepo) record(rel, fpr string, at time.Time, built ...record.Built) gi
 	var rec record.BuildRecord
 	rec.Append(record.Run{Time: at.UTC().Truncate(time.Second), Source: "0123456789abcdef", Dirty: "no", Platform: "linux/amd64",
 		CPUVendor: "GenuineIntel", CPUModel: "test-cpu", Tally: "test"}, built)
-	return file(record.BuildRecordPath(rel, fpr), rec.Marshal())
+	return file(policy.BuildRecordPath(rel, fpr), rec.Marshal())
 }
 
 // evaluate evaluates the tip at now.

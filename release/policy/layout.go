@@ -1,11 +1,9 @@
-package record
+package policy
 
 import (
 	"fmt"
 	"regexp"
 	"strings"
-
-	"github.com/tally-sig/tally/release/policy"
 )
 
 var releasePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
@@ -13,7 +11,7 @@ var releasePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 // BuildRecordPath returns where the build record of one signer for one release lives:
 // builds/<release>/<FINGERPRINT>.txt.
 func BuildRecordPath(release, fingerprint string) string {
-	return policy.BuildsDir + "/" + release + "/" + fingerprint + ".txt"
+	return BuildsDir + "/" + release + "/" + fingerprint + ".txt"
 }
 
 // CheckReleaseName refuses a release version that cannot be a path component and a tag name.
