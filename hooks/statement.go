@@ -210,5 +210,5 @@ func approvalPath(id, fpr string) string {
 
 // statementPath returns where the statement with this id lives.
 func statementPath(id string) string {
-	return policy.ApprovalsDir + "/" + id + "/" + StatementFile
+	return policy.ApprovalsDir + "/" + id + "/" + policy.StatementFile
 }
