@@ -60,8 +60,8 @@ type states struct {
 }
 
 // load reads the trust policy of t. A tree without tally.toml gives an error
-// wrapping release.ErrNoPolicy; an invalid policy or keyring one wrapping
-// release.ErrBadPolicy.
+// wrapping policy.ErrNoPolicy; an invalid policy or keyring one wrapping
+// policy.ErrBadPolicy.
 func (c *states) load(t tree) (*policyState, error) {
 	pe, err := t.Stat(policy.PolicyFile)
 	if errors.Is(err, fs.ErrNotExist) {
