@@ -335,20 +335,8 @@ func countedSigners(d quorum.DigestStatus, names map[string]string) []sigstore.K
 	return out
 }
 
-// ShortName returns the name part of an OpenPGP user ID ("Alice Builder"
-// from "Alice Builder (test) <alice@example.org>").
-func ShortName(userID string) string {
-	if userID == "" {
-		return ""
-	}
-	return authorOf(userID, time.Time{}).Name
-}
+// ShortName is quorum.ShortName, kept for the callers of release.
+func ShortName(userID string) string { return quorum.ShortName(userID) }
 
-// ShortDigest abbreviates "sha256:<hex>" to its first 12 hex digits, for
-// display only.
-func ShortDigest(d string) string {
-	if len(d) > len("sha256:")+12 {
-		return d[:len("sha256:")+12]
-	}
-	return d
-}
+// ShortDigest is quorum.ShortDigest, kept for the callers of release.
+func ShortDigest(d string) string { return quorum.ShortDigest(d) }

@@ -363,13 +363,7 @@ func platformOrUnknown(p string) string {
 
 // authorOf turns a key's user ID ("Name (comment) <email>") into a git identity.
 func authorOf(userID string, when time.Time) object.Signature {
-	name, email := userID, ""
-	if i := strings.LastIndex(userID, "<"); i >= 0 && strings.HasSuffix(userID, ">") {
-		name, email = strings.TrimSpace(userID[:i]), userID[i+1:len(userID)-1]
-	}
-	if j := strings.Index(name, " ("); j > 0 && strings.HasSuffix(name, ")") {
-		name = name[:j]
-	}
+	name, email := sigstore.ParseUserID(userID)
 	if name == "" {
 		name = "tally"
 	}

@@ -70,26 +70,15 @@ type VerifyOptions struct {
 	Keychain registry.Keychain
 }
 
-// Outcome is the verdict of Verify, from best to worst: what a script
-// branches on.
-type Outcome string
+// Outcome is quorum.Outcome, the verdict of Verify: what a script branches on.
+type Outcome = quorum.Outcome
 
-// Outcomes of Verify. When several apply, the worst wins: invalid, then
-// mismatch, then no-quorum.
+// Outcomes of Verify (see quorum.Outcome).
 const (
-	// OutcomeOK: every image in scope meets quorum without divergence, no
-	// file is invalid, and every compared digest met quorum.
-	OutcomeOK Outcome = "ok"
-	// OutcomeNoQuorum: an image is missing signatures, is divergent, is
-	// backed only by untrusted or duplicate signatures, or a compared image
-	// has no digest that met quorum to compare with.
-	OutcomeNoQuorum Outcome = "no-quorum"
-	// OutcomeMismatch: a local build or a registry serves a digest other
-	// than the one that met quorum.
-	OutcomeMismatch Outcome = "mismatch"
-	// OutcomeInvalid: a signature file in scope does not parse or verify,
-	// or claims another digest or image than the place it sits in.
-	OutcomeInvalid Outcome = "invalid"
+	OutcomeOK       = quorum.OutcomeOK
+	OutcomeNoQuorum = quorum.OutcomeNoQuorum
+	OutcomeMismatch = quorum.OutcomeMismatch
+	OutcomeInvalid  = quorum.OutcomeInvalid
 )
 
 // VerifyResult is the report of Verify.

@@ -11,7 +11,6 @@ import (
 	"github.com/tally-sig/tally/buildout"
 	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/release"
-	"github.com/tally-sig/tally/release/quorum"
 	"github.com/tally-sig/tally/release/registry"
 )
 
@@ -125,7 +124,7 @@ func printVerify(w io.Writer, res *release.VerifyResult, p palette) {
 		if img.Release != "" {
 			name += " (release " + img.Release + ")"
 		}
-		for _, why := range imageFailures(img, rep.Threshold) {
+		for _, why := range img.Failures(rep.Threshold) {
 			fmt.Fprintf(w, "%s %s: %s\n", p.red("FAIL"), name, why)
 		}
 	}
@@ -167,54 +166,4 @@ func orUnknown(platform string) string {
 		return "(platform unknown)"
 	}
 	return platform
-}
-
-// imageFailures says why an image fails: divergent platforms, and
-// platforms without a digest that met quorum.
-func imageFailures(img quorum.ImageStatus, threshold int) []string {
-	var out []string
-	for _, slot := range slotsOf(img) {
-		rows := slotRows(img, slot)
-		label := slot
-		if img.Release == "" {
-			label = release.ShortDigest(slot)
-		}
-		if len(rows) > 1 {
-			var who []string
-			for _, c := range img.Builds {
-				if c.Platform == slot && c.Digest != "" {
-					who = append(who, fmt.Sprintf("%s built %s", displayName(c.Name, c.Fingerprint), release.ShortDigest(c.Digest)))
-				}
-			}
-			out = append(out, fmt.Sprintf("divergent builds of %s: %s", label, strings.Join(who, "; ")))
-			continue
-		}
-		if len(rows) == 0 || rows[0].Quorum {
-			continue
-		}
-		d := rows[0]
-		var counted, not []string
-		for _, s := range d.Signers {
-			switch {
-			case s.Counted:
-				counted = append(counted, displayName(s.Name, s.Fingerprint))
-			case !s.Trusted:
-				not = append(not, s.Fingerprint+" (not in the keyring)")
-			default:
-				not = append(not, displayName(s.Name, s.Fingerprint)+" ("+s.Reason+")")
-			}
-		}
-		msg := fmt.Sprintf("%s %s has %d of %d signature(s)", label, release.ShortDigest(d.Digest), d.Count, threshold)
-		if len(counted) > 0 {
-			msg += " (" + strings.Join(counted, ", ") + ")"
-		}
-		if len(not) > 0 {
-			msg += "; not counted: " + strings.Join(not, "; ")
-		}
-		out = append(out, msg)
-	}
-	if len(out) == 0 {
-		out = append(out, "no signed digest")
-	}
-	return out
 }

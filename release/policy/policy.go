@@ -126,9 +126,13 @@ func quoteList(n Names) string {
 	return "[" + strings.Join(list, ", ") + "]"
 }
 
-// namespacePattern is the docker repository path grammar (lowercase components
+// NamespacePattern is the docker repository path grammar (lowercase components
 // separated by slashes), which the lookaside tree mirrors.
 var NamespacePattern = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$`)
+
+// IsImageName reports whether s is an image name below the namespace, as the
+// lookaside tree spells it ("core-gcc"): the grammar of NamespacePattern.
+func IsImageName(s string) bool { return NamespacePattern.MatchString(s) }
 
 // prefixPattern accepts an optional registry host (with port) before the repository path.
 var prefixPattern = regexp.MustCompile(`^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$`)
