@@ -198,6 +198,7 @@ func quote(s string) string {
 	return strings.TrimSpace(strings.TrimPrefix(b.String(), "v = "))
 }
 
+// Prefix is the identity prefix, or the namespace when none is set.
 func (p Policy) Prefix() string {
 	if p.IdentityPrefix == "" {
 		return p.Namespace
@@ -228,6 +229,7 @@ func CheckThreshold(threshold, keys int) error {
 	return nil
 }
 
+// Validate checks the fields of a policy as ParsePolicy does.
 func (p Policy) Validate() error {
 	if !NamespacePattern.MatchString(p.Namespace) {
 		return fmt.Errorf("%w: namespace %q is not a repository path (lowercase letters, digits, separators, slashes)", ErrBadPolicy, p.Namespace)

@@ -384,7 +384,7 @@ func (w *walker) walkDir(ctx context.Context, dir, rel string, jobs chan<- job) 
 	return nil
 }
 
-// malformed is the verdict on a file at path that is no lookaside location.
+// Malformed is the verdict on a file at path that is no lookaside location.
 func Malformed(path, msg string) sigstore.Verdict {
 	return sigstore.Verdict{Problem: sigstore.KindMalformedPath, Severity: sigstore.KindMalformedPath.Severity(),
 		Message: fmt.Sprintf("%s: %s", path, msg)}
@@ -457,6 +457,7 @@ func (w *walker) walkUnit(path, name string, tree plumbing.Hash, jobs chan<- job
 	return nil
 }
 
+// IsRegular reports whether a tree entry is a regular file (executable or not).
 func IsRegular(m filemode.FileMode) bool {
 	return m == filemode.Regular || m == filemode.Executable || m == filemode.Deprecated
 }

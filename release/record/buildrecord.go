@@ -15,7 +15,7 @@ import (
 // ErrBadRecord means a build record does not follow the documented format.
 var ErrBadRecord = errors.New("invalid build record")
 
-// recordHeader opens every build record file.
+// RecordHeader opens every build record file.
 const RecordHeader = "# tally build record: a \"run\" line per tally sign, then one line per image platform it built"
 
 // Run describes one tally sign run: when, from which source commit, on what machine.

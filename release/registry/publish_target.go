@@ -45,7 +45,7 @@ var (
 // OCIPrefix marks a PublishOptions.To that is a local OCI layout directory.
 const OCIPrefix = "oci:"
 
-// publishRoot is what the tags of one image point at, read from its layout.
+// PublishRoot is what the tags of one image point at, read from its layout.
 type PublishRoot struct {
 	Taggable  remote.Taggable // v1.ImageIndex or v1.Image
 	index     v1.ImageIndex   // nil for a single image manifest
@@ -56,10 +56,10 @@ type PublishRoot struct {
 	Images    map[string]bool // per-platform image manifest digests it holds
 }
 
-// attestationAnnotation marks BuildKit's attestation manifests in an index.
+// AttestationAnnotation marks BuildKit's attestation manifests in an index.
 const AttestationAnnotation = "vnd.docker.reference.type"
 
-// layoutRoot reads what to publish from an OCI layout: the one index
+// LayoutRoot reads what to publish from an OCI layout: the one index
 // index.json lists (BuildKit), the one image manifest it lists, or, for a flat
 // layout listing several image manifests, a new index of exactly those
 // manifests. Every manifest's bytes are hashed and checked against the
@@ -183,7 +183,7 @@ func (r *PublishRoot) walk(idx v1.ImageIndex, depth int) error {
 	return nil
 }
 
-// target is a destination of Publish: a registry namespace or an OCI layout.
+// Target is a destination of Publish: a registry namespace or an OCI layout.
 type Target interface {
 	Repository(name string) string
 	Warning(p policy.Policy) string
@@ -196,7 +196,7 @@ type Target interface {
 	SetTag(ctx context.Context, name string, root *PublishRoot, tag string) error
 }
 
-// openTarget parses PublishOptions.To (to), for a namespace governed by p;
+// OpenTarget parses PublishOptions.To (to), for a namespace governed by p;
 // keychain and transport are PublishOptions.Keychain and Transport.
 func OpenTarget(to string, keychain authn.Keychain, transport http.RoundTripper, p policy.Policy) (Target, error) {
 	if dir, ok := strings.CutPrefix(to, OCIPrefix); ok {
@@ -308,7 +308,7 @@ func (t *registryTarget) SetTag(ctx context.Context, n string, root *PublishRoot
 	return nil
 }
 
-// registryError classifies a registry failure: unreachable or a server
+// RegistryError classifies a registry failure: unreachable or a server
 // error (retry later), credentials refused, or anything else.
 func RegistryError(doing string, err error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
@@ -333,14 +333,14 @@ func RegistryError(doing string, err error) error {
 	return fmt.Errorf("%s: %w", doing, err)
 }
 
-// ociTarget publishes into one local OCI image layout.
+// OCITarget publishes into one local OCI image layout.
 type OCITarget struct {
 	Dir       string
 	path      layout.Path
 	Namespace string
 }
 
-// refNameAnnotation names an entry of an OCI layout's index.json.
+// RefNameAnnotation names an entry of an OCI layout's index.json.
 const RefNameAnnotation = "org.opencontainers.image.ref.name"
 
 // newOCITarget checks that dir is an OCI image layout, empty, or missing;

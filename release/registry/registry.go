@@ -29,7 +29,7 @@ var (
 // maxIndexDepth bounds nested image indexes in a registry.
 const maxIndexDepth = 2
 
-// registryRef is an image reference to compare: a repository below the
+// RegistryRef is an image reference to compare: a repository below the
 // namespace of the signatures repository, with a tag or a digest.
 type RegistryRef struct {
 	ref  name.Reference
@@ -39,8 +39,8 @@ type RegistryRef struct {
 
 func (r RegistryRef) String() string { return "docker://" + r.ref.Name() }
 
-// parseRegistryRef parses "docker://host/ns/name:tag" (the transport
-// prefix is optional) for policy p.
+// ParseRegistryRef parses "docker://host/ns/name:tag" (the transport
+// Prefix is optional) for policy p.
 func ParseRegistryRef(s string, p policy.Policy) (RegistryRef, error) {
 	raw := trimDocker(s)
 	if i := strings.Index(raw, "://"); i >= 0 {
@@ -68,14 +68,14 @@ func ParseRegistryRef(s string, p policy.Policy) (RegistryRef, error) {
 	return r, nil
 }
 
-// fetchedImage is what a registry serves for a reference: its per-platform
+// FetchedImage is what a registry serves for a reference: its per-platform
 // image manifests.
 type FetchedImage struct {
 	Ref       RegistryRef
 	Manifests []FetchedManifest
 }
 
-// fetchRegistry asks the registry for the manifest (or index) of ref, the
+// FetchRegistry asks the registry for the manifest (or index) of ref, the
 // way a consumer pulling it would get it: digests are of the exact bytes
 // served, checked by go-containerregistry.
 func FetchRegistry(ctx context.Context, ref RegistryRef, keychain authn.Keychain) (FetchedImage, error) {
@@ -184,12 +184,12 @@ func fetchError(ref RegistryRef, err error) error {
 	return RegistryError("reading "+ref.String(), err)
 }
 
-// fetchedManifest is one per-platform manifest of a compared image.
+// FetchedManifest is one per-platform manifest of a compared image.
 type FetchedManifest struct {
 	Digest, Platform string
 }
 
-// trimDocker removes the docker:// transport prefix of a reference.
+// TrimDocker removes the docker:// transport prefix of a reference.
 func trimDocker(s string) string { return strings.TrimPrefix(s, "docker://") }
 
 // Keychain gives registry credentials: go-containerregistry's
