@@ -11,7 +11,6 @@ import (
 	"io"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -37,7 +36,7 @@ func listModule(t *testing.T) []pkg {
 	t.Helper()
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+		t.Fatalf("the dependency rules need the go command on PATH: %v", err)
 	}
 	root, err := exec.Command(goBin, "env", "GOMOD").Output()
 	if err != nil {
