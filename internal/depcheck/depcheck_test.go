@@ -182,9 +182,6 @@ var allowedCalls = map[string]string{
 	// gpg runs with the caller's environment (GNUPGHOME, the agent) plus
 	// LC_ALL=C; sigstore passes it through and decides nothing from it.
 	"sigstore/gpg.go os.Environ": "passed through to the gpg child process",
-	// TODO(issue 17): the lead moves the GOGC reading into cmd/tally/main.go;
-	// drop this entry when main is merged.
-	"release/gc.go os.Getenv": "GOGC, moving to cmd/tally",
 }
 
 // callViolations scans the non-test files of the library packages for
