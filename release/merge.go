@@ -382,7 +382,7 @@ func Merge(ctx context.Context, repo *gitstore.Repo, opts MergeOptions) (*MergeR
 				recs[d.Path] = true
 				continue
 			}
-			merged, changed, err := unionRecord(cur, data)
+			merged, changed, err := record.UnionRecord(cur, data)
 			if err != nil {
 				res.Rejected = append(res.Rejected, RejectedFile{Source: in.name, From: d.Path, Kind: "bad-record",
 					Severity: string(sigstore.SeverityWarning), Error: err.Error()})

@@ -25,7 +25,7 @@ func FuzzUnionRecord(f *testing.F) {
 	f.Add([]byte(h+r1), []byte(h+r1+i1))
 	f.Add([]byte(h), []byte("garbage\n"))
 	f.Fuzz(func(t *testing.T, target, incoming []byte) {
-		out, changed, err := unionRecord(target, incoming)
+		out, changed, err := record.UnionRecord(target, incoming)
 		_, terr := record.ParseBuildRecord(target)
 		_, ierr := record.ParseBuildRecord(incoming)
 		if terr != nil || ierr != nil {
@@ -57,7 +57,7 @@ func FuzzUnionRecord(f *testing.F) {
 				t.Fatalf("the union lost the incoming %q", p)
 			}
 		}
-		again, changedAgain, err := unionRecord(out, incoming)
+		again, changedAgain, err := record.UnionRecord(out, incoming)
 		if err != nil || changedAgain || !bytes.Equal(again, out) {
 			t.Fatalf("merging again changed the union: %v, %v", changedAgain, err)
 		}
@@ -85,7 +85,7 @@ func FuzzSignatureNumber(f *testing.F) {
 // line with the run line it belongs to.
 func recordPairs(data []byte) map[string]bool {
 	out := map[string]bool{}
-	for _, b := range recordBlocks(data) {
+	for _, b := range record.RecordBlocks(data) {
 		out[b[0]] = true
 		for _, line := range b[1:] {
 			out[b[0]+line] = true

@@ -411,7 +411,7 @@ func TestUnionRecord(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got, changed, err := unionRecord([]byte(tt.target), []byte(tt.incoming))
+			got, changed, err := record.UnionRecord([]byte(tt.target), []byte(tt.incoming))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -421,13 +421,13 @@ func TestUnionRecord(t *testing.T) {
 			if !strings.HasPrefix(string(got), tt.target) {
 				t.Error("the target is not a prefix of the union")
 			}
-			again, changedAgain, err := unionRecord(got, []byte(tt.incoming))
+			again, changedAgain, err := record.UnionRecord(got, []byte(tt.incoming))
 			if err != nil || changedAgain || !bytes.Equal(again, got) {
 				t.Errorf("union is not idempotent: %q, %v, %v", again, changedAgain, err)
 			}
 		})
 	}
-	if _, _, err := unionRecord([]byte(h+r1+i1), []byte("not a record\n")); !errors.Is(err, record.ErrBadRecord) {
+	if _, _, err := record.UnionRecord([]byte(h+r1+i1), []byte("not a record\n")); !errors.Is(err, record.ErrBadRecord) {
 		t.Errorf("bad incoming record: %v, want ErrBadRecord", err)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/release/policy"
 	"github.com/tally-sig/tally/release/quorum"
+	"github.com/tally-sig/tally/release/record"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -452,7 +453,7 @@ func replay(repo *gitstore.Repo, onto, local plumbing.Hash, signer sigstore.Sign
 					a.set(gitstore.Change{Path: d.Path, Data: data})
 					continue
 				}
-				merged, changed, err := unionRecord(cur, data)
+				merged, changed, err := record.UnionRecord(cur, data)
 				if err != nil {
 					return nil, fail(fmt.Errorf("%s: %w", d.Path, err))
 				}

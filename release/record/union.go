@@ -1,29 +1,27 @@
-package release
+package record
 
 import (
 	"bytes"
 	"fmt"
 	"strings"
-
-	"github.com/tally-sig/tally/release/record"
 )
 
-// unionRecord merges two versions of one build record: the target's bytes
+// UnionRecord merges two versions of one build record: the target's bytes
 // stay as they are, and what the incoming record has that the target lacks
 // is appended, in the incoming order: each run (a run line and the image
 // lines after it) the target does not have, and for a run it has, the image
 // lines it lacks, under a copy of that run line. The result holds what both
 // sides recorded, and the target's version is a prefix of it, so a push
 // only adds lines.
-func unionRecord(target, incoming []byte) ([]byte, bool, error) {
-	if _, err := record.ParseBuildRecord(target); err != nil {
+func UnionRecord(target, incoming []byte) ([]byte, bool, error) {
+	if _, err := ParseBuildRecord(target); err != nil {
 		return nil, false, err
 	}
-	if _, err := record.ParseBuildRecord(incoming); err != nil {
+	if _, err := ParseBuildRecord(incoming); err != nil {
 		return nil, false, err
 	}
 	have := map[string]map[string]bool{} // run line -> its image lines
-	for _, b := range recordBlocks(target) {
+	for _, b := range RecordBlocks(target) {
 		if have[b[0]] == nil {
 			have[b[0]] = map[string]bool{}
 		}
@@ -33,7 +31,7 @@ func unionRecord(target, incoming []byte) ([]byte, bool, error) {
 	}
 	out := bytes.Clone(target)
 	changed := false
-	for _, b := range recordBlocks(incoming) {
+	for _, b := range RecordBlocks(incoming) {
 		lines, known := have[b[0]]
 		var missing []string
 		for _, line := range b[1:] {
@@ -58,15 +56,15 @@ func unionRecord(target, incoming []byte) ([]byte, bool, error) {
 	if !changed {
 		return target, false, nil
 	}
-	if _, err := record.ParseBuildRecord(out); err != nil {
+	if _, err := ParseBuildRecord(out); err != nil {
 		return nil, false, fmt.Errorf("merging build records: %w", err)
 	}
 	return out, true, nil
 }
 
-// recordBlocks splits a parsed build record into its runs: each block is a
+// RecordBlocks splits a parsed build record into its runs: each block is a
 // run line followed by the image lines after it, each with its newline.
-func recordBlocks(data []byte) [][]string {
+func RecordBlocks(data []byte) [][]string {
 	lines := strings.SplitAfter(string(data), "\n")
 	var blocks [][]string
 	for i, line := range lines {
