@@ -16,7 +16,7 @@ import (
 
 func verifyCommand(env *environment) *cli.Command {
 	flags := append(checkFlags(), &cli.PathFlag{Name: "local", TakesFile: true,
-		Usage: "also check that the images of your build output OUT_DIR have exactly the digests that met quorum"})
+		Usage: "also check that the images of your build output OUT_DIR have exactly the digests that met quorum"}, bundleFlag())
 	return &cli.Command{
 		Name:      "verify",
 		Usage:     "pass/fail gate: every image meets quorum, no signature file is invalid, your build matches",
@@ -31,6 +31,10 @@ met quorum. A docker:// argument checks what a registry serves, the digest a
 consumer would actually pull (credentials come from the docker config, as for
 docker and podman). With --local or docker:// and no NAME, only those images
 are checked; add --release to compare with one release.
+
+With --bundle FILE (tally bundle create) it verifies the release the bundle
+holds, offline, with no repository: the same judgement and exit codes. A
+damaged, truncated or incomplete bundle never passes (exit 65).
 
 EXIT CODES:
    0  every image in scope meets quorum, no file is invalid, every compared
@@ -49,6 +53,7 @@ EXIT CODES:
 EXAMPLES:
    tally verify --repo signatures --release 2026.11.0
    make && tally verify --repo ../signatures --release 2026.11.0 --local out
+   tally verify --bundle stagex-2026.11.0.bundle --keyring mine.pgp --threshold 2 --local out
    tally verify --repo signatures --keyring mine.pgp --threshold 2 docker://docker.io/stagex/core-gcc:14.2.0`,
 		Flags: flags,
 		Action: func(c *cli.Context) error {
@@ -81,12 +86,12 @@ EXAMPLES:
 				}
 				vopts.Local = images
 			}
-			repo, err := gitstore.Open(c.Path("repo"))
-			if err != nil {
-				return err
+			var res *release.VerifyResult
+			if c.IsSet("bundle") {
+				res, err = verifyBundle(c, vopts)
+			} else {
+				res, err = verifyRepo(c, vopts)
 			}
-			defer repo.Close()
-			res, err := release.Verify(c.Context, repo, vopts)
 			if errors.Is(err, registry.ErrRegistryUnavailable) {
 				return fail(exitTempFail, errors.New(err.Error()), "the registry could not be reached or failed; run the command again")
 			}
@@ -110,6 +115,15 @@ EXAMPLES:
 			return exitFor(res.Outcome)
 		},
 	}
+}
+
+func verifyRepo(c *cli.Context, vopts release.VerifyOptions) (*release.VerifyResult, error) {
+	repo, err := gitstore.Open(c.Path("repo"))
+	if err != nil {
+		return nil, err
+	}
+	defer repo.Close()
+	return release.Verify(c.Context, repo, vopts)
 }
 
 // printVerify prints what fails, the comparisons and the verdict.

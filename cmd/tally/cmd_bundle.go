@@ -1,0 +1,107 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/tally-sig/tally/gitstore"
+	"github.com/tally-sig/tally/release"
+)
+
+func bundleCommand(env *environment) *cli.Command {
+	return &cli.Command{
+		Name:        "bundle",
+		Usage:       "one file to verify a release offline: create it, lay it out for podman and skopeo",
+		Subcommands: []*cli.Command{bundleCreateCommand(env)},
+		Action:      unknownSubcommand,
+	}
+}
+
+func bundleCreateCommand(env *environment) *cli.Command {
+	return &cli.Command{
+		Name:      "create",
+		Usage:     "write a git bundle with everything needed to verify a release offline",
+		ArgsUsage: "FILE",
+		Description: `Writes FILE, a standard git bundle (version 2, git bundle verify accepts it)
+of the checked-out branch, HEAD and the release's signed tag: the whole
+history of the signatures repository, so it holds the release manifest,
+every signature file and the commit it entered in (the time-of-entry rules
+need it), the trust policy and its keyring. The release must be cut and still
+meet quorum, as for tally release publish; nothing is written otherwise.
+
+Consumers verify it with no network and no repository:
+   tally verify --bundle FILE [--keyring KEYS --threshold M] [--local OUT]
+
+EXAMPLES:
+   tally bundle create --repo signatures --release 2026.11.0 stagex-2026.11.0.bundle
+   tally verify --bundle stagex-2026.11.0.bundle --keyring maintainers.pgp --threshold 2`,
+		Flags: []cli.Flag{
+			repoFlag(),
+			&cli.StringFlag{Name: "release", Usage: "the cut release VERSION the bundle is for (required)"},
+			jsonFlag(),
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return usagef("bundle create takes one FILE, got %d argument(s)", c.NArg())
+			}
+			if c.String("release") == "" {
+				return usagef("bundle create needs --release VERSION: a bundle is for one cut release")
+			}
+			repo, err := gitstore.Open(c.Path("repo"))
+			if err != nil {
+				return err
+			}
+			defer repo.Close()
+			res, err := release.CreateBundle(c.Context, repo, c.Args().First(), release.BundleOptions{Release: c.String("release"), Now: timeNow})
+			if err != nil {
+				return notReady(err, c.Path("repo"), c.String("release"))
+			}
+			if c.Bool("json") {
+				return writeJSON(env.stdout, res)
+			}
+			fmt.Fprintf(env.stdout, "wrote %s: release %s (tag at %s), branch %s at %s, %d bytes\n",
+				res.File, res.Release, short(res.Tagged), res.Branch, short(res.Commit), res.Size)
+			return nil
+		},
+	}
+}
+
+// bundleFlag is verify's --bundle.
+func bundleFlag() cli.Flag {
+	return &cli.PathFlag{Name: "bundle", TakesFile: true,
+		Usage: "verify a bundle (tally bundle create) instead of a repository: offline, no --repo"}
+}
+
+// verifyBundle is verify --bundle: it opens the bundle and verifies it.
+func verifyBundle(c *cli.Context, opts release.VerifyOptions) (*release.VerifyResult, error) {
+	if c.IsSet("repo") {
+		return nil, usagef("give --bundle or --repo, not both")
+	}
+	if len(opts.Registry) > 0 {
+		return nil, usagef("a bundle is verified offline: docker:// images are checked against a repository (--repo)")
+	}
+	b, err := release.OpenBundle(c.Path("bundle"))
+	if err != nil {
+		return nil, bundleError(err)
+	}
+	defer b.Repo.Close()
+	res, err := release.VerifyBundle(c.Context, b, opts)
+	return res, bundleError(err)
+}
+
+// bundleError gives the bundle's errors their exit code and hint.
+func bundleError(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, release.ErrBadBundle):
+		return fail(exitData, err, "the file is damaged, truncated or not made by tally bundle create: fetch it again and compare its checksum with the publisher's")
+	case errors.Is(err, release.ErrBundleRelease):
+		return fail(exitData, err, "choose the release with --release VERSION (git bundle list-heads FILE lists its tags)")
+	case errors.Is(err, release.ErrNotOnBranch):
+		return fail(exitData, err, "the bundle's release tag is outside its history: it was not made by tally bundle create")
+	}
+	return err
+}
