@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
 
 	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/release/policy"
@@ -200,3 +201,72 @@ func VerifyBundle(ctx context.Context, b *Bundle, opts VerifyOptions) (*VerifyRe
 
 // ErrBadBundleOptions means options that a bundle cannot honour.
 var ErrBadBundleOptions = errors.New("bad options for a bundle")
+
+// ExtractResult describes a lookaside laid out by ExtractBundle.
+type ExtractResult struct {
+	Dir string `json:"dir"`
+	// Lookaside is the file:// URL of Dir, for tally policy export
+	// --lookaside and registries.d.
+	Lookaside string `json:"lookaside"`
+	Release   string `json:"release"`
+	Files     int    `json:"files"`
+}
+
+// ExtractBundle lays out in dir the lookaside tree of the bundle's branch
+// tip, the signature files exactly as a checkout of the repository serves
+// them (<namespace>/<name>@sha256=<hex>/signature-N), so that stock podman
+// and skopeo read them from a file:// lookaside. dir must be empty or not
+// exist; nothing outside it is written. release is as for Bundle.Release.
+func ExtractBundle(b *Bundle, release, dir string) (*ExtractResult, error) {
+	rel, err := b.Release(release)
+	if err != nil {
+		return nil, err
+	}
+	st, err := policy.LoadHead(b.Repo)
+	if err != nil {
+		return nil, err
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("extracting bundle: %w", err)
+	}
+	if entries, err := os.ReadDir(abs); err == nil && len(entries) > 0 {
+		return nil, fmt.Errorf("%w: %s is not empty", ErrExtractTarget, dir)
+	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %v", ErrExtractTarget, err)
+	}
+	res := &ExtractResult{Dir: abs, Lookaside: "file://" + filepath.ToSlash(abs), Release: rel}
+	ns := st.Policy.Namespace
+	if _, err := st.Snap.Stat(ns); err != nil {
+		return res, os.MkdirAll(abs, 0o755)
+	}
+	err = st.Snap.Walk(ns, func(p string, e gitstore.Entry) error {
+		if e.IsDir() {
+			return nil
+		}
+		info := policy.ClassifyPath(st.Policy, p)
+		if info.Class != policy.ClassLookaside || info.Problem != "" || !(e.Mode.IsRegular() || e.Mode == filemode.Executable) {
+			return nil
+		}
+		data, err := st.Snap.Blob(e.Hash)
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", p, err)
+		}
+		out := filepath.Join(abs, filepath.FromSlash(p))
+		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(out, data, 0o644); err != nil {
+			return err
+		}
+		res.Files++
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("extracting bundle: %w", err)
+	}
+	return res, nil
+}
+
+// ErrExtractTarget means the directory to extract into is in the way.
+var ErrExtractTarget = errors.New("cannot extract into that directory")

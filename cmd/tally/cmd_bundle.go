@@ -14,7 +14,7 @@ func bundleCommand(env *environment) *cli.Command {
 	return &cli.Command{
 		Name:        "bundle",
 		Usage:       "one file to verify a release offline: create it, lay it out for podman and skopeo",
-		Subcommands: []*cli.Command{bundleCreateCommand(env)},
+		Subcommands: []*cli.Command{bundleCreateCommand(env), bundleExtractCommand(env)},
 		Action:      unknownSubcommand,
 	}
 }
@@ -68,10 +68,59 @@ EXAMPLES:
 	}
 }
 
-// bundleFlag is verify's --bundle.
+func bundleExtractCommand(env *environment) *cli.Command {
+	return &cli.Command{
+		Name:      "extract",
+		Usage:     "lay out a bundle's signatures as a file:// lookaside for podman and skopeo",
+		ArgsUsage: "FILE DIR",
+		Description: `Writes into DIR (empty or new) the signature files of the bundle's branch
+tip, exactly as a checkout of the signatures repository serves them:
+DIR/<namespace>/<name>@sha256=<hex>/signature-N. Stock podman and skopeo
+read them from the file:// lookaside that tally policy export --bundle
+writes into registries.d, so they verify offline too, from a registry
+mirror inside the air gap.
+
+EXAMPLES:
+   tally bundle extract stagex-2026.11.0.bundle /srv/sigs
+   tally policy export --bundle stagex-2026.11.0.bundle --release 2026.11.0 \
+       --registry mirror.internal/stagex --lookaside file:///srv/sigs --out policy/
+   skopeo --policy policy/policy.json --registries.d policy/registries.d \
+       copy docker://mirror.internal/stagex/core-gcc:14.2.0 oci:./gcc:14.2.0`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "release", Usage: "the release VERSION, when the bundle holds several"},
+			jsonFlag(),
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 2 {
+				return usagef("bundle extract takes FILE and DIR, got %d argument(s)", c.NArg())
+			}
+			b, err := release.OpenBundle(c.Args().Get(0))
+			if err != nil {
+				return bundleError(err)
+			}
+			defer b.Repo.Close()
+			res, err := release.ExtractBundle(b, c.String("release"), c.Args().Get(1))
+			if errors.Is(err, release.ErrExtractTarget) {
+				return fail(exitRefused, err, "extract into a new or empty directory: nothing there is overwritten")
+			}
+			if err != nil {
+				return bundleError(err)
+			}
+			if c.Bool("json") {
+				return writeJSON(env.stdout, res)
+			}
+			fmt.Fprintf(env.stdout, "wrote %d signature file(s) of release %s into %s\n", res.Files, res.Release, res.Dir)
+			fmt.Fprintf(env.stdout, "next: tally policy export --bundle %s --release %s --registry REGISTRY/NAMESPACE --lookaside %s --out POLICY_DIR\n",
+				c.Args().Get(0), res.Release, res.Lookaside)
+			return nil
+		},
+	}
+}
+
+// bundleFlag is verify's and policy export's --bundle.
 func bundleFlag() cli.Flag {
 	return &cli.PathFlag{Name: "bundle", TakesFile: true,
-		Usage: "verify a bundle (tally bundle create) instead of a repository: offline, no --repo"}
+		Usage: "read a bundle (tally bundle create) instead of a repository: offline, no --repo"}
 }
 
 // verifyBundle is verify --bundle: it opens the bundle and verifies it.
@@ -89,6 +138,21 @@ func verifyBundle(c *cli.Context, opts release.VerifyOptions) (*release.VerifyRe
 	defer b.Repo.Close()
 	res, err := release.VerifyBundle(c.Context, b, opts)
 	return res, bundleError(err)
+}
+
+// openRepoOrBundle opens --bundle when it is set, else --repo.
+func openRepoOrBundle(c *cli.Context) (*gitstore.Repo, error) {
+	if !c.IsSet("bundle") {
+		return gitstore.Open(c.Path("repo"))
+	}
+	if c.IsSet("repo") {
+		return nil, usagef("give --bundle or --repo, not both")
+	}
+	b, err := release.OpenBundle(c.Path("bundle"))
+	if err != nil {
+		return nil, bundleError(err)
+	}
+	return b.Repo, nil
 }
 
 // bundleError gives the bundle's errors their exit code and hint.

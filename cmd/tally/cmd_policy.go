@@ -6,7 +6,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/release"
 )
 
@@ -47,6 +46,7 @@ EXAMPLES:
        copy docker://ghcr.io/stagex/core-gcc:14.2.0 dir:./gcc`,
 		Flags: []cli.Flag{
 			repoFlag(),
+			bundleFlag(),
 			&cli.StringFlag{Name: "registry", Usage: "REGISTRY/NAMESPACE consumers pull the images from", Required: true},
 			&cli.StringFlag{Name: "lookaside", Usage: "URL the signatures are served at (https://…, or file:///path/to/checkout)", Required: true},
 			&cli.PathFlag{Name: "out", Usage: "directory to write policy.json and registries.d/ into", Required: true},
@@ -67,7 +67,7 @@ EXAMPLES:
 				return fail(exitUsage, fmt.Errorf("--require quorum needs --release VERSION: it pins the keys that signed that release"),
 					"pass --release VERSION, or --require all or --require any for a policy that does not depend on a release")
 			}
-			repo, err := gitstore.Open(c.Path("repo"))
+			repo, err := openRepoOrBundle(c)
 			if err != nil {
 				return err
 			}
