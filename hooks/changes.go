@@ -10,7 +10,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
@@ -378,9 +377,10 @@ func (c *checker) approvers(j *job, st Statement) ([]string, error) {
 }
 
 // judgeSignatures gives every added signature file the one judgement
-// (sigstore.JudgeVerified, then JudgeDirectory over its whole directory as
-// the commit leaves it) with the parent's keyring, and checks that its key is
-// a current maintainer's valid key.
+// (sigstore.JudgeFiles over its whole directory as the commit leaves it,
+// with the parent's keyring, the file entering at the commit's time and
+// judged again now when the checker has a clock), and checks that the
+// repository's current trust policy accepts its key too.
 func (c *checker) judgeSignatures(j *job, added []addedSig) error {
 	c.res.Signatures += len(added)
 	if len(added) == 0 {
@@ -394,7 +394,6 @@ func (c *checker) judgeSignatures(j *job, added []addedSig) error {
 		blob plumbing.Hash
 		mode filemode.FileMode
 		new  bool
-		v    sigstore.Verdict
 	}
 	isNew := make(map[string]bool, len(added))
 	var dirs []string
@@ -429,16 +428,24 @@ func (c *checker) judgeSignatures(j *job, added []addedSig) error {
 		mu       sync.Mutex
 		firstErr error
 		next     = make(chan int)
+		files    = make([]sigstore.File, len(items))
 	)
+	// The file enters the history at the commit's time, and with a clock
+	// (a hook, tally check) it must still count now.
+	times := sigstore.Times{Entered: j.when, Now: j.when}
+	if c.hasNow {
+		times.Now, times.KeyNow = c.now, true
+	}
 	for w := 0; w < c.opts.Parallel; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := range next {
 				it := &items[i]
+				f := &files[i]
+				f.Location, f.Repository, f.Times = it.loc, j.parent.policy.Repository(it.name), times
 				if it.mode != filemode.Regular {
-					it.v = sigstore.Verdict{Location: it.loc, Problem: sigstore.KindMalformedPath,
-						Severity: sigstore.KindMalformedPath.Severity(), Message: fmt.Sprintf("not a regular file (mode %s)", modeString(it.mode))}
+					f.Malformed = fmt.Sprintf("not a regular file (mode %s)", modeString(it.mode))
 					continue
 				}
 				sig, verr, err := c.verify(j.newTree, it.blob, keys)
@@ -450,7 +457,7 @@ func (c *checker) judgeSignatures(j *job, added []addedSig) error {
 					mu.Unlock()
 					continue
 				}
-				it.v = sigstore.JudgeVerified(it.loc, j.parent.policy.Repository(it.name), sig, verr)
+				f.Signature, f.VerifyErr = sig, verr
 			}
 		}()
 	}
@@ -462,36 +469,30 @@ func (c *checker) judgeSignatures(j *job, added []addedSig) error {
 	if firstErr != nil {
 		return firstErr
 	}
+	// The one judgement (sigstore.JudgeFiles), directory by directory.
 	for _, dir := range dirs {
 		idx := byDir[dir]
-		verdicts := make([]sigstore.Verdict, len(idx))
+		in := make([]sigstore.File, len(idx))
 		for k, i := range idx {
-			verdicts[k] = items[i].v
+			in[k] = files[i]
 		}
-		judged := sigstore.JudgeDirectory(verdicts)
-		byNumber := make(map[int]sigstore.Verdict, len(judged))
-		for _, v := range judged {
-			byNumber[v.Location.Number] = v
-		}
-		for _, i := range idx {
+		judged := sigstore.JudgeFiles(in, keys)
+		for k, i := range idx {
 			it := items[i]
 			if !it.new {
 				continue
 			}
-			v := byNumber[it.loc.Number]
+			v := judged[k]
 			if v.Problem != "" {
 				j.out = append(j.out, Refusal{Ref: j.ref, Commit: j.commit, Path: it.path, Rule: RuleSignature,
 					Kind: v.Problem, Reason: string(v.Problem) + ": " + v.Message})
 				continue
 			}
+			// The repository's current trust policy, when it is another one
+			// than the parent's, must accept the key as well.
 			if why := c.keyInvalid(j, v.Signature.Issuer); why != "" {
 				j.out = append(j.out, Refusal{Ref: j.ref, Commit: j.commit, Path: it.path, Rule: RuleSignature,
-					Reason: fmt.Sprintf("signed by %s, but %s", v.Signature.Signer, why)})
-				continue
-			}
-			if exp := v.Signature.Expires; !exp.IsZero() && (!j.when.Before(exp) || c.hasNow && !c.now.Before(exp)) {
-				j.out = append(j.out, Refusal{Ref: j.ref, Commit: j.commit, Path: it.path, Rule: RuleSignature,
-					Reason: fmt.Sprintf("the signature expired on %s: clients reject it, so it can never count", exp.UTC().Format(time.RFC3339))})
+					Kind: sigstore.KindKeyNotValid, Reason: fmt.Sprintf("%s: signed by %s, but %s", sigstore.KindKeyNotValid, v.Signature.Signer, why)})
 			}
 		}
 	}
