@@ -415,8 +415,15 @@ func replay(repo *gitstore.Repo, onto, local plumbing.Hash, signer sigstore.Sign
 				if err != nil {
 					return nil, fail(err)
 				}
-				v, late := a.judge(d.Path, d.NewMode, d.NewHash)
-				good := v.OK() && late == ""
+				v := a.judge(d.Path, d.NewMode, d.NewHash)
+				good := v.OK()
+				if v.Problem == sigstore.KindSignatureExpired || v.Problem == sigstore.KindKeyNotValid {
+					// It can never count now, and the guard refuses it.
+					why := string(v.Problem) + ": " + v.Message
+					out.dropped = append(out.dropped, DroppedFile{Source: short(c.Hash), From: d.Path, Reason: DropRefused, Existing: why})
+					notes = append(notes, fmt.Sprintf("dropped %s: %s", d.Path, why))
+					continue
+				}
 				dir, name, _ := cutLastSlash(d.Path)
 				var pl placement
 				if _, numbered := signatureNumber(name); numbered && v.Problem != sigstore.KindMalformedPath {
