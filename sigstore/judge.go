@@ -185,10 +185,10 @@ func JudgeLifetime(v Verdict, keys *Keyring, t Times) Verdict {
 	}
 	validNow, whyNow := true, ""
 	if !entered.Equal(t.Now) {
-		validNow, whyNow = keys.ValidAt(sig.Issuer, t.Now)
+		validNow, whyNow = keys.validAt(sig.Issuer, t.Now, "")
 	}
 	if t.KeyNow && !validNow {
-		return v.with(KindKeyNotValid, "%s (now)", whyNow)
+		return v.with(KindKeyNotValid, "%s: it cannot count from now on", whyNow)
 	}
 	v.Clients = ""
 	switch {

@@ -345,6 +345,12 @@ func (k *Keyring) lookupKeyID(id uint64) []*signingKey {
 // result, and notes a revocation or expiry that did not matter; it is ""
 // for a key with neither.
 func (k *Keyring) ValidAt(fingerprint string, t time.Time) (valid bool, reason string) {
+	return k.validAt(fingerprint, t, "the signature entered")
+}
+
+// validAt is ValidAt, where event names what happened at t in reasons
+// ("the signature entered"; "" leaves it out).
+func (k *Keyring) validAt(fingerprint string, t time.Time, event string) (valid bool, reason string) {
 	sk, ok := k.byFpr[normalizeFingerprint(fingerprint)]
 	if !ok {
 		return false, fmt.Sprintf("key %s is not in the keyring", normalizeFingerprint(fingerprint))
@@ -354,11 +360,11 @@ func (k *Keyring) ValidAt(fingerprint string, t time.Time) (valid bool, reason s
 	if selfSig == nil {
 		return false, fmt.Sprintf("key %s has no valid self-signature", sk.primaryFpr)
 	}
-	valid, reason = lifetimeAt("key "+sk.primaryFpr, e.PrimaryKey, selfSig, e.Revocations, t)
+	valid, reason = lifetimeAt("key "+sk.primaryFpr, e.PrimaryKey, selfSig, e.Revocations, t, event)
 	if !valid || sk.subkey == nil {
 		return valid, reason
 	}
-	subValid, subReason := lifetimeAt("subkey "+sk.fingerprint, sk.public, sk.subkey.Sig, sk.subkey.Revocations, t)
+	subValid, subReason := lifetimeAt("subkey "+sk.fingerprint, sk.public, sk.subkey.Sig, sk.subkey.Revocations, t, event)
 	return subValid, joinReasons(reason, subReason)
 }
 
@@ -373,10 +379,16 @@ func joinReasons(a, b string) string {
 }
 
 // lifetimeAt judges one key against its binding (self-)signature and
-// revocations at time t.
-func lifetimeAt(what string, pk *packet.PublicKey, binding *packet.Signature, revocations []*packet.Signature, t time.Time) (bool, string) {
+// revocations at time t, when event happened ("" leaves it out of reasons).
+func lifetimeAt(what string, pk *packet.PublicKey, binding *packet.Signature, revocations []*packet.Signature, t time.Time, event string) (bool, string) {
+	before, after, createdAfter := "", "", ""
+	if event != "" {
+		before = fmt.Sprintf(", before %s (%s)", event, stamp(t))
+		after = ", after " + event
+		createdAfter = fmt.Sprintf(", after %s (%s)", event, stamp(t))
+	}
 	if t.Before(pk.CreationTime) {
-		return false, fmt.Sprintf("%s was created on %s, after the signature entered (%s)", what, stamp(pk.CreationTime), stamp(t))
+		return false, fmt.Sprintf("%s was created on %s%s", what, stamp(pk.CreationTime), createdAfter)
 	}
 	var notes []string
 	for _, rev := range revocations {
@@ -384,15 +396,15 @@ func lifetimeAt(what string, pk *packet.PublicKey, binding *packet.Signature, re
 			return false, fmt.Sprintf("%s was revoked on %s (%s): a hard revocation invalidates every signature", what, stamp(rev.CreationTime), revocationReason(rev))
 		}
 		if !t.Before(rev.CreationTime) {
-			return false, fmt.Sprintf("%s was revoked on %s (%s), before the signature entered (%s)", what, stamp(rev.CreationTime), revocationReason(rev), stamp(t))
+			return false, fmt.Sprintf("%s was revoked on %s (%s)%s", what, stamp(rev.CreationTime), revocationReason(rev), before)
 		}
-		notes = append(notes, fmt.Sprintf("%s was revoked on %s (%s), after the signature entered", what, stamp(rev.CreationTime), revocationReason(rev)))
+		notes = append(notes, fmt.Sprintf("%s was revoked on %s (%s)%s", what, stamp(rev.CreationTime), revocationReason(rev), after))
 	}
 	if expiry, ok := keyExpiry(pk, binding); ok {
 		if !t.Before(expiry) {
-			return false, fmt.Sprintf("%s expired on %s, before the signature entered (%s)", what, stamp(expiry), stamp(t))
+			return false, fmt.Sprintf("%s expired on %s%s", what, stamp(expiry), before)
 		}
-		notes = append(notes, fmt.Sprintf("%s expires on %s, after the signature entered", what, stamp(expiry)))
+		notes = append(notes, fmt.Sprintf("%s expires on %s%s", what, stamp(expiry), after))
 	}
 	return true, strings.Join(notes, "; ")
 }
