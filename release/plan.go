@@ -171,6 +171,9 @@ func tagTarget(repo *gitstore.Repo, release string) (plumbing.Hash, bool) {
 
 // planAt evaluates st (its policy and keys are the trust root) and plans release.
 func planAt(ctx context.Context, st *State, release string, now func() time.Time) (*Plan, error) {
+	if err := checkScope(st, Scope{Release: release}); err != nil {
+		return nil, err
+	}
 	cache := OpenVerifyCache(st.Repo, st.Keys)
 	ev, err := Evaluate(ctx, st, EvaluateOptions{Keys: st.Keys, Threshold: st.Policy.Threshold, Cache: cache, Now: now})
 	if err != nil {

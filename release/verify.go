@@ -31,11 +31,23 @@ type CheckOptions struct {
 // within scope and tallies the quorum. It reads and updates the
 // verification cache in the git directory; failing to save it is a
 // warning, never an error.
+//
+// A scope that names nothing is an error: a release without build records
+// (ErrUnknownRelease), a NAME with no image (ErrUnknownImage); each names
+// the closest existing names.
 func Status(ctx context.Context, repo *gitstore.Repo, opts CheckOptions) (*Report, error) {
 	st, err := LoadHead(repo)
 	if err != nil {
 		return nil, err
 	}
+	if err := checkScope(st, opts.Scope); err != nil {
+		return nil, err
+	}
+	return status(ctx, repo, st, opts)
+}
+
+// status is Status on the loaded st, with the scope checked.
+func status(ctx context.Context, repo *gitstore.Repo, st *State, opts CheckOptions) (*Report, error) {
 	keys := opts.Keys
 	if keys == nil {
 		keys = st.Keys
@@ -134,6 +146,9 @@ func Verify(ctx context.Context, repo *gitstore.Repo, opts VerifyOptions) (*Veri
 	if err != nil {
 		return nil, err
 	}
+	if err := checkScope(st, opts.Scope); err != nil {
+		return nil, err
+	}
 	refs := make([]registryRef, 0, len(opts.Registry))
 	for _, s := range opts.Registry {
 		r, err := parseRegistryRef(s, st.Policy)
@@ -162,7 +177,9 @@ func Verify(ctx context.Context, repo *gitstore.Repo, opts VerifyOptions) (*Veri
 		}
 		remote = append(remote, img)
 	}
-	rep, err := Status(ctx, repo, opts.CheckOptions)
+	// Names that come from the local build or the registry need not be
+	// in the repository: comparing them says they did not meet quorum.
+	rep, err := status(ctx, repo, st, opts.CheckOptions)
 	if err != nil {
 		return nil, err
 	}
