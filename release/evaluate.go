@@ -323,7 +323,7 @@ func (w *walker) walkNamespace(ctx context.Context, jobs chan<- job) error {
 			return nil
 		}
 	}
-	if err := w.walkDir(ctx, ns, "", jobs); err != nil {
+	if err := w.walkDir(ctx, ns, "", e.Hash, jobs); err != nil {
 		return err
 	}
 	if w.scope.whole() {
@@ -338,11 +338,12 @@ func (w *walker) walkNamespace(ctx context.Context, jobs chan<- job) error {
 
 // walkDir visits a directory of the namespace above the signature
 // directories; rel is its path below the namespace.
-func (w *walker) walkDir(ctx context.Context, dir, rel string, jobs chan<- job) error {
-	entries, err := w.st.Snap.List(dir)
+func (w *walker) walkDir(ctx context.Context, dir, rel string, tree plumbing.Hash, jobs chan<- job) error {
+	entries, bad, err := w.st.Snap.ListTree(tree)
 	if err != nil {
-		return fmt.Errorf("reading the lookaside tree: %w", err)
+		return fmt.Errorf("reading the lookaside tree: %s: %w", dir, err)
 	}
+	w.badEntries(dir, bad)
 	for _, e := range entries {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -365,7 +366,7 @@ func (w *walker) walkDir(ctx context.Context, dir, rel string, jobs chan<- job) 
 			}
 		case e.IsDir():
 			if w.scope.hasPrefix(r) {
-				if err := w.walkDir(ctx, p, r, jobs); err != nil {
+				if err := w.walkDir(ctx, p, r, e.Hash, jobs); err != nil {
 					return err
 				}
 			}
@@ -379,6 +380,31 @@ func (w *walker) walkDir(ctx context.Context, dir, rel string, jobs chan<- job) 
 		}
 	}
 	return nil
+}
+
+// badEntries judges the entries of dir whose names tally cannot use as a
+// path (a newline, say): each is an invalid malformed-path file of its own,
+// its path quoted, and the rest of the tree is judged as usual. In a
+// narrowed scope only those of the scope's names are reported.
+func (w *walker) badEntries(dir string, bad []gitstore.BadEntry) {
+	for _, b := range bad {
+		p := dir + "/" + b.Name
+		if !w.scope.whole() {
+			name, _, _ := strings.Cut(strings.TrimPrefix(p, w.st.Policy.Namespace+"/"), "@")
+			if !w.scope.hasName(name) || w.inRelease != nil {
+				continue
+			}
+		}
+		what := "a file"
+		if b.IsDir() {
+			what = "a directory"
+		}
+		u := &unitWork{path: p}
+		u.memo = &unitMemo{tree: b.Hash, files: []memoFile{{path: p, blob: b.Hash, mode: b.Mode, kind: sigstore.KindMalformedPath,
+			msg: sigstore.Malformed(p, what+" whose name is not a safe path ("+b.Reason+"): no client can fetch it, and nothing in it is judged").Message}}}
+		w.sec.storeUnit(p, u.memo)
+		w.items = append(w.items, u)
+	}
 }
 
 // malformed is the verdict on a file at path that is no lookaside location.
@@ -410,29 +436,45 @@ func (w *walker) walkUnit(path, name string, tree plumbing.Hash, jobs chan<- job
 	u.memo = &unitMemo{tree: tree}
 	ns := w.st.Policy.Namespace
 	var todo []job
-	err := w.st.Snap.Walk(path, func(p string, e gitstore.Entry) error {
-		if e.IsDir() {
-			return nil
+	var visit func(dir string, tree plumbing.Hash) error
+	visit = func(dir string, tree plumbing.Hash) error {
+		entries, bad, err := w.st.Snap.ListTree(tree)
+		if err != nil {
+			return err
 		}
-		f := memoFile{path: p, blob: e.Hash, mode: e.Mode}
-		loc, perr := sigstore.ParseLocation(p)
-		switch {
-		case perr != nil:
-			f.kind, f.msg = sigstore.KindMalformedPath, perr.Error()
-		case !isRegular(e.Mode):
-			f.loc = loc
-			f.kind, f.msg = sigstore.KindMalformedPath, fmt.Sprintf("%s is not a regular file (mode %s): the lookaside tree holds only signature files", p, e.Mode)
-		case loc.Repository != ns+"/"+name:
-			f.loc = loc
-			f.kind, f.msg = sigstore.KindMalformedPath, fmt.Sprintf("%s is not below the namespace %s", p, ns)
-		default:
-			f.loc = loc
-			f.judge = true
+		for _, b := range bad {
+			p := dir + "/" + b.Name
+			u.memo.files = append(u.memo.files, memoFile{path: p, blob: b.Hash, mode: b.Mode, kind: sigstore.KindMalformedPath,
+				msg: sigstore.Malformed(p, "a name that is not a safe path ("+b.Reason+")").Message})
 		}
-		u.memo.files = append(u.memo.files, f)
+		for _, e := range entries {
+			p := dir + "/" + e.Name
+			if e.IsDir() {
+				if err := visit(p, e.Hash); err != nil {
+					return err
+				}
+				continue
+			}
+			f := memoFile{path: p, blob: e.Hash, mode: e.Mode}
+			loc, perr := sigstore.ParseLocation(p)
+			switch {
+			case perr != nil:
+				f.kind, f.msg = sigstore.KindMalformedPath, perr.Error()
+			case !isRegular(e.Mode):
+				f.loc = loc
+				f.kind, f.msg = sigstore.KindMalformedPath, fmt.Sprintf("%s is not a regular file (mode %s): the lookaside tree holds only signature files", p, e.Mode)
+			case loc.Repository != ns+"/"+name:
+				f.loc = loc
+				f.kind, f.msg = sigstore.KindMalformedPath, fmt.Sprintf("%s is not below the namespace %s", p, ns)
+			default:
+				f.loc = loc
+				f.judge = true
+			}
+			u.memo.files = append(u.memo.files, f)
+		}
 		return nil
-	})
-	if err != nil {
+	}
+	if err := visit(path, tree); err != nil {
 		return fmt.Errorf("reading %s: %w", path, err)
 	}
 	for i := range u.memo.files {

@@ -58,6 +58,11 @@ type ImageStatus struct {
 	// signatures left over from a rebuild. It is shown but does not decide
 	// whether the report meets quorum.
 	Superseded bool `json:"superseded,omitempty"`
+	// Legacy is true for an image without build records that only legacy
+	// StageX signatures name (Release ""): shown below quorum, since
+	// legacy signatures never count, so that it does not vanish; Tag is
+	// "" when the legacy payloads name no tag.
+	Legacy bool `json:"legacy,omitempty"`
 	// Digests are the per-platform manifest digests, sorted by platform and
 	// digest.
 	Digests []DigestStatus `json:"digests"`
@@ -222,6 +227,7 @@ type imageKey struct{ release, name, tag string }
 // imageAcc gathers the evidence about one image.
 type imageAcc struct {
 	key       imageKey
+	legacy    bool // only legacy signatures name it
 	builds    []builtAt // one per platform and builder
 	platforms []string  // of builds, each once
 	rows      []*DigestStatus
@@ -353,6 +359,15 @@ func tagOf(f *JudgedFile) string {
 	return ref[i+1:]
 }
 
+// legacyTag is the tag a legacy payload's reference names, "" for none.
+func legacyTag(ref string) string {
+	i := strings.LastIndexByte(ref, ':')
+	if i < 0 || strings.Contains(ref[i:], "/") {
+		return ""
+	}
+	return ref[i+1:]
+}
+
 // readFiles attaches every signature directory in scope to its images and
 // gathers the problems in scope.
 func (t *tally) readFiles() {
@@ -394,6 +409,25 @@ func (t *tally) readDir(name, digest string, files []JudgedFile) {
 				continue
 			}
 			a := t.image(imageKey{"", name, tag})
+			a.row(digest, "")
+			attached = append(attached, a)
+		}
+		// A digest that only legacy signatures name is an image of its
+		// own, below quorum, rather than nothing at all.
+		for i := range files {
+			f := &files[i]
+			if len(attached) > 0 && !slices.ContainsFunc(attached, func(a *imageAcc) bool { return a.legacy }) {
+				break
+			}
+			if f.Verdict.Problem != sigstore.KindLegacy {
+				continue
+			}
+			tag := legacyTag(f.Verdict.Signature.Payload.Reference)
+			if slices.ContainsFunc(attached, func(a *imageAcc) bool { return a.key.tag == tag }) {
+				continue
+			}
+			a := t.image(imageKey{"", name, tag})
+			a.legacy = a.legacy || len(a.rows) == 0
 			a.row(digest, "")
 			attached = append(attached, a)
 		}
@@ -450,7 +484,10 @@ func (t *tally) sign(a *imageAcc, d *DigestStatus, files []JudgedFile) {
 func (t *tally) status(a *imageAcc) ImageStatus {
 	ev := t.ev
 	img := ImageStatus{Reference: ev.Policy.Reference(a.key.name, a.key.tag), Name: a.key.name, Tag: a.key.tag,
-		Release: a.key.release, Digests: make([]DigestStatus, 0, len(a.rows)), Builds: []BuildCell{}}
+		Release: a.key.release, Legacy: a.legacy, Digests: make([]DigestStatus, 0, len(a.rows)), Builds: []BuildCell{}}
+	if a.key.tag == "" {
+		img.Reference = ev.Policy.Repository(a.key.name)
+	}
 	slices.SortFunc(a.rows, func(x, y *DigestStatus) int {
 		return cmp.Or(strings.Compare(x.Platform, y.Platform), strings.Compare(x.Digest, y.Digest))
 	})

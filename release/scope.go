@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"slices"
 	"strings"
+
+	"github.com/go-git/go-git/v5/plumbing"
 )
 
 // Errors of a scope that names nothing: a gate must never pass on an empty
@@ -76,8 +78,10 @@ func checkScope(st *State, scope Scope) error {
 				return err
 			}
 		}
-		if err := signedNames(st, st.Policy.Namespace, "", names); err != nil {
-			return err
+		if e, err := st.Snap.Stat(st.Policy.Namespace); err == nil && e.IsDir() {
+			if err := signedNames(st, st.Policy.Namespace, "", e.Hash, names); err != nil {
+				return err
+			}
 		}
 	}
 	var missing []string
@@ -124,12 +128,10 @@ func listReleases(st *State) ([]string, error) {
 }
 
 // signedNames adds the image names of the signature directories below dir
-// (rel: its path below the namespace).
-func signedNames(st *State, dir, rel string, names map[string]bool) error {
-	entries, err := st.Snap.List(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
+// (rel: its path below the namespace; tree: its tree). Entries whose names
+// are not safe paths are left out, as Evaluate judges them.
+func signedNames(st *State, dir, rel string, tree plumbing.Hash, names map[string]bool) error {
+	entries, _, err := st.Snap.ListTree(tree)
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", dir, err)
 	}
@@ -146,7 +148,7 @@ func signedNames(st *State, dir, rel string, names map[string]bool) error {
 			continue
 		}
 		if strings.Count(r, "/") < 4 {
-			if err := signedNames(st, dir+"/"+e.Name, r, names); err != nil {
+			if err := signedNames(st, dir+"/"+e.Name, r, e.Hash, names); err != nil {
 				return err
 			}
 		}

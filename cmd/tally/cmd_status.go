@@ -6,6 +6,7 @@ import (
 	"os"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -433,22 +434,52 @@ func displayName(userID, fpr string) string {
 // adopted repository can hold thousands of legacy signatures.
 const maxWarningsPerKind = 10
 
-// printProblems lists every invalid file and the first warnings of each
-// kind.
+// printProblems lists every invalid file and the warnings, grouped: of
+// one kind for one image, the first is shown and the others counted (an
+// adopted repository can hold thousands of legacy signatures), and at most
+// maxWarningsPerKind groups of each kind (--json lists them all). Paths
+// with control characters are quoted.
 func printProblems(w io.Writer, problems []release.Problem, p palette) {
 	if len(problems) == 0 {
 		return
 	}
 	fmt.Fprintf(w, "\n%s\n", p.bold("problems:"))
-	shown := map[string]int{}
+	type group struct {
+		first release.Problem
+		n     int
+	}
+	var order []string
+	groups := map[string]*group{}
 	for _, pr := range problems {
 		if pr.Severity == string(sigstore.SeverityInvalid) {
-			fmt.Fprintf(w, "  %s %s %s: %s\n", p.red("invalid"), pr.Kind, pr.Path, pr.Error)
+			fmt.Fprintf(w, "  %s %s %s: %s\n", p.red("invalid"), pr.Kind, displayPath(pr.Path), pr.Error)
 			continue
 		}
-		shown[pr.Kind]++
-		if shown[pr.Kind] <= maxWarningsPerKind {
-			fmt.Fprintf(w, "  %s %s %s: %s\n", p.yellow("warning"), pr.Kind, pr.Path, pr.Error)
+		image, _, found := strings.Cut(pr.Path, "@")
+		if !found {
+			image = pr.Path
+		}
+		key := pr.Kind + "\x00" + image
+		g := groups[key]
+		if g == nil {
+			g = &group{first: pr}
+			groups[key] = g
+			order = append(order, key)
+		}
+		g.n++
+	}
+	shown := map[string]int{}
+	for _, key := range order {
+		g := groups[key]
+		kind := g.first.Kind
+		shown[kind]++
+		if shown[kind] > maxWarningsPerKind {
+			continue
+		}
+		fmt.Fprintf(w, "  %s %s %s: %s\n", p.yellow("warning"), kind, displayPath(g.first.Path), g.first.Error)
+		if g.n > 1 {
+			image, _, _ := strings.Cut(g.first.Path, "@")
+			fmt.Fprintf(w, "    … and %d more %s warning(s) of %s\n", g.n-1, kind, displayPath(image))
 		}
 	}
 	kinds := make([]string, 0, len(shown))
@@ -458,9 +489,20 @@ func printProblems(w io.Writer, problems []release.Problem, p palette) {
 	slices.Sort(kinds)
 	for _, k := range kinds {
 		if n := shown[k] - maxWarningsPerKind; n > 0 {
-			fmt.Fprintf(w, "  … and %d more %s warning(s) (--json lists them all)\n", n, k)
+			fmt.Fprintf(w, "  … and %s warnings of %d more image(s) (--json lists them all)\n", k, n)
 		}
 	}
+}
+
+// displayPath quotes a path that holds control characters, so that a
+// file name cannot forge lines of the output.
+func displayPath(path string) string {
+	for i := 0; i < len(path); i++ {
+		if c := path[i]; c < 0x20 || c == 0x7f {
+			return strconv.Quote(path)
+		}
+	}
+	return path
 }
 
 // printSummary prints the closing counts and the verdict.

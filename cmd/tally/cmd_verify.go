@@ -172,6 +172,9 @@ func orUnknown(platform string) string {
 // platforms without a digest that met quorum.
 func imageFailures(img release.ImageStatus, threshold int) []string {
 	var out []string
+	if img.Legacy {
+		out = append(out, "legacy signatures only: they never count (stock clients reject them); sign again with tally")
+	}
 	for _, slot := range slotsOf(img) {
 		rows := slotRows(img, slot)
 		label := slot
