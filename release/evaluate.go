@@ -135,6 +135,8 @@ type Evaluation struct {
 	Verified int
 	// Now is the time keys and signatures were judged at.
 	Now time.Time
+	// StrictClients is EvaluateOptions.StrictClients.
+	StrictClients bool
 }
 
 // EvaluateOptions says what to judge and lets a consumer bring their own
@@ -153,6 +155,9 @@ type EvaluateOptions struct {
 	Parallel int
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// StrictClients makes Tally count only signatures that stock clients
+	// with the current keyring accept now (Verdict.Clients is "").
+	StrictClients bool
 }
 
 // Evaluate judges every file in scope of the lookaside tree of st and reads
@@ -168,7 +173,8 @@ type EvaluateOptions struct {
 // backdate a signature before the history it builds on. The time a signer
 // writes into the signature plays no part.
 func Evaluate(ctx context.Context, st *State, opts EvaluateOptions) (*Evaluation, error) {
-	ev := &Evaluation{Commit: st.Tip, Policy: st.Policy, Threshold: st.Policy.Threshold, Keys: st.Keys, Scope: opts.Scope}
+	ev := &Evaluation{Commit: st.Tip, Policy: st.Policy, Threshold: st.Policy.Threshold, Keys: st.Keys, Scope: opts.Scope,
+		StrictClients: opts.StrictClients}
 	if opts.Keys != nil {
 		ev.Keys = opts.Keys
 	}

@@ -34,6 +34,9 @@ type Report struct {
 	// Verified counts the signatures whose cryptography was checked in this
 	// run (the rest came from the verification cache).
 	Verified int `json:"-"`
+	// StrictClients is true when only signatures that stock clients
+	// accept now were counted (--strict-clients).
+	StrictClients bool `json:"strict_clients,omitempty"`
 }
 
 // ImageStatus is one image, NAME:TAG, as the build records of one release
@@ -103,6 +106,13 @@ type Signer struct {
 	Counted bool `json:"counted"`
 	// Reason says why it does not count.
 	Reason string `json:"reason,omitempty"`
+	// Clients says why stock podman and skopeo with the current keyring
+	// refuse a signature that counts for tally's quorum (the key expired
+	// or was revoked as superseded or retired since it entered; a subkey
+	// made it, which clients before containers/image 5.37 reject); ""
+	// when they accept it. With --strict-clients such a signature does
+	// not count.
+	Clients string `json:"clients,omitempty"`
 	// Path is the signature file.
 	Path string `json:"path"`
 }
@@ -186,7 +196,7 @@ func (ev *Evaluation) Tally(scope Scope) *Report {
 	t.readRecords()
 	t.readFiles()
 	r := &Report{Threshold: ev.Threshold, Release: scope.Release, Commit: ev.Commit.String(),
-		Maintainers: t.keys, Images: make([]ImageStatus, 0, len(t.images)), Problems: t.problems, Verified: ev.Verified}
+		Maintainers: t.keys, Images: make([]ImageStatus, 0, len(t.images)), Problems: t.problems, Verified: ev.Verified, StrictClients: ev.StrictClients}
 	keys := make([]imageKey, 0, len(t.images))
 	for k := range t.images {
 		keys = append(keys, k)
@@ -460,7 +470,10 @@ func (t *tally) sign(a *imageAcc, d *DigestStatus, files []JudgedFile) {
 		if d.Signers == nil || cap(d.Signers) == 0 {
 			d.Signers = make([]Signer, 0, len(files))
 		}
-		s := Signer{Fingerprint: sig.Signer, Subkey: sig.Subkey, Path: f.Path, Counted: f.Counts, Reason: f.Reason}
+		s := Signer{Fingerprint: sig.Signer, Subkey: sig.Subkey, Path: f.Path, Counted: f.Counts, Reason: f.Reason, Clients: f.Verdict.Clients}
+		if s.Counted && s.Clients != "" && t.ev.StrictClients {
+			s.Counted, s.Reason = false, "podman and skopeo refuse it now, and --strict-clients counts only what they accept: "+s.Clients
+		}
 		if s.Fingerprint == "" {
 			s.Fingerprint = sig.Issuer
 		}

@@ -25,6 +25,9 @@ type CheckOptions struct {
 	Threshold int
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// StrictClients counts only signatures that stock clients with the
+	// current keyring accept now (EvaluateOptions.StrictClients).
+	StrictClients bool
 }
 
 // Status judges the repository at HEAD (a checkout or a bare repository)
@@ -53,7 +56,8 @@ func status(ctx context.Context, repo *gitstore.Repo, st *State, opts CheckOptio
 		keys = st.Keys
 	}
 	cache := OpenVerifyCache(repo, keys)
-	ev, err := Evaluate(ctx, st, EvaluateOptions{Scope: opts.Scope, Keys: keys, Threshold: opts.Threshold, Cache: cache, Now: opts.Now})
+	ev, err := Evaluate(ctx, st, EvaluateOptions{Scope: opts.Scope, Keys: keys, Threshold: opts.Threshold, Cache: cache, Now: opts.Now,
+		StrictClients: opts.StrictClients})
 	if err != nil {
 		return nil, err
 	}

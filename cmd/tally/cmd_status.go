@@ -70,6 +70,37 @@ EXAMPLES:
 	}
 }
 
+// strictClientsFlag is --strict-clients of verify and release plan.
+func strictClientsFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "strict-clients",
+		Usage: "count only signatures that stock podman and skopeo with the current keyring accept now"}
+}
+
+// clientWarnings says, per image, which counted signatures stock clients
+// refuse now: one line per image, the remedy in the hint.
+func clientWarnings(w io.Writer, rep *release.Report, p palette) {
+	for _, img := range rep.Images {
+		var why []string
+		for _, d := range img.Digests {
+			for _, s := range d.Signers {
+				if s.Clients != "" && (s.Counted || rep.StrictClients) {
+					why = append(why, fmt.Sprintf("%s %s by %s: %s", orUnknown(d.Platform), release.ShortDigest(d.Digest), displayName(s.Name, s.Fingerprint), s.Clients))
+				}
+			}
+		}
+		if len(why) == 0 {
+			continue
+		}
+		name := img.Reference
+		if img.Release != "" {
+			name += " (release " + img.Release + ")"
+		}
+		fmt.Fprintf(w, "%s %s: %d signature(s) count for the quorum; podman and skopeo refuse them now: %s\n",
+			p.yellow("WARN"), name, len(why), strings.Join(why, "; "))
+		fmt.Fprintf(w, "  hint: extend the key's expiry and refresh the repository's keyring, or sign again with a key clients accept; --strict-clients makes this blocking\n")
+	}
+}
+
 // checkFlags are the flags status and verify share.
 func checkFlags() []cli.Flag {
 	return []cli.Flag{
