@@ -237,7 +237,7 @@ type imageKey struct{ release, name, tag string }
 // imageAcc gathers the evidence about one image.
 type imageAcc struct {
 	key       imageKey
-	legacy    bool // only legacy signatures name it
+	legacy    bool      // only legacy signatures name it
 	builds    []builtAt // one per platform and builder
 	platforms []string  // of builds, each once
 	rows      []*DigestStatus
