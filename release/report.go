@@ -190,11 +190,10 @@ func (ev *Evaluation) Tally(scope Scope) *Report {
 	t := &tally{ev: ev, scope: scope, keys: ev.Keys.Keys(), keyByFpr: map[string]sigstore.Key{}}
 	for _, k := range t.keys {
 		t.keyByFpr[k.Fingerprint] = k
-		t.fprs = append(t.fprs, k.Fingerprint)
 	}
-	slices.Sort(t.fprs)
 	t.readRecords()
 	t.readFiles()
+	t.fprs = t.columns()
 	r := &Report{Threshold: ev.Threshold, Release: scope.Release, Commit: ev.Commit.String(),
 		Maintainers: t.keys, Images: make([]ImageStatus, 0, len(t.images)), Problems: t.problems, Verified: ev.Verified, StrictClients: ev.StrictClients}
 	keys := make([]imageKey, 0, len(t.images))
@@ -230,6 +229,44 @@ func (ev *Evaluation) Tally(scope Scope) *Report {
 		r.Problems = []Problem{}
 	}
 	return r
+}
+
+// maxAllColumns is the largest trust root whose every key gets a column of
+// the build matrix; of a larger one (a consumer's --keyring of thousands of
+// keys) only the keys that signed or built something in scope do.
+const maxAllColumns = 64
+
+// columns are the keys of the matrix, sorted: every key of the trust root,
+// or of a trust root larger than maxAllColumns only those that signed or
+// built something in scope, so that the report grows with the signers
+// present, not with the size of the keyring.
+func (t *tally) columns() []string {
+	var out []string
+	if len(t.keys) <= maxAllColumns {
+		for _, k := range t.keys {
+			out = append(out, k.Fingerprint)
+		}
+		slices.Sort(out)
+		return out
+	}
+	present := map[string]bool{}
+	for _, a := range t.images {
+		for _, b := range a.builds {
+			present[b.fpr] = true
+		}
+		for _, d := range a.rows {
+			for _, s := range d.Signers {
+				present[s.Fingerprint] = true
+			}
+		}
+	}
+	for f := range present {
+		if _, ok := t.keyByFpr[f]; ok {
+			out = append(out, f)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 type imageKey struct{ release, name, tag string }

@@ -249,12 +249,22 @@ type column struct {
 	fpr, title string
 }
 
-// columns lists the trust root's keys, then builders outside it, with short
-// titles that are unique.
+// columns lists the trust root's keys that the matrix has cells for (all,
+// or of a large keyring those that signed or built something), then
+// builders outside it, with short titles that are unique.
 func columns(rep *release.Report) []column {
 	var cols []column
 	seen := map[string]bool{}
+	inMatrix := map[string]bool{}
+	for _, img := range rep.Images {
+		for _, c := range img.Builds {
+			inMatrix[c.Fingerprint] = true
+		}
+	}
 	for _, k := range rep.Maintainers {
+		if !inMatrix[k.Fingerprint] {
+			continue
+		}
 		cols = append(cols, column{fpr: k.Fingerprint, title: title(k.Name, k.Fingerprint)})
 		seen[k.Fingerprint] = true
 	}
