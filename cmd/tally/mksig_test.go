@@ -85,33 +85,36 @@ func mksig(args []string) error {
 //
 //	mkkey [-created TIME] [-lifetime DURATION] NAME PREFIX
 func mkkeyMain() int {
-	if err := mkkey(os.Args[1:]); err != nil {
+	fpr, err := mkkey(os.Args[1:])
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "mkkey: %v\n", err)
 		return 1
 	}
+	fmt.Println(fpr)
 	return 0
 }
 
-func mkkey(args []string) error {
+// mkkey is mkkeyMain's work; it returns the fingerprint.
+func mkkey(args []string) (string, error) {
 	fl := flag.NewFlagSet("mkkey", flag.ContinueOnError)
 	created := fl.String("created", os.Getenv("TALLY_TEST_NOW"), "creation time (RFC 3339)")
 	lifetime := fl.Duration("lifetime", 0, "key lifetime")
 	if err := fl.Parse(args); err != nil {
-		return err
+		return "", err
 	}
 	if fl.NArg() != 2 {
-		return errors.New("usage: mkkey [-created TIME] [-lifetime DURATION] NAME PREFIX")
+		return "", errors.New("usage: mkkey [-created TIME] [-lifetime DURATION] NAME PREFIX")
 	}
 	at, err := time.Parse(time.RFC3339, *created)
 	if err != nil {
-		return err
+		return "", err
 	}
 	cfg := &packet.Config{Algorithm: packet.PubKeyAlgoEdDSA, Time: func() time.Time { return at },
 		KeyLifetimeSecs: uint32(*lifetime / time.Second)}
 	name := fl.Arg(0)
 	e, err := openpgp.NewEntity(name, "tally TEST KEY, not secret", name+"@example.invalid", cfg)
 	if err != nil {
-		return err
+		return "", err
 	}
 	write := func(path, blockType string, serialize func(*bytes.Buffer) error) error {
 		var raw, armored bytes.Buffer
@@ -131,11 +134,10 @@ func mkkey(args []string) error {
 		return os.WriteFile(path, append(armored.Bytes(), '\n'), 0o600)
 	}
 	if err := write(fl.Arg(1)+".pub.asc", openpgp.PublicKeyType, func(b *bytes.Buffer) error { return e.Serialize(b) }); err != nil {
-		return err
+		return "", err
 	}
 	if err := write(fl.Arg(1)+".sec.asc", openpgp.PrivateKeyType, func(b *bytes.Buffer) error { return e.SerializePrivate(b, nil) }); err != nil {
-		return err
+		return "", err
 	}
-	fmt.Printf("%X\n", e.PrimaryKey.Fingerprint)
-	return nil
+	return fmt.Sprintf("%X", e.PrimaryKey.Fingerprint), nil
 }
