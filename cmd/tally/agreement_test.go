@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -214,4 +215,112 @@ func TestOneJudgementEverywhere(t *testing.T) {
 	if diff := cmp.Diff(wantSign, got); diff != "" {
 		t.Errorf("sign (-want +got):\n%s", diff)
 	}
+}
+
+// TestMergeNeverCommitsWhatCheckRefuses is a property over random corpora
+// of the guard's kinds of files, in the branch and in the source alike:
+// whatever tally merge commits, tally check accepts.
+func TestMergeNeverCommitsWhatCheckRefuses(t *testing.T) {
+	keys := keyFiles(t)
+	key := func(n string) string { return filepath.Join(keys, n) }
+	out := t.TempDir()
+	names := []string{"core-a", "core-b", "core-c"}
+	var specs []sample.Spec
+	for _, n := range names {
+		specs = append(specs, sample.Spec{Name: n, Tag: "1.0"})
+	}
+	digests, err := sample.Write(out, specs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	kinds := []string{"alice", "bob", "expired", "garbage", "empty", "wrong-digest", "legacy", "mallory"}
+	added, rejected := 0, 0
+	for seed := range 8 {
+		dir := t.TempDir()
+		base, src := filepath.Join(dir, "base"), filepath.Join(dir, "src")
+		mustTally(t, "init", "--repo", base, "--threshold", "1", "--key-file", key("alice.pub.asc"), "--key-file", key("bob.pub.asc"),
+			"--key", key("alice.sec.asc"))
+		git := func(repo string, args ...string) {
+			t.Helper()
+			cmd := exec.Command("git", append([]string{"-C", repo, "-c", "user.name=t", "-c", "user.email=t@example.invalid"}, args...)...)
+			if b, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("git %v: %v\n%s", args, err, b)
+			}
+		}
+		git(dir, "clone", "-q", base, src)
+		rnd := uint64(seed)*2654435761 + 1
+		next := func(n int) int {
+			rnd ^= rnd << 13
+			rnd ^= rnd >> 7
+			rnd ^= rnd << 17
+			return int(rnd % uint64(n))
+		}
+		fill := func(repo string) {
+			for _, name := range names {
+				for num := 1; num <= 3; num++ {
+					if next(3) == 0 {
+						continue // a gap, sometimes
+					}
+					p := filepath.Join(repo, "stagex", name+"@sha256="+strings.TrimPrefix(digests[name][0], "sha256:"), "signature-"+string(rune('0'+num)))
+					if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+						t.Fatal(err)
+					}
+					created := now.Add(-time.Hour).Format(time.RFC3339)
+					ref, d := "stagex/"+name+":1.0", digests[name][0]
+					var err error
+					switch k := kinds[next(len(kinds))]; k {
+					case "alice", "bob", "mallory":
+						err = mksig([]string{"-created", created, key(k + ".sec.asc"), ref, d, p})
+					case "expired":
+						err = mksig([]string{"-created", now.Add(-3 * time.Hour).Format(time.RFC3339), "-expires", "1h", key("bob.sec.asc"), ref, d, p})
+					case "garbage":
+						err = os.WriteFile(p, []byte("garbage\n"), 0o644)
+					case "empty":
+						err = os.WriteFile(p, nil, 0o644)
+					case "wrong-digest":
+						err = mksig([]string{"-created", created, key("alice.sec.asc"), ref, digests[names[(next(2)+1+slices.Index(names, name))%3]][0], p})
+					case "legacy":
+						err = mksig([]string{"-created", created, "-legacy", key("alice.sec.asc"), "stagex/" + name, d, p})
+					}
+					if err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+		}
+		fill(src)
+		git(src, "add", "-A")
+		git(src, "commit", "-q", "-m", "incoming")
+		fill(base)
+		git(base, "add", "-A")
+		git(base, "commit", "-q", "-m", "the branch's own files")
+		stdout, stderr, code := tallyRun(t, "merge", "--repo", base, "--key", key("alice.sec.asc"), "--json", src)
+		if code != 0 && code != exitInvalid {
+			t.Fatalf("seed %d: merge: exit %d\n%s%s", seed, code, stdout, stderr)
+		}
+		var mres release.MergeResult
+		if err := json.Unmarshal([]byte(stdout), &mres); err != nil {
+			t.Fatalf("seed %d: merge --json: %v\n%s", seed, err, stdout)
+		}
+		added, rejected = added+len(mres.Added), rejected+len(mres.Rejected)
+		if mres.Commit == "" {
+			continue
+		}
+		stdout, _, _ = tallyRun(t, "check", "--repo", base, "--json", "HEAD")
+		var res hooks.Result
+		if err := json.Unmarshal([]byte(stdout), &res); err != nil {
+			t.Fatalf("seed %d: check --json: %v\n%s", seed, err, stdout)
+		}
+		for _, r := range res.Refusals {
+			if r.Rule == hooks.RuleSignature {
+				t.Errorf("seed %d: tally check refuses what merge committed: %+v\nmerge: %+v", seed, r, mres)
+			}
+		}
+	}
+	// not vacuous: merges added files and left some out
+	if added == 0 || rejected == 0 {
+		t.Errorf("the corpora gave %d added and %d rejected files: the property was not exercised", added, rejected)
+	}
+	t.Logf("%d files added, %d left out over the corpora", added, rejected)
 }
