@@ -644,6 +644,7 @@ func (w *walker) flatten(units []*unitWork, out []JudgedFile) (sorted bool) {
 func (ev *Evaluation) judgeLifetimes(st *State, sec *cacheSection) {
 	now := sigstore.Times{Now: ev.Now}
 	validNow := map[string]bool{}
+	subkeyClients := map[string]string{}
 	// mayCount: a good signature before the directory rules.
 	mayCount := func(f *JudgedFile) bool {
 		if f.memo == nil || f.memo.vkind != "" {
@@ -685,7 +686,14 @@ func (ev *Evaluation) judgeLifetimes(st *State, sec *cacheSection) {
 				again = true
 				late = append(late, i)
 			} else if f.Verdict.OK() && sig.Subkey {
-				f.Verdict = sigstore.JudgeLifetime(f.Verdict, ev.Keys, now) // the clients' view
+				// The clients' view of a good subkey signature depends on the
+				// issuer alone here: worked out once per issuer.
+				c, seen := subkeyClients[sig.Issuer]
+				if !seen {
+					c = sigstore.JudgeLifetime(f.Verdict, ev.Keys, now).Clients
+					subkeyClients[sig.Issuer] = c
+				}
+				f.Verdict.Clients = c
 			}
 		}
 		if again {
