@@ -4,11 +4,19 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"regexp"
 	"slices"
 	"strings"
 
 	"github.com/go-git/go-git/v5/plumbing"
+
+	"github.com/tally-sig/tally/release/policy"
+	"github.com/tally-sig/tally/release/quorum"
+	"github.com/tally-sig/tally/release/record"
 )
+
+// recordName matches the file name of a build record, <FINGERPRINT>.txt.
+var recordName = regexp.MustCompile(`^[0-9A-F]{40}\.txt$`)
 
 // Errors of a scope that names nothing: a gate must never pass on an empty
 // or mistyped scope.
@@ -25,7 +33,7 @@ var (
 // hold: a release without build records, or an image name with no
 // signature directory or build record (in that release, when one is
 // given). The error names it and the closest existing names.
-func checkScope(st *State, scope Scope) error {
+func checkScope(st *policy.State, scope quorum.Scope) error {
 	if scope.Release == "" && len(scope.Names) == 0 {
 		return nil
 	}
@@ -45,20 +53,20 @@ func checkScope(st *State, scope Scope) error {
 	}
 	names := map[string]bool{}
 	recorded := func(rel string) error {
-		dir := BuildsDir + "/" + rel
+		dir := policy.BuildsDir + "/" + rel
 		entries, err := st.Snap.List(dir)
 		if err != nil {
 			return nil // judged elsewhere (bad-record)
 		}
 		for _, e := range entries {
-			if !recordFileName.MatchString(e.Name) || e.IsDir() {
+			if !recordName.MatchString(e.Name) || e.IsDir() {
 				continue
 			}
 			data, err := st.Snap.Blob(e.Hash)
 			if err != nil {
 				return fmt.Errorf("reading %s/%s: %w", dir, e.Name, err)
 			}
-			rec, err := ParseBuildRecord(data)
+			rec, err := record.ParseBuildRecord(data)
 			if err != nil {
 				continue
 			}
@@ -110,17 +118,17 @@ func checkScope(st *State, scope Scope) error {
 }
 
 // listReleases lists the releases with a directory of build records.
-func listReleases(st *State) ([]string, error) {
-	entries, err := st.Snap.List(BuildsDir)
+func listReleases(st *policy.State) ([]string, error) {
+	entries, err := st.Snap.List(policy.BuildsDir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", BuildsDir, err)
+		return nil, fmt.Errorf("reading %s: %w", policy.BuildsDir, err)
 	}
 	var out []string
 	for _, e := range entries {
-		if e.IsDir() && CheckReleaseName(e.Name) == nil {
+		if e.IsDir() && policy.CheckReleaseName(e.Name) == nil {
 			out = append(out, e.Name)
 		}
 	}
@@ -130,7 +138,7 @@ func listReleases(st *State) ([]string, error) {
 // signedNames adds the image names of the signature directories below dir
 // (rel: its path below the namespace; tree: its tree). Entries whose names
 // are not safe paths are left out, as Evaluate judges them.
-func signedNames(st *State, dir, rel string, tree plumbing.Hash, names map[string]bool) error {
+func signedNames(st *policy.State, dir, rel string, tree plumbing.Hash, names map[string]bool) error {
 	entries, _, err := st.Snap.ListTree(tree)
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", dir, err)

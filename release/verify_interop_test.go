@@ -11,6 +11,7 @@ import (
 	"github.com/tally-sig/tally/internal/interop"
 	"github.com/tally-sig/tally/internal/sample"
 	"github.com/tally-sig/tally/internal/testkeys"
+	"github.com/tally-sig/tally/release/quorum"
 )
 
 // TestInteropForeignSignatures: signature files made by the stock tools,
@@ -61,11 +62,11 @@ func TestInteropForeignSignatures(t *testing.T) {
 	}
 	r := newFxRepo(t, 3, fxPublic("alice", "carol", "dave")...)
 	r.commit(fxEpoch.Add(time.Hour), changes...)
-	rep := r.mustEvaluate(time.Now(), EvaluateOptions{}).Tally(Scope{})
+	rep := r.mustEvaluate(time.Now(), quorum.EvaluateOptions{}).Tally(quorum.Scope{})
 
 	for _, p := range rep.Problems {
 		// dave signs with a subkey: it counts, and older clients refuse it
-		if p.Kind != KindClientsRefuse || !strings.Contains(p.Error, "subkey") {
+		if p.Kind != quorum.KindClientsRefuse || !strings.Contains(p.Error, "subkey") {
 			t.Errorf("problem with a signature made by gpg or skopeo: %+v", p)
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/tally-sig/tally/hooks"
 	"github.com/tally-sig/tally/internal/sample"
 	"github.com/tally-sig/tally/release"
+	"github.com/tally-sig/tally/release/quorum"
 )
 
 // TestOneJudgementEverywhere judges one corpus of signature files through
@@ -98,13 +99,13 @@ func TestOneJudgementEverywhere(t *testing.T) {
 	statusKinds := func(repo string) map[string]string {
 		t.Helper()
 		stdout, stderr, _ := tallyRun(t, "status", "--repo", repo, "--json")
-		var rep release.Report
+		var rep quorum.Report
 		if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
 			t.Fatalf("status --json: %v\n%s%s", err, stdout, stderr)
 		}
 		kinds := map[string]string{}
 		for _, p := range rep.Problems {
-			if p.Kind != release.KindClientsRefuse {
+			if p.Kind != quorum.KindClientsRefuse {
 				kinds[p.Path] = p.Kind
 			}
 		}

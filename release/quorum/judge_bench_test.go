@@ -1,4 +1,4 @@
-package release
+package quorum
 
 import (
 	"bytes"
@@ -14,6 +14,7 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
 
 	"github.com/tally-sig/tally/gitstore"
+	"github.com/tally-sig/tally/release/policy"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -41,7 +42,7 @@ func BenchmarkEvaluateOneDirectory(b *testing.B) {
 		changes[i] = gitstore.Change{Path: fxPath("core-a", qDigest, i+1), Data: blob}
 	}
 	r.commit(time.Now(), changes...) // after the fixture keys were made
-	st, err := LoadCommit(r.repo, r.tip)
+	st, err := policy.LoadCommit(r.repo, r.tip)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -90,7 +91,7 @@ func BenchmarkTallyLargeKeyring(b *testing.B) {
 		}
 	}
 	r.commit(time.Now(), changes...)
-	st, err := LoadCommit(r.repo, r.tip)
+	st, err := policy.LoadCommit(r.repo, r.tip)
 	if err != nil {
 		b.Fatal(err)
 	}
