@@ -96,8 +96,8 @@ const (
 	DropDeleted   = "deleted"    // the source deleted it; signatures are never deleted
 	DropPathTaken = "path-taken" // an invalid file whose name cannot be renumbered, and its path is taken
 	// DropRefused: sync only: a replayed signature file that fails the
-	// judgement now (Existing then says its kind and why), which the guard
-	// would refuse.
+	// judgement now, or would not count where it lands (Existing then says
+	// its kind and why): the guard would refuse it.
 	DropRefused = "refused"
 )
 
