@@ -241,3 +241,31 @@ func TestJudgeDirectoryLarge(t *testing.T) {
 		t.Errorf("%d signers counted, want 3", counted)
 	}
 }
+
+// FuzzLegacyLocation: whatever a legacy payload claims, the location check
+// never panics, and it passes only a claim of this directory's digest (or
+// none) and of this image (or none).
+func FuzzLegacyLocation(f *testing.F) {
+	f.Add("stagex/core-gcc", testHex)
+	f.Add("stagex/core-gcc:14", "sha256:"+testHex)
+	f.Add("docker.io/stagex/core-musl", "")
+	f.Add("", "")
+	f.Fuzz(func(t *testing.T, ref, digest string) {
+		v := legacyLocation(loc(1), "stagex/core-gcc", Payload{Reference: ref, Digest: digest})
+		if v.Problem != "" {
+			if v.Severity != SeverityInvalid {
+				t.Fatalf("a misfiled legacy file is %q, not invalid", v.Severity)
+			}
+			return
+		}
+		if digest != "" && digest != testDigest {
+			t.Fatalf("legacy claim of %q passed in the directory of %s", digest, testDigest)
+		}
+		if ref != "" {
+			r, err := parseDockerReference(ref)
+			if err != nil || r.repository != "docker.io/stagex/core-gcc" {
+				t.Fatalf("legacy claim of %q passed for stagex/core-gcc", ref)
+			}
+		}
+	})
+}
