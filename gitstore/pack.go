@@ -424,16 +424,28 @@ func parseLooseObject(raw []byte) (plumbing.ObjectType, []byte, error) {
 	if !ok || len(header) > 32 {
 		return 0, nil, fmt.Errorf("no object header: %w", ErrBadObject)
 	}
+	typ, n, err := parseLooseHeader(header)
+	if err != nil {
+		return 0, nil, err
+	}
+	if n != int64(len(data)) {
+		return 0, nil, fmt.Errorf("bad object size %d for %d bytes: %w", n, len(data), ErrBadObject)
+	}
+	return typ, data, nil
+}
+
+// parseLooseHeader parses the "<type> <size>" header of a loose object.
+func parseLooseHeader(header []byte) (plumbing.ObjectType, int64, error) {
 	name, size, ok := strings.Cut(string(header), " ")
 	typ, err := plumbing.ParseObjectType(name)
 	if !ok || err != nil || typ < plumbing.CommitObject || typ > plumbing.TagObject {
-		return 0, nil, fmt.Errorf("bad object type %q: %w", name, ErrBadObject)
+		return 0, 0, fmt.Errorf("bad object type %q: %w", name, ErrBadObject)
 	}
 	n, err := strconv.ParseUint(size, 10, 63)
-	if err != nil || size != strconv.FormatUint(n, 10) || n != uint64(len(data)) {
-		return 0, nil, fmt.Errorf("bad object size %q for %d bytes: %w", size, len(data), ErrBadObject)
+	if err != nil || size != strconv.FormatUint(n, 10) || n > maxObjectSize {
+		return 0, 0, fmt.Errorf("bad object size %q: %w", size, ErrBadObject)
 	}
-	return typ, data, nil
+	return typ, int64(n), nil
 }
 
 // loadPacks opens the packs not yet open; with rescan it lists the pack
