@@ -62,6 +62,15 @@ func CheckPush(repo *gitstore.Repo, push Push, opts Options) (*Result, error) {
 	}
 	var known map[plumbing.Hash]bool
 	judged := map[plumbing.Hash]bool{}
+	type contain struct {
+		ref      string
+		old, new plumbing.Hash
+	}
+	var (
+		list     []*pending
+		contains []contain
+	)
+	isNew := func(h plumbing.Hash) bool { return !known[h] }
 	for _, u := range push.Updates {
 		refuse := func(rule Rule, format string, args ...any) {
 			c.res.refuse(Refusal{Ref: u.Name, Rule: rule, Reason: fmt.Sprintf(format, args...)})
@@ -109,6 +118,7 @@ func CheckPush(repo *gitstore.Repo, push Push, opts Options) (*Result, error) {
 				refuse(RuleHistory, "non-fast-forward update from %s to %s: it would drop published commits (force-push); fetch, merge and push again", short(u.Old), short(newCommit))
 				continue
 			}
+			contains = append(contains, contain{u.Name, u.Old, newCommit})
 		}
 		if known == nil {
 			if known, err = c.reachable(push.Refs); err != nil {
@@ -131,9 +141,17 @@ func CheckPush(repo *gitstore.Repo, push Push, opts Options) (*Result, error) {
 		}
 		for _, info := range commits {
 			judged[info.Hash] = true
-			if err := c.judgeCommit(info, u.Name, tip, base); err != nil {
-				return nil, err
-			}
+			list = append(list, &pending{info: info, ref: u.Name, tip: tip, base: base, isNew: isNew})
+		}
+	}
+	// Signatures and references first; content only when they pass.
+	ok, err := c.judgeAll(list)
+	if err != nil || !ok {
+		return c.res, err
+	}
+	for _, k := range contains {
+		if err := c.judgeContainment(k.ref, k.old, k.new); err != nil {
+			return nil, err
 		}
 	}
 	return c.res, nil

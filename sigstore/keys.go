@@ -51,11 +51,20 @@ type signingKey struct {
 	primaryFpr  string
 }
 
+// MaxKeyringSize bounds a keyring: a few maintainers' public keys take a
+// few kilobytes each, so 4 MiB leaves room for hundreds of keys with their
+// certifications, and nothing anywhere near what would make reading it slow.
+const MaxKeyringSize = 4 << 20
+
 // ReadKeyring reads OpenPGP public keys, binary or ASCII-armored (one or
 // more armor blocks), one key or several. It refuses secret-key material
 // (ErrSecretKey), the same key given twice, a subkey bound to two keys, and
-// any key it cannot read: nothing is skipped silently.
+// any key it cannot read: nothing is skipped silently. A keyring larger
+// than MaxKeyringSize is refused unread.
 func ReadKeyring(data []byte) (*Keyring, error) {
+	if len(data) > MaxKeyringSize {
+		return nil, fmt.Errorf("reading keyring: %d bytes, more than the %d a keyring may have", len(data), MaxKeyringSize)
+	}
 	chunks, err := dearmorKeys(data, openpgp.PublicKeyType)
 	if err != nil {
 		return nil, fmt.Errorf("reading keyring: %w", err)
