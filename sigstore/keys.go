@@ -371,6 +371,41 @@ func (k *Keyring) ValidAt(fingerprint string, t time.Time) (valid bool, reason s
 	return subValid, joinReasons(reason, subReason)
 }
 
+// CanSign refuses a key whose new signatures would not count: the key with
+// this fingerprint (a primary key or a subkey), or its primary key, is
+// revoked, expired or not valid yet at now. The error names which key and
+// since when, and wraps ErrKeyRevoked or ErrKeyExpired.
+func (k *Keyring) CanSign(fingerprint string, now time.Time) error {
+	sk, ok := k.byFpr[normalizeFingerprint(fingerprint)]
+	if !ok {
+		return fmt.Errorf("key %s is not in the keyring", normalizeFingerprint(fingerprint))
+	}
+	e := sk.entity
+	selfSig, _ := e.PrimarySelfSignature()
+	if err := canSignAt("key "+sk.primaryFpr, e.PrimaryKey, selfSig, e.Revocations, now); err != nil {
+		return err
+	}
+	if sk.subkey != nil {
+		return canSignAt("subkey "+sk.fingerprint+" of key "+sk.primaryFpr, sk.public, sk.subkey.Sig, sk.subkey.Revocations, now)
+	}
+	return nil
+}
+
+func canSignAt(what string, pk *packet.PublicKey, binding *packet.Signature, revocations []*packet.Signature, now time.Time) error {
+	for _, rev := range revocations {
+		if hardRevocation(rev) || !now.Before(rev.CreationTime) {
+			return fmt.Errorf("%s was revoked on %s (%s): %w", what, stamp(rev.CreationTime), revocationReason(rev), ErrKeyRevoked)
+		}
+	}
+	if expiry, ok := keyExpiry(pk, binding); ok && !now.Before(expiry) {
+		return fmt.Errorf("%s expired on %s: %w", what, stamp(expiry), ErrKeyExpired)
+	}
+	if now.Before(pk.CreationTime) {
+		return fmt.Errorf("%s was created on %s, after now (%s): %w", what, stamp(pk.CreationTime), stamp(now), ErrKeyExpired)
+	}
+	return nil
+}
+
 func joinReasons(a, b string) string {
 	switch {
 	case a == "":
