@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-git/go-git/v5/plumbing"
+
 	"github.com/tally-sig/tally/internal/interop"
 	"github.com/tally-sig/tally/internal/sample"
 	"github.com/tally-sig/tally/internal/testkeys"
@@ -221,4 +223,59 @@ func gitErr(t *testing.T, dir string, env []string, args ...string) gitResult {
 	cmd := interop.Command(t, dir, env, "git", args...)
 	out, err := cmd.CombinedOutput()
 	return gitResult{string(out), err}
+}
+
+// TestInteropHistoryShapes pushes every history shape, and every way one
+// maintainer acting alone got past the guard (issue 16), with the real git
+// into a bare repository guarded by the installed server hook, after its
+// published tip; then checks the same range with tally check. Each is
+// accepted or refused as the rules say, and a refused push moves nothing.
+func TestInteropHistoryShapes(t *testing.T) {
+	interop.Require(t, "git", "gpg")
+	tally := tallyProgram(t)
+	f := newFixture(t)
+	type built struct{ published, tip plumbing.Hash }
+	tips := make([]built, len(shapes))
+	for i, s := range shapes {
+		p, tip := s.build(t, f)
+		tips[i] = built{p, tip}
+	}
+	for i, s := range shapes {
+		t.Run(strings.ReplaceAll(s.name, " ", "_"), func(t *testing.T) {
+			published, tip := tips[i].published, tips[i].tip
+			server := filepath.Join(t.TempDir(), "server.git")
+			interop.Git(t, "", nil, "init", "-q", "--bare", server)
+			interop.Run(t, nil, tally, "hooks", "install", "--server", "--repo", server)
+			for _, h := range []plumbing.Hash{f.base, published} {
+				if r := pushErr(t, f.dir, server, h.String()+":refs/heads/main"); r.err != nil {
+					t.Fatalf("pushing the published tip %s: %v\n%s", short(h), r.err, r.out)
+				}
+			}
+			want := corpusCase{reason: s.reason}
+			r := pushErr(t, f.dir, server, tip.String()+":refs/heads/main")
+			if s.reason == "" {
+				if r.err != nil {
+					t.Errorf("the server hook refused the push: %v\n%s", r.err, r.out)
+				}
+			} else {
+				wantRefused(t, "the server hook", r.out, r.err, want, "remote: ")
+				if got := strings.TrimSpace(interop.Git(t, server, nil, "rev-parse", "main")); got != published.String() {
+					t.Errorf("the server's main moved to %s", got)
+				}
+			}
+			cmd := interop.Command(t, "", gitEnv(), tally, "check", "--repo", f.dir, published.String()+".."+tip.String())
+			out, err := cmd.CombinedOutput()
+			if s.reason == "" {
+				if err != nil {
+					t.Errorf("tally check refused the range: %v\n%s", err, out)
+				}
+				return
+			}
+			wantRefused(t, "tally check", string(out), err, want, "")
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 77 {
+				t.Errorf("tally check exited %v, want 77", err)
+			}
+		})
+	}
 }

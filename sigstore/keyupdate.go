@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"sort"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
@@ -72,8 +71,7 @@ func KeyUpdate(oldE, newE *openpgp.Entity) []string {
 			}
 		}
 	}
-	sort.Strings(out)
-	return dedupe(out)
+	return dedupe(out) // in packet order: a subkey before its binding signature
 }
 
 func primarySelf(e *openpgp.Entity) *packet.Signature {
