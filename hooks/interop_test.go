@@ -279,3 +279,100 @@ func TestInteropHistoryShapes(t *testing.T) {
 		})
 	}
 }
+
+// slowGPG writes a gpg wrapper that takes its time over every signature,
+// as a smart card does, and returns the directory to put first on PATH.
+func slowGPG(t *testing.T, delay string) string {
+	t.Helper()
+	real, err := exec.LookPath("gpg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	script := "#!/bin/sh\n# a signer as slow as a smart card\nfor a in \"$@\"; do\n\tcase \"$a\" in\n\t--sign|--detach-sign|--clear-sign|-[!-]*s*) sleep " + delay + "; break;;\n\tesac\ndone\nexec " + real + " \"$@\"\n"
+	if err := os.WriteFile(filepath.Join(dir, "gpg"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// TestInteropSlowSigner: with a signer that takes 1.5 seconds a signature
+// (a smart card takes about 0.6), what tally and git commit -S make is
+// accepted by tally's own server hook: tally init, sign --push, release
+// cut, approve, and a plain git commit -S landing the approved change. The
+// clock is the real one, so every signature is made after the time its
+// commit claims.
+func TestInteropSlowSigner(t *testing.T) {
+	interop.Require(t, "git", "gpg", "gpg-agent")
+	tally := tallyProgram(t)
+	root := t.TempDir()
+	home := interop.GPGHome(t, testkeys.Secret("alice"))
+	alice := testkeys.Fingerprint("alice")
+	env := []string{"GNUPGHOME=" + home, "PATH=" + slowGPG(t, "1.5") + string(os.PathListSeparator) + os.Getenv("PATH"),
+		"GIT_AUTHOR_NAME=alice", "GIT_AUTHOR_EMAIL=alice@example.invalid", "GIT_COMMITTER_NAME=alice", "GIT_COMMITTER_EMAIL=alice@example.invalid"}
+	keys := filepath.Join(root, "keys")
+	if err := os.MkdirAll(keys, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"alice", "bob", "carol"} {
+		if err := os.WriteFile(filepath.Join(keys, n+".pub.asc"), testkeys.Public(n), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sigs, server, out := filepath.Join(root, "sigs"), filepath.Join(root, "server.git"), filepath.Join(root, "out")
+	accepted := func(what string, r gitResult) {
+		t.Helper()
+		if r.err != nil || !strings.Contains(r.out, "remote: tally: accepted") {
+			t.Fatalf("%s: the server hook refused it: %v\n%s", what, r.err, r.out)
+		}
+	}
+	interop.Run(t, env, tally, "init", "--repo", sigs, "--threshold", "1",
+		"--key-file", filepath.Join(keys, "alice.pub.asc"), "--key-file", filepath.Join(keys, "bob.pub.asc"), "--gpg", "--local-user", alice)
+	interop.Git(t, "", env, "init", "-q", "--bare", server)
+	interop.Run(t, env, tally, "hooks", "install", "--server", "--repo", server)
+	interop.Git(t, sigs, env, "remote", "add", "origin", server)
+	accepted("the init commit", gitErr(t, sigs, env, "push", "-u", "origin", "main"))
+
+	// sign --push: two signatures, then the commit, each 1.5 s.
+	if _, err := sample.Write(out, sample.Spec{Name: "core-slow", Tag: "1.0", Seed: "slow"}, sample.Spec{Name: "core-card", Tag: "1.0", Seed: "card"}); err != nil {
+		t.Fatal(err)
+	}
+	cmd := interop.Command(t, "", env, tally, "sign", "--repo", sigs, "--release", "2026.12.0", "--out", out, "--gpg", "-u", alice, "--push")
+	if b, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(b), "pushed main to its upstream") {
+		t.Fatalf("tally sign --push with a slow signer: %v\n%s", err, b)
+	}
+	if got, want := interop.Git(t, server, nil, "rev-parse", "main"), interop.Git(t, sigs, nil, "rev-parse", "main"); got != want {
+		t.Fatalf("the server's main is at %s, not at the signed commit %s", got, want)
+	}
+
+	// release cut: the manifest commit and the tag.
+	interop.Run(t, env, tally, "release", "cut", "--repo", sigs, "--gpg", "--local-user", alice, "2026.12.0")
+	accepted("the release commit", gitErr(t, sigs, env, "push", "origin", "main", "2026.12.0"))
+
+	// A proposal (plain git commit -S), approved with tally approve, landed
+	// with git commit -S.
+	interop.Git(t, sigs, env, "checkout", "-q", "-b", "add-carol")
+	ring := filepath.Join(sigs, "stagex-keyring.pgp")
+	var all []byte
+	for _, n := range []string{"alice", "bob", "carol"} {
+		all = append(all, testkeys.Public(n)...)
+	}
+	if err := os.WriteFile(ring, all, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	interop.Git(t, sigs, env, "-c", "user.signingkey="+alice, "commit", "-q", "-S", "-am", "add carol")
+	interop.Git(t, sigs, env, "checkout", "-q", "main")
+	interop.Run(t, env, tally, "approve", "--repo", sigs, "--gpg", "--local-user", alice, "add-carol")
+	accepted("the approval", gitErr(t, sigs, env, "push", "origin", "main"))
+	interop.Git(t, sigs, env, "checkout", "-q", "add-carol", "--", "stagex-keyring.pgp")
+	interop.Git(t, sigs, env, "-c", "user.signingkey="+alice, "commit", "-q", "-S", "-m", "add carol")
+	accepted("the approved change (git commit -S)", gitErr(t, sigs, env, "push", "origin", "main"))
+	// And the proposal branch itself, signed slowly by git.
+	r := gitErr(t, sigs, env, "push", "origin", "add-carol")
+	if r.err == nil || !strings.Contains(r.out, "needs approvals") {
+		t.Errorf("the unapproved proposal branch: want a refusal for want of approvals (and nothing about its signature):\n%s", r.out)
+	}
+	if strings.Contains(r.out, "commit-signature") || strings.Contains(r.out, "expired") {
+		t.Errorf("the slow signature of the proposal was refused:\n%s", r.out)
+	}
+}
