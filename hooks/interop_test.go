@@ -1,7 +1,9 @@
 package hooks
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -374,5 +376,78 @@ func TestInteropSlowSigner(t *testing.T) {
 	}
 	if strings.Contains(r.out, "commit-signature") || strings.Contains(r.out, "expired") {
 		t.Errorf("the slow signature of the proposal was refused:\n%s", r.out)
+	}
+}
+
+// TestInteropSizeBeforeContent pushes ten zero-filled files larger than a
+// signature file may be, unsigned and then signed, and 25 garbage files,
+// through the real server hook and tally check: an unsigned push is refused
+// for its signature alone, its content never judged; the signed one is
+// refused file by file from the sizes in the object headers; and the output
+// of a large refusal is capped, with the whole list in --json.
+func TestInteropSizeBeforeContent(t *testing.T) {
+	interop.Require(t, "git", "gpg")
+	tally := tallyProgram(t)
+	f := newFixture(t)
+	server := filepath.Join(t.TempDir(), "server.git")
+	interop.Git(t, "", nil, "init", "-q", "--bare", server)
+	interop.Run(t, nil, tally, "hooks", "install", "--server", "--repo", server)
+	if r := pushErr(t, f.dir, server, "main:refs/heads/main"); r.err != nil {
+		t.Fatalf("the first push: %v\n%s", r.err, r.out)
+	}
+	var big []edit
+	zeros := make([]byte, sigstore.MaxSignatureSize+1)
+	for i := range 10 {
+		big = append(big, add(sigPath(fmt.Sprintf("core-big%d", i), digest(fmt.Sprint(i)), 1), zeros))
+	}
+	var junk []edit
+	for i := range 25 {
+		junk = append(junk, add(sigPath(fmt.Sprintf("core-junk%02d", i), digest(fmt.Sprint("junk", i)), 1), []byte("not a signature\n")))
+	}
+	unsigned := f.on(f.base, "", "big, unsigned", big...)
+	signed := f.on(f.base, "alice", "big, signed", big...)
+	garbage := f.on(f.base, "alice", "junk", junk...)
+	check := func(tip plumbing.Hash, extra ...string) string {
+		args := append([]string{"check", "--repo", f.dir}, extra...)
+		cmd := interop.Command(t, "", gitEnv(), tally, append(args, f.base.String()+".."+tip.String())...)
+		out, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 77 {
+			t.Errorf("tally check %s: %v, want exit 77\n%s", short(tip), err, out)
+		}
+		return string(out)
+	}
+	for _, out := range []string{pushErr(t, f.dir, server, unsigned.String()+":refs/heads/main").out, check(unsigned)} {
+		if !strings.Contains(out, "tally: refused: commit "+unsigned.String()[:12]+": not signed") || !strings.Contains(out, "the content of the commits was not judged") {
+			t.Errorf("the unsigned push was not refused for its signature alone:\n%s", out)
+		}
+		if strings.Contains(out, "clients read") {
+			t.Errorf("the content of the unsigned push was judged:\n%s", out)
+		}
+	}
+	for _, out := range []string{pushErr(t, f.dir, server, signed.String()+":refs/heads/main").out, check(signed)} {
+		if n := strings.Count(out, "garbage: the signature file is 4194305 bytes, more than the 4194304 clients read"); n != 10 {
+			t.Errorf("%d oversized files refused, want 10:\n%s", n, out)
+		}
+	}
+	for _, out := range []string{pushErr(t, f.dir, server, garbage.String()+":refs/heads/main").out, check(garbage)} {
+		if n := strings.Count(out, "tally: refused: stagex/core-junk"); n != 10 {
+			t.Errorf("%d refusal lines of garbage, want the first 10:\n%s", n, out)
+		}
+		if !strings.Contains(out, "tally: refused: ... and 15 more signature (garbage) refusal(s); tally check --json") {
+			t.Errorf("no count of the other 15:\n%s", out)
+		}
+	}
+	var res Result
+	cmd := interop.Command(t, "", gitEnv(), tally, "check", "--repo", f.dir, "--json", f.base.String()+".."+garbage.String())
+	out, _ := cmd.Output()
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatalf("check --json: %v\n%s", err, out)
+	}
+	if len(res.Refusals) != 25 {
+		t.Errorf("check --json lists %d refusals, want all 25", len(res.Refusals))
+	}
+	if got := strings.TrimSpace(interop.Git(t, server, nil, "rev-parse", "main")); got != f.base.String() {
+		t.Errorf("the server's main moved to %s", got)
 	}
 }
