@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ProtonMail/go-crypto/openpgp/packet"
 	"github.com/go-git/go-git/v5/plumbing"
 
 	"github.com/tally-sig/tally/internal/interop"
@@ -449,5 +450,56 @@ func TestInteropSizeBeforeContent(t *testing.T) {
 	}
 	if got := strings.TrimSpace(interop.Git(t, server, nil, "rev-parse", "main")); got != f.base.String() {
 		t.Errorf("the server's main moved to %s", got)
+	}
+}
+
+// TestInteropSignRefusesRevokedSubkey: dave revokes his only signing
+// subkey in the repository's keyring (an update its holder may make alone:
+// the server hook accepts it); tally sign with his secret key file, which
+// knows nothing of the revocation, then refuses before signing, with exit
+// 65 naming the subkey and the date, and commits nothing.
+func TestInteropSignRefusesRevokedSubkey(t *testing.T) {
+	interop.Require(t, "git", "gpg")
+	tally := tallyProgram(t)
+	f := newFixture(t)
+	published := withDave(t, f)
+	d := daveEntity(t)
+	revokedAt := t0.Add(2 * time.Hour)
+	if err := d.RevokeSubkey(&d.Subkeys[0], packet.KeySuperseded, "new card", &packet.Config{Time: func() time.Time { return revokedAt }}); err != nil {
+		t.Fatal(err)
+	}
+	revoked := f.on(published, "alice", "dave revoked his subkey", add(keyringAt, keyringWith(t, d)))
+	f.setRef("refs/heads/main", revoked)
+	root := t.TempDir()
+	server := filepath.Join(root, "server.git")
+	interop.Git(t, "", nil, "init", "-q", "--bare", server)
+	interop.Run(t, nil, tally, "hooks", "install", "--server", "--repo", server)
+	for _, h := range []plumbing.Hash{f.base, published, revoked} {
+		if r := pushErr(t, f.dir, server, h.String()+":refs/heads/main"); r.err != nil {
+			t.Fatalf("pushing %s: %v\n%s", short(h), r.err, r.out)
+		}
+	}
+	clone := filepath.Join(root, "clone")
+	interop.Git(t, "", gitEnv(), "clone", "-q", server, clone)
+	out := filepath.Join(root, "out")
+	if _, err := sample.Write(out, sample.Spec{Name: "core-dave", Tag: "1.0", Seed: "dave"}); err != nil {
+		t.Fatal(err)
+	}
+	key := filepath.Join(root, "dave.sec.asc")
+	if err := os.WriteFile(key, testkeys.Secret("dave"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := interop.Command(t, "", gitEnv(), tally, "sign", "--repo", clone, "--release", "2026.12.0", "--key", key, "--out", out)
+	b, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 65 {
+		t.Fatalf("tally sign with a revoked signing subkey: %v, want exit 65\n%s", err, b)
+	}
+	want := "subkey FE77E7ADCE451920F2679A646F611A79CC4DC8C0 of key " + daveFpr + " was revoked on " + revokedAt.Format(time.RFC3339)
+	if !strings.Contains(string(b), want) {
+		t.Errorf("the refusal does not say %q:\n%s", want, b)
+	}
+	if got := strings.TrimSpace(interop.Git(t, clone, nil, "rev-parse", "HEAD")); got != revoked.String() {
+		t.Errorf("the branch moved to %s", got)
 	}
 }
