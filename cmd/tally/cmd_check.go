@@ -35,9 +35,21 @@ A change is accepted when:
      commit that changes nothing else; approvals (approvals/) are only added;
    - tally.toml and the keyring change only with approvals from as many
      current maintainers as the threshold when keys are added or removed,
-     the threshold is lowered or other settings change (tally approve);
+     the threshold is lowered, a key is edited beyond what its holder adds
+     alone, or other settings change (tally approve); approvals are used
+     once, for the change from the policy of one commit;
    - nothing else changes, unless tally.toml lists it in extra_paths;
-   - every commit is signed by a current maintainer's valid OpenPGP key.
+   - every commit is signed by a current maintainer's valid OpenPGP key, the
+     signature made at most 10 minutes after the committer time;
+   - NEW contains everything OLD published (lookaside files byte for byte,
+     build-record lines, release manifests, approvals, and OLD's trust
+     policy or an approved successor), whatever the shape of the history;
+     a merge is also judged against each of its parents already published.
+
+Commit signatures are judged before any content: when one fails, the
+content is not read. File sizes are read before the files: a signature file
+over 4 MiB, tally.toml over 64 KiB or a keyring over 4 MiB is refused
+unread.
 
 Each refused change is printed as "tally: refused: <path>: <reason> (commit
 <id>)" on standard error: the first 10 of each kind (rule, and problem of a
