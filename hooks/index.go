@@ -180,7 +180,7 @@ func CheckStaged(repo *gitstore.Repo, indexFile string, opts Options) (*Result, 
 	if err != nil {
 		return nil, err
 	}
-	j := &job{oldTree: headSnap, newTree: idx, when: c.now}
+	j := &job{oldTree: headSnap, newTree: idx, when: c.now, parentCommit: head}
 	j.parent, err = c.states.load(headSnap)
 	switch {
 	case err == nil:

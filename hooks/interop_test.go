@@ -368,6 +368,9 @@ func TestInteropSlowSigner(t *testing.T) {
 	interop.Git(t, sigs, env, "checkout", "-q", "main")
 	interop.Run(t, env, tally, "approve", "--repo", sigs, "--gpg", "--local-user", alice, "add-carol")
 	accepted("the approval", gitErr(t, sigs, env, "push", "origin", "main"))
+	// The client hooks judge the landing too: pre-commit counts the
+	// approvals for the staged change on top of HEAD.
+	interop.Run(t, env, tally, "hooks", "install", "--repo", sigs)
 	interop.Git(t, sigs, env, "checkout", "-q", "add-carol", "--", "stagex-keyring.pgp")
 	interop.Git(t, sigs, env, "-c", "user.signingkey="+alice, "commit", "-q", "-S", "-m", "add carol")
 	accepted("the approved change (git commit -S)", gitErr(t, sigs, env, "push", "origin", "main"))
