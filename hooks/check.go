@@ -90,10 +90,9 @@ type pending struct {
 	ref  string
 	tip  *gitstore.Snapshot // the pushed tip: also searched for approvals
 	base *policyState       // the repository's current trust policy
-	// isNew reports whether a commit is judged by this check; every other
-	// commit is published (reachable from the old tip or the repository's
-	// references).
-	isNew func(plumbing.Hash) bool
+	// published reports whether a commit is reachable from the old tip of
+	// the reference being updated: a merge must keep what those parents hold.
+	published func(plumbing.Hash) (bool, error)
 }
 
 // Check judges every commit reachable from newTip but not from oldTip
@@ -149,7 +148,7 @@ func Check(repo *gitstore.Repo, oldTip, newTip plumbing.Hash, opts Options) (*Re
 	}
 	list := make([]*pending, len(commits))
 	for i, info := range commits {
-		list[i] = &pending{info: info, tip: tip, base: base, isNew: func(h plumbing.Hash) bool { return isNew[h] }}
+		list[i] = &pending{info: info, tip: tip, base: base, published: func(h plumbing.Hash) (bool, error) { return !oldTip.IsZero() && !isNew[h], nil }}
 	}
 	judged, err := c.judgeAll(list)
 	if err != nil || !judged || !contained || oldTip.IsZero() {
@@ -173,7 +172,7 @@ func CheckCommit(repo *gitstore.Repo, commit plumbing.Hash, opts Options) (*Resu
 	if err != nil {
 		return nil, err
 	}
-	_, err = c.judgeAll([]*pending{{info: info, tip: tip, isNew: func(h plumbing.Hash) bool { return h == commit }}})
+	_, err = c.judgeAll([]*pending{{info: info, tip: tip, published: func(plumbing.Hash) (bool, error) { return false, nil }}})
 	if err != nil {
 		return nil, err
 	}
@@ -241,7 +240,7 @@ type job struct {
 	against string
 
 	info     *gitstore.CommitInfo
-	isNew    func(plumbing.Hash) bool
+	published func(plumbing.Hash) (bool, error)
 	newSnap  *gitstore.Snapshot
 	approved map[plumbing.Hash]bool // parents the commit's trust policy is an approved successor of
 }
@@ -297,7 +296,7 @@ func (c *checker) judgeAll(list []*pending) (bool, error) {
 // trust root (accepted or refused here).
 func (c *checker) prepare(p *pending) (*job, error) {
 	info := p.info
-	j := &job{ref: p.ref, commit: info.Hash, tip: p.tip, when: info.Committer.When.UTC(), info: info, isNew: p.isNew}
+	j := &job{ref: p.ref, commit: info.Hash, tip: p.tip, when: info.Committer.When.UTC(), info: info, published: p.published}
 	if p.tip != nil {
 		if ti, err := c.repo.ReadCommit(p.tip.Commit()); err == nil {
 			j.tipTime = ti.Committer.When.UTC()
@@ -368,7 +367,11 @@ func (c *checker) judgeContent(j *job) error {
 	}
 	c.flush(j)
 	for _, ph := range j.info.Parents[min(1, len(j.info.Parents)):] {
-		if j.isNew(ph) {
+		published, err := j.published(ph)
+		if err != nil {
+			return err
+		}
+		if !published {
 			continue // judged on its own; what it adds may be renumbered
 		}
 		if err := c.judgePublishedParent(j, ph); err != nil {

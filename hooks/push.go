@@ -70,7 +70,6 @@ func CheckPush(repo *gitstore.Repo, push Push, opts Options) (*Result, error) {
 		list     []*pending
 		contains []contain
 	)
-	isNew := func(h plumbing.Hash) bool { return !known[h] }
 	for _, u := range push.Updates {
 		refuse := func(rule Rule, format string, args ...any) {
 			c.res.refuse(Refusal{Ref: u.Name, Rule: rule, Reason: fmt.Sprintf(format, args...)})
@@ -139,9 +138,17 @@ func CheckPush(repo *gitstore.Repo, push Push, opts Options) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
+		// What the updated reference published: a merge must keep it.
+		old := u.Old
+		published := func(h plumbing.Hash) (bool, error) {
+			if old.IsZero() || !known[h] {
+				return false, nil
+			}
+			return repo.IsAncestor(h, old)
+		}
 		for _, info := range commits {
 			judged[info.Hash] = true
-			list = append(list, &pending{info: info, ref: u.Name, tip: tip, base: base, isNew: isNew})
+			list = append(list, &pending{info: info, ref: u.Name, tip: tip, base: base, published: published})
 		}
 	}
 	// Signatures and references first; content only when they pass.

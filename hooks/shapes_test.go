@@ -239,6 +239,16 @@ var shapes = []shape{
 		defer func() { f.signLate = 0 }()
 		return f.base, f.on(f.base, "carol", "backdated", sigA(t, "carol"))
 	}, rule: RuleCommitSignature, reason: "more than the 10m0s allowed for slow signers and clock skew"},
+	// Issue 16, 5: a signature by a subkey its holder revoked.
+	{name: "a signature by a revoked signing subkey", build: func(t testing.TB, f *fixture) (plumbing.Hash, plumbing.Hash) {
+		published := withDave(t, f)
+		d := daveEntity(t)
+		if err := d.RevokeSubkey(&d.Subkeys[0], packet.KeySuperseded, "new card", &packet.Config{Time: func() time.Time { return t0.Add(2 * time.Hour) }}); err != nil {
+			t.Fatal(err)
+		}
+		published = f.on(published, "alice", "dave revoked his subkey", add(keyringAt, keyringWith(t, d)))
+		return published, f.on(published, "alice", "dave's late signature", add(coreA1, signature(t, "dave", "core-a", "1.0", dCoreA)))
+	}, rule: RuleSignature, reason: "was revoked on"},
 	// Issue 16, 6: size before content.
 	{name: "an oversized signature file", build: func(t testing.TB, f *fixture) (plumbing.Hash, plumbing.Hash) {
 		return f.base, f.on(f.base, "alice", "big", add(multi2, make([]byte, sigstore.MaxSignatureSize+1)))
