@@ -239,10 +239,10 @@ type job struct {
 	// the first parent): refusals say so.
 	against string
 
-	info     *gitstore.CommitInfo
+	info      *gitstore.CommitInfo
 	published func(plumbing.Hash) (bool, error)
-	newSnap  *gitstore.Snapshot
-	approved map[plumbing.Hash]bool // parents the commit's trust policy is an approved successor of
+	newSnap   *gitstore.Snapshot
+	approved  map[plumbing.Hash]bool // parents the commit's trust policy is an approved successor of
 }
 
 func (j *job) refuse(path string, rule Rule, format string, args ...any) {
