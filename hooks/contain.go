@@ -140,7 +140,7 @@ func (c *checker) judgeRecordKept(j *job, ch gitstore.DiffEntry) error {
 		j.refuse(ch.Path, RuleAppendOnly, "deleted: build records are never removed, they only grow")
 		return nil
 	}
-	old, size, ok, err := readBlobMax(j.oldTree, ch.OldHash, maxBuildRecordSize)
+	old, _, ok, err := readBlobMax(j.oldTree, ch.OldHash, maxBuildRecordSize)
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", ch.Path, err)
 	}
