@@ -164,6 +164,25 @@ var shapes = []shape{
 		p := f.on(f.base, "carol", "core-a", sigA(t, "carol"))
 		return p, f.on(p, "alice", "Revert \"core-a\"", del(coreA1))
 	}, rule: RuleAppendOnly, reason: "deleted: signature files are never removed"},
+	{name: "a merge of two new lines brings back a removed key", build: func(t testing.TB, f *fixture) (plumbing.Hash, plumbing.Hash) {
+		removal := f.on(f.base, "alice", "remove carol", add(keyringAt, keyringOf(t, "alice", "bob")))
+		published := approve(t, f, f.base, removal, "alice", "bob")
+		a := f.on(published, "alice", "core-a", sigA(t, "alice"))
+		b := f.on(f.base, "alice", "an old line")
+		// Neither parent of the tip is published: only the tip's
+		// containment sees that the policy is not the published one.
+		return published, f.commit("alice", "merge", []plumbing.Hash{b, a}, f.filesOf(a, keyringAt)...)
+	}, rule: RulePolicy, reason: "adds key " + carolFpr},
+	{name: "a merge drops a line of a published build record", build: func(t testing.TB, f *fixture) (plumbing.Hash, plumbing.Hash) {
+		b := f.on(f.init, "alice", "an old line")
+		rec := release.BuildRecordPath(recordRel, aliceFpr)
+		return f.base, f.commit("alice", "merge", []plumbing.Hash{b, f.base}, append(f.filesOf(f.base, rec), add(rec, record(t, nil, aliceFpr, dMulti)))...)
+	}, rule: RuleAppendOnly, reason: "a line of the published build record is gone"},
+	{name: "a merge changes a published release manifest", build: func(t testing.TB, f *fixture) (plumbing.Hash, plumbing.Hash) {
+		published := f.on(f.base, "alice", "release", add("releases/2026.11.0/digests.txt", []byte("x\n")))
+		b := f.on(f.init, "alice", "an old line")
+		return published, f.commit("alice", "merge", []plumbing.Hash{b, published}, append(f.filesOf(published, "releases/2026.11.0/digests.txt"), add("releases/2026.11.0/digests.txt", []byte("y\n")))...)
+	}, rule: RuleAppendOnly, reason: "compared with its published parent "},
 	// Issue 16, 2: approvals replayed.
 	{name: "revert of an approved key removal replays its approvals", build: func(t testing.TB, f *fixture) (plumbing.Hash, plumbing.Hash) {
 		added := withDave(t, f)
@@ -253,6 +272,13 @@ var shapes = []shape{
 	{name: "an oversized signature file", build: func(t testing.TB, f *fixture) (plumbing.Hash, plumbing.Hash) {
 		return f.base, f.on(f.base, "alice", "big", add(multi2, make([]byte, sigstore.MaxSignatureSize+1)))
 	}, rule: RuleSignature, reason: "more than the 4194304 clients read"},
+	{name: "an oversized build record", build: func(t testing.TB, f *fixture) (plumbing.Hash, plumbing.Hash) {
+		return f.base, f.on(f.base, "alice", "big", add(release.BuildRecordPath(recordRel, aliceFpr), make([]byte, maxBuildRecordSize+1)))
+	}, rule: RuleBuildRecord, reason: "more than the 16777216 tally reads"},
+	{name: "an oversized approval", build: func(t testing.TB, f *fixture) (plumbing.Hash, plumbing.Hash) {
+		id := someStatement.ID()
+		return f.base, f.on(f.base, "alice", "big", add(statementPath(id), someStatement.Marshal()), add(approvalPath(id, aliceFpr), make([]byte, sigstore.MaxDetachedSize+1)))
+	}, rule: RuleApproval, reason: "more than the 65536 an approval file may have"},
 	{name: "an oversized tally.toml", build: func(t testing.TB, f *fixture) (plumbing.Hash, plumbing.Hash) {
 		p := release.Policy{Namespace: "stagex", IdentityPrefix: "stagex", Threshold: 3, Keyring: keyringAt}
 		big := append([]byte("# "+strings.Repeat("x", release.MaxPolicySize)+"\n"), p.Marshal()...)
@@ -284,6 +310,7 @@ func TestHistoryShapes(t *testing.T) {
 				}
 			}
 			res := f.check(published, tip)
+			t.Logf("refused:%s", describe(res))
 			switch {
 			case s.reason == "" && !res.OK():
 				t.Errorf("refused:%s", describe(res))
