@@ -394,17 +394,27 @@ func (k *Keyring) CanSign(fingerprint string, now time.Time) error {
 func canSignAt(what string, pk *packet.PublicKey, binding *packet.Signature, revocations []*packet.Signature, now time.Time) error {
 	for _, rev := range revocations {
 		if hardRevocation(rev) || !now.Before(rev.CreationTime) {
-			return fmt.Errorf("%s was revoked on %s (%s): %w", what, stamp(rev.CreationTime), revocationReason(rev), ErrKeyRevoked)
+			return &keyStateError{fmt.Sprintf("%s was revoked on %s (%s)", what, stamp(rev.CreationTime), revocationReason(rev)), ErrKeyRevoked}
 		}
 	}
 	if expiry, ok := keyExpiry(pk, binding); ok && !now.Before(expiry) {
-		return fmt.Errorf("%s expired on %s: %w", what, stamp(expiry), ErrKeyExpired)
+		return &keyStateError{fmt.Sprintf("%s expired on %s", what, stamp(expiry)), ErrKeyExpired}
 	}
 	if now.Before(pk.CreationTime) {
-		return fmt.Errorf("%s was created on %s, after now (%s): %w", what, stamp(pk.CreationTime), stamp(now), ErrKeyExpired)
+		return &keyStateError{fmt.Sprintf("%s was created on %s, after now (%s)", what, stamp(pk.CreationTime), stamp(now)), ErrKeyExpired}
 	}
 	return nil
 }
+
+// keyStateError says why a key cannot sign; it wraps ErrKeyRevoked or
+// ErrKeyExpired without repeating them.
+type keyStateError struct {
+	msg string
+	err error
+}
+
+func (e *keyStateError) Error() string { return e.msg }
+func (e *keyStateError) Unwrap() error { return e.err }
 
 func joinReasons(a, b string) string {
 	switch {
