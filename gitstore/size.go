@@ -226,3 +226,21 @@ func (o *packObjects) sizeLoose(h plumbing.Hash) (plumbing.ObjectType, int64, er
 	}
 	return typ, size, nil
 }
+
+// ReadFileMax is ReadFile for a file of at most max bytes: a larger one
+// gives an error wrapping ErrTooLarge, its size read from the object header
+// and its contents never inflated.
+func (s *Snapshot) ReadFileMax(path string, max int64) ([]byte, error) {
+	e, err := s.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !isFileMode(e.Mode) {
+		return nil, &fs.PathError{Op: "read", Path: path, Err: fmt.Errorf("not a regular file (mode %o)", uint32(e.Mode))}
+	}
+	data, err := s.repo.ReadBlobMax(e.Hash, max)
+	if err != nil {
+		return nil, &fs.PathError{Op: "read", Path: path, Err: err}
+	}
+	return data, nil
+}

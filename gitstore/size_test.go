@@ -2,6 +2,7 @@ package gitstore
 
 import (
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -67,6 +68,18 @@ func TestObjectSize(t *testing.T) {
 			}
 			if data, err := snap.ReadBlobMax(e.Hash, 3000); err != nil || len(data) != 3000 {
 				t.Errorf("ReadBlobMax at the size: %d bytes, %v", len(data), err)
+			}
+			if _, err := snap.ReadFileMax("a/b/two", 2999); !errors.Is(err, ErrTooLarge) {
+				t.Errorf("ReadFileMax below the size: %v, want ErrTooLarge", err)
+			}
+			if data, err := snap.ReadFileMax("a/b/two", 3000); err != nil || len(data) != 3000 {
+				t.Errorf("ReadFileMax at the size: %d bytes, %v", len(data), err)
+			}
+			if _, err := snap.ReadFileMax("a", 3000); err == nil {
+				t.Errorf("ReadFileMax of a directory succeeded")
+			}
+			if _, err := snap.ReadFileMax("nope", 3000); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("ReadFileMax of a missing file: %v", err)
 			}
 			tree, _ := snap.Stat("a")
 			if _, err := snap.BlobSize(tree.Hash); !errors.Is(err, ErrBadObject) {
