@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/format/idxfile"
 
 	"github.com/tally-sig/tally/internal/interop"
 )
@@ -145,4 +146,35 @@ func TestObjectSizeInGitsPacks(t *testing.T) {
 	}
 	r = fresh
 	bigSize("packed")
+}
+
+// FuzzSizeAt reads sizes from packed object headers as a pushed pack may
+// hold them: it never panics, loops or reads past the pack, and for a whole
+// object it reports what parsing the entry reports.
+func FuzzSizeAt(f *testing.F) {
+	f.Add(appendPackEntryHeader(nil, plumbing.BlobObject, 5))
+	f.Add(appendPackEntryHeader(nil, plumbing.BlobObject, 100<<20))
+	f.Add([]byte{0x60 | 0x05, 0x01}) // OFS_DELTA pointing one byte back
+	f.Add([]byte{0x70 | 0x05})       // REF_DELTA, truncated
+	f.Fuzz(func(t *testing.T, entry []byte) {
+		data := append(make([]byte, packHeaderSize), entry...)
+		data = append(data, make([]byte, packTrailerSize)...)
+		idx := &idxfile.MemoryIndex{}
+		for i := range idx.FanoutMapping {
+			idx.FanoutMapping[i] = -1
+		}
+		p := &pack{name: "fuzz", data: data, idx: idx}
+		typ, size, err := sizeAt(p, packHeaderSize)
+		if err != nil {
+			return
+		}
+		if size < 0 || size > maxObjectSize {
+			t.Fatalf("size %d out of range", size)
+		}
+		if e, perr := parsePackEntry(entry); perr == nil && e.typ >= plumbing.CommitObject && e.typ <= plumbing.TagObject {
+			if e.typ != typ || e.size != size {
+				t.Fatalf("sizeAt = %s %d, parsePackEntry = %s %d", typ, size, e.typ, e.size)
+			}
+		}
+	})
 }
