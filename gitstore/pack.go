@@ -404,13 +404,24 @@ func (o *packObjects) readLoose(h plumbing.Hash) (plumbing.ObjectType, []byte, e
 		return 0, nil, fmt.Errorf("reading loose object %s: %w: %w", h, ErrBadObject, err)
 	}
 	defer zr.Close()
-	raw, err := io.ReadAll(io.LimitReader(zr, maxObjectSize+64))
-	if err != nil {
-		return 0, nil, fmt.Errorf("reading loose object %s: %w: %w", h, ErrBadObject, err)
+	// The header first: the contents are read into a buffer of exactly the
+	// size it gives, never grown, and the stream must end there.
+	br := bufio.NewReaderSize(zr, 4096)
+	header, err := br.ReadSlice(0)
+	if err != nil || len(header) > maxLooseHeader {
+		return 0, nil, fmt.Errorf("reading loose object %s: no object header: %w", h, ErrBadObject)
 	}
-	typ, data, err := parseLooseObject(raw)
+	typ, size, err := parseLooseHeader(header[:len(header)-1])
 	if err != nil {
 		return 0, nil, fmt.Errorf("reading loose object %s: %w", h, err)
+	}
+	data := make([]byte, size)
+	if _, err := io.ReadFull(br, data); err != nil {
+		return 0, nil, fmt.Errorf("reading loose object %s: %w: %w", h, ErrBadObject, err)
+	}
+	var one [1]byte
+	if n, err := br.Read(one[:]); n != 0 || err != io.EOF {
+		return 0, nil, fmt.Errorf("reading loose object %s: more than the %d bytes its header gives: %w", h, size, ErrBadObject)
 	}
 	if got := hashObject(typ, data); got != h {
 		return 0, nil, fmt.Errorf("reading loose object %s: contents hash to %s: %w", h, got, ErrBadObject)

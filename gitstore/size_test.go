@@ -1,6 +1,7 @@
 package gitstore
 
 import (
+	"bytes"
 	"errors"
 	"io/fs"
 	"os"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/format/idxfile"
+	"github.com/klauspost/compress/zlib"
 
 	"github.com/tally-sig/tally/internal/interop"
 )
@@ -177,4 +179,47 @@ func FuzzSizeAt(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestReadLooseByHeader: a loose object is read into a buffer of the size its
+// header gives, and refused when the stream holds more or less than that.
+func TestReadLooseByHeader(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	write := func(raw string, id plumbing.Hash) {
+		t.Helper()
+		hex := id.String()
+		if err := os.MkdirAll(filepath.Join(dir, hex[:2]), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		var b bytes.Buffer
+		zw := zlib.NewWriter(&b)
+		zw.Write([]byte(raw))
+		zw.Close()
+		if err := os.WriteFile(filepath.Join(dir, hex[:2], hex[2:]), b.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	good := hashObject(plumbing.BlobObject, []byte("hello"))
+	write("blob 5\x00hello", good)
+	o := newPackObjects(dir, nil)
+	if typ, data, err := o.readLoose(good); err != nil || typ != plumbing.BlobObject || string(data) != "hello" {
+		t.Fatalf("readLoose = %s %q %v", typ, data, err)
+	}
+	if typ, size, err := o.sizeLoose(good); err != nil || typ != plumbing.BlobObject || size != 5 {
+		t.Fatalf("sizeLoose = %s %d %v", typ, size, err)
+	}
+	for name, raw := range map[string]string{
+		"longer":    "blob 5\x00hello!",
+		"shorter":   "blob 6\x00hello",
+		"no header": "hello",
+		"bad size":  "blob 05\x00hello",
+		"huge":      "blob 999999999999\x00hello",
+	} {
+		id := hashObject(plumbing.BlobObject, []byte(name))
+		write(raw, id)
+		if _, _, err := o.readLoose(id); !errors.Is(err, ErrBadObject) {
+			t.Errorf("%s: readLoose = %v, want ErrBadObject", name, err)
+		}
+	}
 }

@@ -38,7 +38,7 @@ type Options struct {
 // at once, whatever Options.Parallel is. Each file is at most
 // sigstore.MaxSignatureSize, its size read from its git object header
 // before it is inflated.
-const MemoryBudget = 64 << 20
+const MemoryBudget = 16 << 20
 
 // maxBuildRecordSize bounds a build record the guard reads: a record lists
 // what one maintainer built for one release, a few hundred bytes an image.
@@ -486,7 +486,7 @@ func (c *checker) verify(t tree, blob plumbing.Hash, keys *sigstore.Keyring) (si
 		verr = &sigstore.Problem{Kind: sigstore.KindGarbage,
 			Message: fmt.Sprintf("the signature file is %d bytes, more than the %d clients read", size, sigstore.MaxSignatureSize)}
 	} else {
-		cost := 2*size + 64<<10 // the file and what verifying it allocates
+		cost := 3*size + 64<<10 // the inflated object, the caller's copy, and what verifying it allocates
 		c.mem.acquire(cost)
 		data, err := t.Blob(blob)
 		if err != nil {
