@@ -13,7 +13,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 
 	"github.com/tally-sig/tally/gitstore"
-	"github.com/tally-sig/tally/release"
+	"github.com/tally-sig/tally/release/policy"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -80,7 +80,7 @@ func Approve(ctx context.Context, repo *gitstore.Repo, opts ApproveOptions) (*Ap
 		return nil, err
 	}
 	if branch == "" {
-		return nil, release.ErrDetached
+		return nil, policy.ErrDetached
 	}
 	from := opts.From
 	if from.IsZero() {
@@ -89,7 +89,7 @@ func Approve(ctx context.Context, repo *gitstore.Repo, opts ApproveOptions) (*Ap
 	var sts states
 	load := func(commit plumbing.Hash, what string) (*policyState, *gitstore.Snapshot, error) {
 		if commit.IsZero() {
-			return nil, nil, fmt.Errorf("%s: %w: the branch has no commits yet", what, release.ErrNoPolicy)
+			return nil, nil, fmt.Errorf("%s: %w: the branch has no commits yet", what, policy.ErrNoPolicy)
 		}
 		snap, err := repo.Snapshot(commit)
 		if err != nil {
@@ -120,7 +120,7 @@ func Approve(ctx context.Context, repo *gitstore.Repo, opts ApproveOptions) (*Ap
 	fpr := opts.Signer.Fingerprint()
 	key, ok := cur.keys.Key(fpr)
 	if !ok {
-		return nil, fmt.Errorf("%w: %s (only the current maintainers approve changes of the trust policy)", release.ErrUntrustedSigner, fpr)
+		return nil, fmt.Errorf("%w: %s (only the current maintainers approve changes of the trust policy)", policy.ErrUntrustedSigner, fpr)
 	}
 	now := opts.Now().UTC().Truncate(time.Second)
 	if ok, why := cur.keys.ValidAt(fpr, now); !ok {
@@ -202,7 +202,7 @@ func Approve(ctx context.Context, repo *gitstore.Repo, opts ApproveOptions) (*Ap
 // the other that t already holds and that may approve it on top of commit
 // at, or nil.
 func (c *checker) existingStatement(t tree, from, to *policyState, at plumbing.Hash) (*Statement, error) {
-	dirs, err := t.List(release.ApprovalsDir)
+	dirs, err := t.List(policy.ApprovalsDir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -210,7 +210,7 @@ func (c *checker) existingStatement(t tree, from, to *policyState, at plumbing.H
 		return nil, err
 	}
 	for _, d := range dirs {
-		e, err := t.Stat(release.ApprovalsDir + "/" + d.Name + "/" + StatementFile)
+		e, err := t.Stat(policy.ApprovalsDir + "/" + d.Name + "/" + policy.StatementFile)
 		if err != nil {
 			continue
 		}

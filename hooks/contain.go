@@ -8,7 +8,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 
 	"github.com/tally-sig/tally/gitstore"
-	"github.com/tally-sig/tally/release"
+	"github.com/tally-sig/tally/release/policy"
 )
 
 // judgePublishedParent judges merge j against a parent that is already
@@ -25,7 +25,7 @@ func (c *checker) judgePublishedParent(j *job, ph plumbing.Hash) error {
 		tip: j.tip, tipTime: j.tipTime, when: j.when, signer: j.signer,
 		against: "compared with its published parent " + short(ph)}
 	if pj.parent, err = c.states.load(snap); err != nil {
-		if !errors.Is(err, release.ErrNoPolicy) && !errors.Is(err, release.ErrBadPolicy) {
+		if !errors.Is(err, policy.ErrNoPolicy) && !errors.Is(err, policy.ErrBadPolicy) {
 			return err
 		}
 		pj.parent = j.parent // history before the trust root: nothing of a policy to keep
@@ -58,7 +58,7 @@ func (c *checker) judgeContainment(ref string, oldTip, newTip plumbing.Hash) err
 	}
 	pst, err := c.states.load(oldSnap)
 	if err != nil {
-		if errors.Is(err, release.ErrNoPolicy) || errors.Is(err, release.ErrBadPolicy) {
+		if errors.Is(err, policy.ErrNoPolicy) || errors.Is(err, policy.ErrBadPolicy) {
 			return nil // nothing guarded was published yet
 		}
 		return err
@@ -86,7 +86,7 @@ func (c *checker) judgeContainment(ref string, oldTip, newTip plumbing.Hash) err
 	}
 	policyChanged := false
 	for _, ch := range kept {
-		if ClassifyPath(pst.policy, ch.Path).Class == ClassPolicy {
+		if policy.ClassifyPath(pst.policy, ch.Path).Class == policy.ClassPolicy {
 			policyChanged = true
 		}
 	}
@@ -103,32 +103,32 @@ func (c *checker) judgeContainment(ref string, oldTip, newTip plumbing.Hash) err
 
 // judgeKept refuses the changes j makes to what its old tree published:
 // a lookaside file deleted or changed, a build record losing a line, a
-// release manifest or approval changed or removed. With policy it also
+// release manifest or approval changed or removed. With withPolicy it also
 // judges a change of the trust policy as judgePolicyChange does, and
 // reports whether the new policy is the old one or approved.
-func (c *checker) judgeKept(j *job, changes []gitstore.DiffEntry, policy bool) (bool, error) {
+func (c *checker) judgeKept(j *job, changes []gitstore.DiffEntry, withPolicy bool) (bool, error) {
 	var policyPaths []string
 	for _, ch := range changes {
 		if ch.Action == gitstore.Added {
 			continue
 		}
-		info := ClassifyPath(j.parent.policy, ch.Path)
+		info := policy.ClassifyPath(j.parent.policy, ch.Path)
 		switch info.Class {
-		case ClassLookaside:
+		case policy.ClassLookaside:
 			judgeLookasideChange(j, ch, info)
-		case ClassBuildRecord:
+		case policy.ClassBuildRecord:
 			if err := c.judgeRecordKept(j, ch); err != nil {
 				return false, err
 			}
-		case ClassRelease:
+		case policy.ClassRelease:
 			j.refuse(ch.Path, RuleAppendOnly, "%s: release manifests are never changed or removed once published", ch.Action)
-		case ClassApproval:
+		case policy.ClassApproval:
 			j.refuse(ch.Path, RuleAppendOnly, "%s: approvals are never changed or removed", ch.Action)
-		case ClassPolicy:
+		case policy.ClassPolicy:
 			policyPaths = append(policyPaths, ch.Path)
 		}
 	}
-	if len(policyPaths) == 0 || !policy {
+	if len(policyPaths) == 0 || !withPolicy {
 		return len(policyPaths) == 0, nil
 	}
 	return c.judgePolicyChange(j, policyPaths)

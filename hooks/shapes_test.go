@@ -11,7 +11,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 
 	"github.com/tally-sig/tally/internal/testkeys"
-	"github.com/tally-sig/tally/release"
+	"github.com/tally-sig/tally/release/policy"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -175,8 +175,8 @@ var shapes = []shape{
 	}, rule: RulePolicy, reason: "adds key " + carolFpr},
 	{name: "a merge drops a line of a published build record", build: func(t testing.TB, f *fixture) (plumbing.Hash, plumbing.Hash) {
 		b := f.on(f.init, "alice", "an old line")
-		rec := release.BuildRecordPath(recordRel, aliceFpr)
-		return f.base, f.commit("alice", "merge", []plumbing.Hash{b, f.base}, append(f.filesOf(f.base, rec), add(rec, record(t, nil, aliceFpr, dMulti)))...)
+		rec := policy.BuildRecordPath(recordRel, aliceFpr)
+		return f.base, f.commit("alice", "merge", []plumbing.Hash{b, f.base}, append(f.filesOf(f.base, rec), add(rec, recordFile(t, nil, aliceFpr, dMulti)))...)
 	}, rule: RuleAppendOnly, reason: "a line of the published build record is gone"},
 	{name: "a merge changes a published release manifest", build: func(t testing.TB, f *fixture) (plumbing.Hash, plumbing.Hash) {
 		published := f.on(f.base, "alice", "release", add("releases/2026.11.0/digests.txt", []byte("x\n")))
@@ -273,16 +273,16 @@ var shapes = []shape{
 		return f.base, f.on(f.base, "alice", "big", add(multi2, make([]byte, sigstore.MaxSignatureSize+1)))
 	}, rule: RuleSignature, reason: "more than the 4194304 clients read"},
 	{name: "an oversized build record", build: func(t testing.TB, f *fixture) (plumbing.Hash, plumbing.Hash) {
-		return f.base, f.on(f.base, "alice", "big", add(release.BuildRecordPath(recordRel, aliceFpr), make([]byte, maxBuildRecordSize+1)))
+		return f.base, f.on(f.base, "alice", "big", add(policy.BuildRecordPath(recordRel, aliceFpr), make([]byte, maxBuildRecordSize+1)))
 	}, rule: RuleBuildRecord, reason: "more than the 16777216 tally reads"},
 	{name: "an oversized approval", build: func(t testing.TB, f *fixture) (plumbing.Hash, plumbing.Hash) {
 		id := someStatement.ID()
 		return f.base, f.on(f.base, "alice", "big", add(statementPath(id), someStatement.Marshal()), add(approvalPath(id, aliceFpr), make([]byte, sigstore.MaxDetachedSize+1)))
 	}, rule: RuleApproval, reason: "more than the 65536 an approval file may have"},
 	{name: "an oversized tally.toml", build: func(t testing.TB, f *fixture) (plumbing.Hash, plumbing.Hash) {
-		p := release.Policy{Namespace: "stagex", IdentityPrefix: "stagex", Threshold: 3, Keyring: keyringAt}
-		big := append([]byte("# "+strings.Repeat("x", release.MaxPolicySize)+"\n"), p.Marshal()...)
-		return f.base, f.on(f.base, "alice", "raise the threshold, with a long comment", add(release.PolicyFile, big))
+		p := policy.Policy{Namespace: "stagex", IdentityPrefix: "stagex", Threshold: 3, Keyring: keyringAt}
+		big := append([]byte("# "+strings.Repeat("x", policy.MaxPolicySize)+"\n"), p.Marshal()...)
+		return f.base, f.on(f.base, "alice", "raise the threshold, with a long comment", add(policy.PolicyFile, big))
 	}, rule: RulePolicy, reason: "more than the 65536 a trust policy may have"},
 }
 
