@@ -194,8 +194,12 @@ func TestReadLooseByHeader(t *testing.T) {
 		}
 		var b bytes.Buffer
 		zw := zlib.NewWriter(&b)
-		zw.Write([]byte(raw))
-		zw.Close()
+		if _, err := zw.Write([]byte(raw)); err != nil {
+			t.Fatal(err)
+		}
+		if err := zw.Close(); err != nil {
+			t.Fatal(err)
+		}
 		if err := os.WriteFile(filepath.Join(dir, hex[:2], hex[2:]), b.Bytes(), 0o644); err != nil {
 			t.Fatal(err)
 		}
