@@ -123,23 +123,6 @@ func bundleFlag() cli.Flag {
 		Usage: "read a bundle (tally bundle create) instead of a repository: offline, no --repo"}
 }
 
-// verifyBundle is verify --bundle: it opens the bundle and verifies it.
-func verifyBundle(c *cli.Context, opts release.VerifyOptions) (*release.VerifyResult, error) {
-	if c.IsSet("repo") {
-		return nil, usagef("give --bundle or --repo, not both")
-	}
-	if len(opts.Registry) > 0 {
-		return nil, usagef("a bundle is verified offline: docker:// images are checked against a repository (--repo)")
-	}
-	b, err := release.OpenBundle(c.Path("bundle"))
-	if err != nil {
-		return nil, bundleError(err)
-	}
-	defer b.Repo.Close()
-	res, err := release.VerifyBundle(c.Context, b, opts)
-	return res, bundleError(err)
-}
-
 // openRepoOrBundle opens --bundle when it is set, else --repo.
 func openRepoOrBundle(c *cli.Context) (*gitstore.Repo, error) {
 	if !c.IsSet("bundle") {

@@ -9,7 +9,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/tally-sig/tally/buildout"
-	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/release"
 	"github.com/tally-sig/tally/release/registry"
 )
@@ -18,6 +17,7 @@ func verifyCommand(env *environment) *cli.Command {
 	flags := append(checkFlags(), &cli.PathFlag{Name: "local", TakesFile: true,
 		Usage: "also check that the images of your build output OUT_DIR have exactly the digests that met quorum"},
 		strictClientsFlag(), bundleFlag())
+	flags = append(flags, stateFlags()...)
 	return &cli.Command{
 		Name:      "verify",
 		Usage:     "pass/fail gate: every image meets quorum, no signature file is invalid, your build matches",
@@ -36,6 +36,12 @@ are checked; add --release to compare with one release.
 With --bundle FILE (tally bundle create) it verifies the release the bundle
 holds, offline, with no repository: the same judgement and exit codes. A
 damaged, truncated or incomplete bundle never passes (exit 65).
+
+With --state FILE it records the commit and the trust policy it verified
+(after a pass) and refuses with exit 77 a later history that no longer
+holds that commit (rewritten or rolled back), a trust policy that one
+superseded (rolled back) and, with --max-age, a repository whose newest
+commit signed by a trusted key is older than that (frozen).
 
 EXIT CODES:
    0  every image in scope meets quorum, no file is invalid, every compared
@@ -95,12 +101,7 @@ EXAMPLES:
 				}
 				vopts.Local = images
 			}
-			var res *release.VerifyResult
-			if c.IsSet("bundle") {
-				res, err = verifyBundle(c, vopts)
-			} else {
-				res, err = verifyRepo(c, vopts)
-			}
+			res, err := verifyChecked(c, vopts)
 			if errors.Is(err, registry.ErrRegistryUnavailable) {
 				return fail(exitTempFail, errors.New(err.Error()), "the registry could not be reached or failed; run the command again")
 			}
@@ -124,15 +125,6 @@ EXAMPLES:
 			return exitFor(res.Outcome)
 		},
 	}
-}
-
-func verifyRepo(c *cli.Context, vopts release.VerifyOptions) (*release.VerifyResult, error) {
-	repo, err := gitstore.Open(c.Path("repo"))
-	if err != nil {
-		return nil, err
-	}
-	defer repo.Close()
-	return release.Verify(c.Context, repo, vopts)
 }
 
 // printVerify prints what fails, the comparisons and the verdict.
