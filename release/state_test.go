@@ -174,6 +174,21 @@ func TestStateAttacks(t *testing.T) {
 			t.Fatalf("err = %v, want ErrRewritten", err)
 		}
 	})
+	t.Run("revocation dropped by a new commit", func(t *testing.T) {
+		r := newStRepo(t)
+		r.commit(day(1), "alice", file(stPolicy.Keyring, append(fxKeyring(t, fxPublic("alice", "bob")...), stRevoked(t, "carol", day(1))...)))
+		s := r.mustCheck(nil, day(1))
+		// A fast-forward whose keyring holds carol's key as it was before
+		// its revocation, armored this time: the same policy as before.
+		var ring []byte
+		for _, n := range []string{"alice", "bob", "carol"} {
+			ring = append(ring, testkeys.Public(n)...)
+		}
+		r.commit(day(2), "carol", file(stPolicy.Keyring, ring))
+		if _, err := r.check(s, 0, day(2)); !errors.Is(err, state.ErrPolicyRolledBack) {
+			t.Fatalf("err = %v, want ErrPolicyRolledBack", err)
+		}
+	})
 	t.Run("removed maintainer-removal commit", func(t *testing.T) {
 		r := newStRepo(t)
 		before := r.tip

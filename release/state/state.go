@@ -71,7 +71,8 @@ type State struct {
 
 // Policy identifies a trust policy: tally.toml and its keyring.
 type Policy struct {
-	// ID is "sha256:" of the blob ids of tally.toml and the keyring.
+	// ID is "sha256:" of the canonical tally.toml and the keyring's
+	// canonical serialization: the same policy however it is encoded.
 	ID string `json:"id"`
 	// Since is the first-parent commit where this policy took effect.
 	Since string `json:"since"`
@@ -315,10 +316,14 @@ type policyAt struct {
 
 // policyHistory lists the trust policies along chain (tip first), newest
 // first, each with the oldest commit of its run; the first is the tip's.
-// Commits with no policy (before tally init) are skipped.
+// A policy is identified by what it means, not how it is encoded: the
+// canonical tally.toml (Policy.Marshal) and the keyring's ID (its canonical
+// serialization, revocations included). Commits with no usable policy
+// (before tally init, or a policy tally would refuse) are skipped.
 func policyHistory(repo *gitstore.Repo, chain []plumbing.Hash) ([]policyAt, error) {
 	var out []policyAt
-	parsed := map[plumbing.Hash]string{} // tally.toml blob -> keyring path
+	type blobs struct{ toml, keyring plumbing.Hash }
+	ids := map[blobs]string{}
 	for _, h := range chain {
 		snap, err := repo.Snapshot(h)
 		if err != nil {
@@ -328,24 +333,37 @@ func policyHistory(repo *gitstore.Repo, chain []plumbing.Hash) ([]policyAt, erro
 		if err != nil {
 			continue
 		}
-		keyring, ok := parsed[e.Hash]
-		if !ok {
-			data, err := snap.ReadFile(policy.PolicyFile)
-			if err != nil {
-				return nil, err
-			}
-			p, err := policy.ParsePolicy(data)
-			if err != nil {
-				continue // not a policy tally would use: not a policy
-			}
-			keyring, parsed[e.Hash] = p.Keyring, p.Keyring
+		data, err := snap.ReadFile(policy.PolicyFile)
+		if err != nil {
+			return nil, err
 		}
-		k, err := snap.Stat(keyring)
+		p, err := policy.ParsePolicy(data)
 		if err != nil {
 			continue
 		}
-		sum := sha256.Sum256([]byte(e.Hash.String() + " " + keyring + " " + k.Hash.String()))
-		id := "sha256:" + hex.EncodeToString(sum[:])
+		k, err := snap.Stat(p.Keyring)
+		if err != nil {
+			continue
+		}
+		key := blobs{e.Hash, k.Hash}
+		id, ok := ids[key]
+		if !ok {
+			ring, err := snap.ReadFile(p.Keyring)
+			if err != nil {
+				return nil, err
+			}
+			kr, err := sigstore.ReadKeyring(ring)
+			if err != nil {
+				ids[key] = ""
+				continue
+			}
+			sum := sha256.Sum256(append(p.Marshal(), "\nkeyring "+kr.ID()+"\n"...))
+			id = "sha256:" + hex.EncodeToString(sum[:])
+			ids[key] = id
+		}
+		if id == "" {
+			continue
+		}
 		if n := len(out); n > 0 && out[n-1].id == id {
 			out[n-1].since = h
 			continue
