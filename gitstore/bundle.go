@@ -58,11 +58,12 @@ func (r *Repo) WriteBundle(w io.Writer, refs []plumbing.ReferenceName) ([]Bundle
 		return nil, fmt.Errorf("writing bundle: %w", err)
 	}
 	bw := bufio.NewWriterSize(w, 1<<16)
-	bw.WriteString(bundleSignature)
+	// A bufio.Writer keeps its first error and Flush returns it.
+	_, _ = bw.WriteString(bundleSignature)
 	for _, ref := range out {
 		fmt.Fprintf(bw, "%s %s\n", ref.Hash, ref.Name)
 	}
-	bw.WriteString("\n")
+	_, _ = bw.WriteString("\n")
 	if _, err := encodePack(bw, objects, nil); err != nil {
 		return nil, fmt.Errorf("writing bundle: %w", err)
 	}

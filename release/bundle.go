@@ -245,7 +245,7 @@ func ExtractBundle(b *Bundle, release, dir string) (*ExtractResult, error) {
 			return nil
 		}
 		info := policy.ClassifyPath(st.Policy, p)
-		if info.Class != policy.ClassLookaside || info.Problem != "" || !(e.Mode.IsRegular() || e.Mode == filemode.Executable) {
+		if info.Class != policy.ClassLookaside || info.Problem != "" || (!e.Mode.IsRegular() && e.Mode != filemode.Executable) {
 			return nil
 		}
 		data, err := st.Snap.Blob(e.Hash)
