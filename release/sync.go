@@ -429,7 +429,7 @@ func replay(repo *gitstore.Repo, onto, local plumbing.Hash, signer sigstore.Sign
 					notes = append(notes, fmt.Sprintf("dropped %s: %s", d.Path, why))
 					continue
 				}
-				dir, name, _ := cutLastSlash(d.Path)
+				dir, name := cutLastSlash(d.Path)
 				var pl placement
 				if _, numbered := signatureNumber(name); numbered && v.Problem != sigstore.KindMalformedPath {
 					pl, err = a.place(dir, d.NewHash, data, v, good)
