@@ -41,6 +41,11 @@ var (
 	// they run, is not on PATH.
 	ErrNoGit = errors.New("git is not installed (not on PATH)")
 
+	// ErrGit is returned by Fetch and Push when git failed for another
+	// reason: the remote could not be reached, authentication failed. The
+	// error holds git's own words.
+	ErrGit = errors.New("git failed")
+
 	// ErrInMemory is returned by operations that need a repository on
 	// disk, such as Fetch and Push, on a repository in memory.
 	ErrInMemory = errors.New("the repository is in memory, not on disk")

@@ -258,7 +258,7 @@ func (g *gitResult) failure() error {
 	if msg == "" {
 		msg = fmt.Sprintf("exit status %d", g.exit)
 	}
-	return fmt.Errorf("git %s: %s%s", g.args[0], msg, g.remoteSaid())
+	return fmt.Errorf("%w: git %s: %s%s", ErrGit, g.args[0], msg, g.remoteSaid())
 }
 
 func (g *gitResult) remoteSaid() string {
@@ -322,7 +322,9 @@ func (r *Repo) runGit(ctx context.Context, args []string) (*gitResult, error) {
 	const keep = 200 // lines kept for the error; the rest only counted
 	dropped := 0
 	for sc.Scan() {
-		line := sc.Text()
+		// git pads the remote's lines with spaces (or a clear-to-end on a
+		// terminal) to overwrite progress; the padding is not theirs.
+		line := strings.TrimRight(strings.TrimSuffix(sc.Text(), "\x1b[K"), " ")
 		if strings.TrimSpace(line) == "" {
 			continue
 		}

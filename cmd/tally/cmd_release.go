@@ -210,6 +210,7 @@ EXAMPLES:
 				return err
 			}
 			defer repo.Close()
+			repo.SetRemoteOutput(env.stderr) // the remote's hook output, as git push shows it
 			var tags []string
 			if c.IsSet("tags") {
 				for _, t := range c.StringSlice("tags") {

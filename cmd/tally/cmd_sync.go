@@ -50,6 +50,7 @@ EXAMPLES:
 				return err
 			}
 			defer repo.Close()
+			repo.SetRemoteOutput(env.stderr) // the remote's hook output, as git push shows it
 			res, err := release.Sync(c.Context, repo, release.SyncOptions{
 				Signer:   signer,
 				NoPush:   c.Bool("no-push"),
