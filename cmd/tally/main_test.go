@@ -15,7 +15,10 @@ import (
 
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
-		"tally":    func() { os.Exit(run(os.Args, os.Stdin, os.Stdout, os.Stderr)) },
+		"tally": func() {
+			pinClock(os.Getenv("TALLY_TEST_NOW"))
+			os.Exit(run(os.Args, os.Stdin, os.Stdout, os.Stderr))
+		},
 		"mksample": func() { os.Exit(mksampleMain()) },
 	})
 }
