@@ -104,6 +104,11 @@ func TestInteropPushOverSSHAndHTTP(t *testing.T) {
 			// bob clones with the same credentials and signs; his push is
 			// judged and accepted.
 			interop.Git(t, "", env, "clone", "-q", s.URL("sigs.git"), bob)
+			// bob names the forge by a url.insteadOf shorthand, which
+			// only git understands.
+			base := strings.TrimSuffix(s.URL("sigs.git"), "sigs.git")
+			interop.Git(t, bob, nil, "config", "url."+base+".insteadOf", "forge:")
+			interop.Git(t, bob, nil, "remote", "set-url", "origin", "forge:sigs.git")
 			_, stderr = mustTallyProc(t, env, "sign", "--repo", bob, "--release", "2026.11.0", "--out", out, "--key", key("bob"), "--push")
 			mustMatch(t, "bob's sign --push stderr", stderr, `(?m)^remote: tally: accepted: 1 commit\(s\), 1 new signature\(s\)$`)
 
@@ -124,6 +129,10 @@ func TestInteropPushOverSSHAndHTTP(t *testing.T) {
 			// bob syncs: a fast-forward.
 			stdout, _ = mustTallyProc(t, env, "sync", "--repo", bob, "--key", key("bob"))
 			mustMatch(t, "bob's sync", stdout, `(?m)^fast-forwarded main to [0-9a-f]{12}$`)
+
+			// merge of a URL fetches through git as well.
+			stdout, _ = mustTallyProc(t, env, "merge", "--repo", bob, "--key", key("bob"), s.URL("sigs.git")+"#main")
+			mustMatch(t, "merge of the server's URL", stdout, `(?m)^already up to date: main contains `)
 
 			// bob signs core-two too, which reaches quorum; alice cuts and
 			// publishes the release: publish pushes the branch and the tag.
