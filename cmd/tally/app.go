@@ -62,6 +62,7 @@ A maintainer's round:
 			return nil
 		},
 	}
+	warnRepeatedFlags(app.Commands, env)
 	return app
 }
 
