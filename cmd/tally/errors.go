@@ -59,6 +59,8 @@ var classes = []errorClass{
 		[]string{"tally merges signatures and build records by itself, other files only when one side left them alone"}},
 	{[]error{release.ErrPublished}, exitRefused,
 		[]string{"consumers fetch signatures by path: --force moves them anyway, if you know nobody relies on those paths"}},
+	{[]error{release.ErrNotLookaside}, exitRefused,
+		[]string{"tally replaces only a directory it exported (or an empty one): give a new DIR, or empty that one first"}},
 	{[]error{hooks.ErrRefused}, exitRefused, nil},
 	{[]error{hooks.ErrForeignHook}, exitRefused,
 		[]string{"look at that hook first: --force keeps it as <hook>.before-tally and installs tally's"}},
