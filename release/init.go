@@ -34,6 +34,10 @@ type InitOptions struct {
 	IdentityPrefix string           // "" = Namespace
 	Threshold      int              // M; 0 = min(2, number of keys)
 	Keys           []PublicKey      // maintainers' public keys
+	// ExtraPaths are the files ("README.md", ".github/workflows/tally-check.yml")
+	// or directories ending in "/" outside tally's own that commits may
+	// change (tally.toml's extra_paths; see Policy.ExtraPaths).
+	ExtraPaths []string
 	Signer         sigstore.Signer  // signs the commit when set; its key must be among the keys
 	Now            func() time.Time // the clock; time.Now when nil
 	// LockWait bounds how long Init waits for another writer of the
@@ -81,7 +85,7 @@ func Init(ctx context.Context, repo *gitstore.Repo, opts InitOptions) (*InitResu
 	}
 
 	p := Policy{Namespace: opts.Namespace, IdentityPrefix: opts.IdentityPrefix, Threshold: opts.Threshold,
-		Keyring: DefaultKeyring(opts.Namespace)}
+		Keyring: DefaultKeyring(opts.Namespace), ExtraPaths: NewNames(opts.ExtraPaths...)}
 	if p.IdentityPrefix == "" {
 		p.IdentityPrefix = p.Namespace
 	}

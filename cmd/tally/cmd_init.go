@@ -24,9 +24,14 @@ repository that already holds a lookaside tree is adopted with everything in it.
 Refuses a threshold below 1 or above the number of keys, the same key twice,
 a secret key given as a public key, and keys that stock clients cannot verify.
 
+--extra-path admits files outside tally's own, such as the CI workflow that
+runs tally check (tally check refuses any other file); later changes to the
+list are trust policy changes, which need approvals.
+
 EXAMPLE:
    tally init --repo signatures --namespace stagex --threshold 2 \
-       --key-file alice.pub.asc --key-file bob.pub.asc`,
+       --key-file alice.pub.asc --key-file bob.pub.asc \
+       --extra-path .github/workflows/tally-check.yml --extra-path README.md`,
 		Flags: append([]cli.Flag{
 			repoFlag(),
 			&cli.StringFlag{Name: "namespace", Value: "stagex", Usage: "repository path of the images, without registry host"},
@@ -34,6 +39,7 @@ EXAMPLE:
 			&cli.IntFlag{Name: "threshold", Usage: "M: distinct maintainer keys that must sign the same digest (default: 2, or 1 with one key)"},
 			&cli.StringSliceFlag{Name: "key-file", Usage: "a maintainer's public key file (armored or binary); repeat for each maintainer"},
 			&cli.BoolFlag{Name: "bare", Usage: "create a bare repository (for a server)"},
+			&cli.StringSliceFlag{Name: "extra-path", Usage: "a file, or a directory ending in /, outside tally's own that commits may change (extra_paths in tally.toml): the CI workflow (.github/workflows/tally-check.yml), README.md; repeat for each"},
 			lockWaitFlag(),
 			jsonFlag(),
 		}, signerFlags(false)...),
@@ -70,6 +76,7 @@ EXAMPLE:
 			res, err := release.Init(c.Context, repo, release.InitOptions{
 				Namespace: c.String("namespace"), IdentityPrefix: c.String("identity-prefix"),
 				Threshold: c.Int("threshold"), Keys: keys, Signer: signer, LockWait: c.Duration("lock-wait"),
+				ExtraPaths: c.StringSlice("extra-path"),
 			})
 			if err != nil {
 				return err
