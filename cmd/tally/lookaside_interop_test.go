@@ -81,6 +81,19 @@ func TestInteropServedLookaside(t *testing.T) {
 		t.Fatalf("skopeo refused the image both maintainers signed, served over http: %v", err)
 	}
 
+	// The README's consumer commands, as pasted on Debian bookworm (skopeo
+	// 1.9.3): into dir:, and into oci: with --remove-signatures (its OCI
+	// transport cannot store signatures), both verified first.
+	src := "docker://" + reg.Addr + "/stagex/core-hello:1.0"
+	for _, args := range [][]string{
+		{"copy", "--src-tls-verify=false", src, "dir:" + filepath.Join(t.TempDir(), "hello")},
+		{"copy", "--src-tls-verify=false", "--remove-signatures", src, "oci:" + filepath.Join(t.TempDir(), "hello") + ":1.0"},
+	} {
+		if _, err := interop.RunErr(t, "", nil, "skopeo", append([]string{"--policy", policy, "--registries.d", regd}, args...)...); err != nil {
+			t.Errorf("skopeo %s: %v", strings.Join(args, " "), err)
+		}
+	}
+
 	// Tampered: bob's served signature replaced by alice's.
 	sigDir := filepath.Join(served, "stagex", "core-hello@sha256="+strings.TrimPrefix(digest, "sha256:"))
 	alices, err := os.ReadFile(filepath.Join(sigDir, "signature-1"))
@@ -92,6 +105,11 @@ func TestInteropServedLookaside(t *testing.T) {
 	}
 	if err := pull(); err == nil {
 		t.Fatal("skopeo accepted the image after bob's served signature was replaced")
+	}
+	// --remove-signatures does not skip the verification.
+	if _, err := interop.RunErr(t, "", nil, "skopeo", "--policy", policy, "--registries.d", regd, "copy", "--src-tls-verify=false",
+		"--remove-signatures", src, "oci:"+filepath.Join(t.TempDir(), "hello")+":1.0"); err == nil {
+		t.Error("skopeo copy --remove-signatures accepted the tampered image")
 	}
 	// An export of the same commit is a no-op; the tampered tree is
 	// tally's to replace once the next commit comes. Re-exporting an
