@@ -94,6 +94,13 @@ func TestInteropServedLookaside(t *testing.T) {
 		}
 	}
 
+	// podman 4.3 (bookworm) as README shows it: registries.d in the user's
+	// ~/.config/containers, the policy by --signature-policy.
+	podmanPull := podmanPuller(t, regd, policy, reg.Addr+"/stagex/core-hello:1.0")
+	if err := podmanPull(); err != nil {
+		t.Errorf("podman refused the image both maintainers signed: %v", err)
+	}
+
 	// Tampered: bob's served signature replaced by alice's.
 	sigDir := filepath.Join(served, "stagex", "core-hello@sha256="+strings.TrimPrefix(digest, "sha256:"))
 	alices, err := os.ReadFile(filepath.Join(sigDir, "signature-1"))
@@ -105,6 +112,9 @@ func TestInteropServedLookaside(t *testing.T) {
 	}
 	if err := pull(); err == nil {
 		t.Fatal("skopeo accepted the image after bob's served signature was replaced")
+	}
+	if err := podmanPull(); err == nil || !strings.Contains(err.Error(), "ignature") {
+		t.Errorf("podman after bob's served signature was replaced: %v, want a refusal naming the signatures", err)
 	}
 	// --remove-signatures does not skip the verification.
 	if _, err := interop.RunErr(t, "", nil, "skopeo", "--policy", policy, "--registries.d", regd, "copy", "--src-tls-verify=false",
@@ -154,5 +164,54 @@ func serveHTTP(t *testing.T, dir string) string {
 			t.Fatalf("python3 http.server not ready: %v", err)
 		}
 		time.Sleep(30 * time.Millisecond)
+	}
+}
+
+// podmanPuller returns a function that pulls ref with stock podman into a
+// fresh store (vfs, so no kernel features are needed) under policy, with
+// the registries.d files of regd in an isolated HOME's
+// ~/.config/containers/registries.d, where README tells consumers to put
+// them.
+func podmanPuller(t *testing.T, regd, policy, ref string) func() error {
+	t.Helper()
+	interop.Require(t, "podman")
+	home := t.TempDir()
+	userRegd := filepath.Join(home, ".config", "containers", "registries.d")
+	if err := os.MkdirAll(userRegd, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(regd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		data, err := os.ReadFile(filepath.Join(regd, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(userRegd, e.Name()), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// No system registries.conf or storage.conf: only what the test says.
+	if err := os.WriteFile(filepath.Join(home, "registries.conf"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"HOME=" + home, "XDG_CONFIG_HOME=" + filepath.Join(home, ".config"),
+		"CONTAINERS_REGISTRIES_CONF=" + filepath.Join(home, "registries.conf"),
+		"CONTAINERS_STORAGE_CONF=" + filepath.Join(home, "storage.conf")}
+	n := 0
+	return func() error {
+		n++
+		// A fresh store each time: nothing pulled before can help.
+		store := filepath.Join(home, fmt.Sprintf("store-%d", n))
+		conf := fmt.Sprintf("[storage]\ndriver = \"vfs\"\nrunroot = %q\ngraphroot = %q\n", filepath.Join(store, "run"), filepath.Join(store, "root"))
+		if err := os.WriteFile(filepath.Join(home, "storage.conf"), []byte(conf), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := interop.RunErr(t, "", append(env, "XDG_RUNTIME_DIR="+filepath.Join(store, "xdg")), "podman",
+			"--cgroup-manager", "cgroupfs", "--events-backend", "none",
+			"pull", "--quiet", "--tls-verify=false", "--signature-policy", policy, ref)
+		return err
 	}
 }
