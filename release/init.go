@@ -30,16 +30,16 @@ type PublicKey struct {
 
 // InitOptions says how to set up a signatures repository.
 type InitOptions struct {
-	Namespace      string           // e.g. "stagex"
-	IdentityPrefix string           // "" = Namespace
-	Threshold      int              // M; 0 = min(2, number of keys)
-	Keys           []PublicKey      // maintainers' public keys
+	Namespace      string      // e.g. "stagex"
+	IdentityPrefix string      // "" = Namespace
+	Threshold      int         // M; 0 = min(2, number of keys)
+	Keys           []PublicKey // maintainers' public keys
 	// ExtraPaths are the files ("README.md", ".github/workflows/tally-check.yml")
 	// or directories ending in "/" outside tally's own that commits may
 	// change (tally.toml's extra_paths; see Policy.ExtraPaths).
 	ExtraPaths []string
-	Signer         sigstore.Signer  // signs the commit when set; its key must be among the keys
-	Now            func() time.Time // the clock; time.Now when nil
+	Signer     sigstore.Signer  // signs the commit when set; its key must be among the keys
+	Now        func() time.Time // the clock; time.Now when nil
 	// LockWait bounds how long Init waits for another writer of the
 	// repository; 0 waits as long as ctx allows (see SignOptions.LockWait).
 	LockWait time.Duration
