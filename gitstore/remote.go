@@ -290,8 +290,9 @@ func (r *Repo) runGit(ctx context.Context, args []string) (*gitResult, error) {
 	full := append([]string{"-c", "gc.auto=0", "-c", "maintenance.auto=false"}, args...)
 	cmd := exec.CommandContext(ctx, bin, full...)
 	cmd.Dir = r.baseDir()
-	env := make([]string, 0, len(os.Environ())+4)
-	for _, kv := range os.Environ() {
+	parent := os.Environ()
+	env := make([]string, 0, len(parent)+4)
+	for _, kv := range parent {
 		if !hasAnyPrefix(kv, gitEnvStrip) && !strings.HasPrefix(kv, "LC_ALL=") && !strings.HasPrefix(kv, "LANGUAGE=") {
 			env = append(env, kv)
 		}

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tally-sig/tally/gitstore"
+	"github.com/tally-sig/tally/release/policy"
 )
 
 // LookasideMarker is the file that ExportLookaside writes at the top of
@@ -91,7 +92,7 @@ func ExportLookaside(repo *gitstore.Repo, opts LookasideOptions) (*LookasideExpo
 		res.Unchanged = true
 		return res, nil
 	}
-	st, err := LoadCommit(repo, commit)
+	st, err := policy.LoadCommit(repo, commit)
 	if err != nil {
 		return nil, fmt.Errorf("exporting the lookaside of %s: %w", commit, err)
 	}
@@ -119,7 +120,7 @@ func ExportLookaside(repo *gitstore.Repo, opts LookasideOptions) (*LookasideExpo
 		}
 		return write(p, data)
 	}
-	if err := copyFile(PolicyFile); err != nil {
+	if err := copyFile(policy.PolicyFile); err != nil {
 		return nil, err
 	}
 	if err := copyFile(st.Policy.Keyring); err != nil {
@@ -147,7 +148,7 @@ func ExportLookaside(repo *gitstore.Repo, opts LookasideOptions) (*LookasideExpo
 	if err := walk(st.Policy.Namespace, true); err != nil {
 		return nil, fmt.Errorf("exporting the lookaside: %w", err)
 	}
-	if err := walk(ReleasesDir, false); err != nil {
+	if err := walk(policy.ReleasesDir, false); err != nil {
 		return nil, fmt.Errorf("exporting the lookaside: %w", err)
 	}
 	if err := os.WriteFile(filepath.Join(tmp, LookasideMarker), []byte(commit.String()+"\n"), 0o644); err != nil {
