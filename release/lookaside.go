@@ -35,6 +35,9 @@ type LookasideOptions struct {
 	// Revision is the commit to export (a branch, tag or commit); empty
 	// means HEAD (a bare repository's default branch).
 	Revision string
+	// Force writes the tree even when Dir says it holds that commit
+	// already: it repairs a served tree that was changed by hand.
+	Force bool
 }
 
 // LookasideExport is what ExportLookaside did (JSON for tally lookaside
@@ -88,7 +91,7 @@ func ExportLookaside(repo *gitstore.Repo, opts LookasideOptions) (*LookasideExpo
 	if err != nil {
 		return nil, err
 	}
-	if existing == commit.String() {
+	if existing == commit.String() && !opts.Force {
 		res.Unchanged = true
 		return res, nil
 	}

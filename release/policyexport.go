@@ -85,8 +85,8 @@ type ConsumerPolicy struct {
 	Mirrors   []string `json:"mirrors,omitempty"`
 	AnyTag    bool     `json:"any_tag,omitempty"`
 	Lookaside string   `json:"lookaside"`
-	Release   string `json:"release,omitempty"`
-	Threshold int    `json:"threshold"`
+	Release   string   `json:"release,omitempty"`
+	Threshold int      `json:"threshold"`
 	// Identity is how signed identities are matched: "matchRepoDigestOrExact"
 	// or, when Registry is not the signed identity prefix, "remapIdentity".
 	Identity     string        `json:"identity"`

@@ -28,7 +28,8 @@ signature-N), tally.toml, the keyring and the release manifests (releases/),
 plus .tally-lookaside naming the commit. Build records and approvals stay in
 git. The new tree is written beside DIR and swapped in at once, so a web
 server serving DIR never serves half a tree; exporting the same commit again
-writes nothing. DIR must be new, empty, or an earlier export.
+writes nothing (--force writes it anyway, repairing files changed by hand).
+DIR must be new, empty, or an earlier export.
 
 Point registries.d's lookaside at the URL DIR is served at (tally policy
 export --lookaside URL). On the server, tally hooks install --server
@@ -40,6 +41,7 @@ EXAMPLES:
 		Flags: []cli.Flag{
 			repoFlag(),
 			&cli.StringFlag{Name: "commit", Usage: "the `REVISION` to export (branch, tag or commit; default HEAD)"},
+			&cli.BoolFlag{Name: "force", Usage: "write the tree even when DIR holds that commit already (repairs files changed by hand)"},
 			jsonFlag(),
 		},
 		Action: func(c *cli.Context) error {
@@ -51,7 +53,7 @@ EXAMPLES:
 				return err
 			}
 			defer repo.Close()
-			res, err := release.ExportLookaside(repo, release.LookasideOptions{Dir: c.Args().First(), Revision: c.String("commit")})
+			res, err := release.ExportLookaside(repo, release.LookasideOptions{Dir: c.Args().First(), Revision: c.String("commit"), Force: c.Bool("force")})
 			if err != nil {
 				return err
 			}

@@ -121,11 +121,13 @@ func TestInteropServedLookaside(t *testing.T) {
 		"--remove-signatures", src, "oci:"+filepath.Join(t.TempDir(), "hello")+":1.0"); err == nil {
 		t.Error("skopeo copy --remove-signatures accepted the tampered image")
 	}
-	// An export of the same commit is a no-op; the tampered tree is
-	// tally's to replace once the next commit comes. Re-exporting an
-	// older commit and then HEAD restores it.
-	mustTallyProc(t, nil, "lookaside", "export", "--repo", server, "--commit", "main~1", served)
+	// An export of the same commit writes nothing, and the tree stays
+	// tampered; --force rewrites it.
 	mustTallyProc(t, nil, "lookaside", "export", "--repo", server, served)
+	if err := pull(); err == nil {
+		t.Fatal("an export of the commit already there rewrote the tree")
+	}
+	mustTallyProc(t, nil, "lookaside", "export", "--repo", server, "--force", served)
 	if err := pull(); err != nil {
 		t.Fatalf("skopeo refused the image after the tree was exported again: %v", err)
 	}
