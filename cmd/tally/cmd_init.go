@@ -6,6 +6,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/tally-sig/tally/examples"
 	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/release"
 )
@@ -26,7 +27,9 @@ a secret key given as a public key, and keys that stock clients cannot verify.
 
 --extra-path admits files outside tally's own, such as the CI workflow that
 runs tally check (tally check refuses any other file); later changes to the
-list are trust policy changes, which need approvals.
+list are trust policy changes, which need approvals. --ci github (or forgejo)
+commits that workflow (.github/workflows/tally-check.yml, or
+.forgejo/workflows/) with the policy and admits it.
 
 EXAMPLE:
    tally init --repo signatures --namespace stagex --threshold 2 \
@@ -39,6 +42,7 @@ EXAMPLE:
 			&cli.IntFlag{Name: "threshold", Usage: "M: distinct maintainer keys that must sign the same digest (default: 2, or 1 with one key)"},
 			&cli.StringSliceFlag{Name: "key-file", Usage: "a maintainer's public key file (armored or binary); repeat for each maintainer"},
 			&cli.BoolFlag{Name: "bare", Usage: "create a bare repository (for a server)"},
+			&cli.StringFlag{Name: "ci", Usage: "also commit the CI workflow that runs tally check on pull requests, for `FORGE` github or forgejo, and admit it in extra_paths"},
 			&cli.StringSliceFlag{Name: "extra-path", Usage: "a file, or a directory ending in /, outside tally's own that commits may change (extra_paths in tally.toml): the CI workflow (.github/workflows/tally-check.yml), README.md; repeat for each"},
 			lockWaitFlag(),
 			jsonFlag(),
@@ -58,6 +62,14 @@ EXAMPLE:
 				}
 				keys = append(keys, release.PublicKey{Source: f, Data: data})
 			}
+			var files []gitstore.Change
+			if forge := c.String("ci"); forge != "" {
+				path, data, err := examples.Workflow(forge)
+				if err != nil {
+					return usagef("--ci: %v", err)
+				}
+				files = append(files, gitstore.Change{Path: path, Data: data})
+			}
 			signer, err := openSigner(c, env, false)
 			if err != nil {
 				return err
@@ -76,7 +88,7 @@ EXAMPLE:
 			res, err := release.Init(c.Context, repo, release.InitOptions{
 				Namespace: c.String("namespace"), IdentityPrefix: c.String("identity-prefix"),
 				Threshold: c.Int("threshold"), Keys: keys, Signer: signer, LockWait: c.Duration("lock-wait"),
-				ExtraPaths: c.StringSlice("extra-path"),
+				ExtraPaths: c.StringSlice("extra-path"), Files: files,
 			})
 			if err != nil {
 				return err
@@ -96,6 +108,9 @@ EXAMPLE:
 				fmt.Fprintf(env.stdout, "adopted %d existing lookaside file(s) unchanged\n", res.Adopted)
 			}
 			fmt.Fprintf(env.stdout, "commit %s on %s\n", short(res.Commit), res.Branch)
+			for _, f := range files {
+				fmt.Fprintf(env.stdout, "committed the CI workflow %s: set TALLY_COMMIT in it to the tally commit you reviewed\n", f.Path)
+			}
 			return nil
 		},
 	}
