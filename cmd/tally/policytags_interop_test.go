@@ -19,7 +19,8 @@ import (
 // and the direct one (pulled as docker.io/stagex through a registries.conf
 // mirror, which --mirror makes registries.d cover).
 func TestInteropPolicyTagsAndMirrors(t *testing.T) {
-	t.Parallel()
+	// Not parallel: it runs tally in-process (newSignedRepo), and
+	// urfave/cli's global flags are not safe for concurrent runs.
 	interop.Require(t, "git", "tally", "gpg", "skopeo", "docker-registry")
 	s := newSignedRepo(t, sample.Spec{Name: "core-hello", Tag: "1.0"})
 	mustTally(t, "release", "cut", "--repo", s.repo, "2026.11.0", "--key", filepath.Join(s.keys, "alice.sec.asc"))
