@@ -51,6 +51,7 @@ A maintainer's round:
 			checkCommand(env),
 			approveCommand(env),
 			hooksCommand(env),
+			lookasideCommand(env),
 			hookCommand(env),
 		},
 		CommandNotFound: func(c *cli.Context, name string) {
@@ -63,6 +64,7 @@ A maintainer's round:
 			return nil
 		},
 	}
+	warnRepeatedFlags(app.Commands, env)
 	return app
 }
 
