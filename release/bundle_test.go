@@ -12,6 +12,7 @@ import (
 	"github.com/tally-sig/tally/buildout"
 	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/internal/testkeys"
+	"github.com/tally-sig/tally/release/policy"
 	"github.com/tally-sig/tally/release/quorum"
 	"github.com/tally-sig/tally/sigstore"
 )
@@ -146,5 +147,60 @@ func TestBundleRefusals(t *testing.T) {
 	}
 	if _, err := OpenBundle(filepath.Join(dir, "missing")); err == nil || errors.Is(err, ErrBadBundle) {
 		t.Errorf("a missing file: err = %v", err)
+	}
+}
+
+// TestExtractBundle: the lookaside files of the bundle's tip, byte for byte,
+// and nothing else; a directory that is not empty is refused untouched.
+func TestExtractBundle(t *testing.T) {
+	t.Parallel()
+	repo := gitstore.NewMemory(true)
+	relReady(t, repo)
+	relCut(t, repo, "alice", "r1")
+	file, _ := mustBundle(t, repo, "r1")
+	b := mustOpenBundle(t, file)
+	dir := filepath.Join(t.TempDir(), "sigs")
+	res, err := ExtractBundle(b, "", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := policy.LoadHead(repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]byte{}
+	if err := st.Snap.Walk("", func(p string, e gitstore.Entry) error {
+		if !e.IsDir() && policy.ClassifyPath(st.Policy, p).Class == policy.ClassLookaside {
+			data, err := st.Snap.ReadFile(p)
+			want[p] = data
+			return err
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string][]byte{}
+	if err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		data, err := os.ReadFile(p)
+		got[filepath.ToSlash(rel)] = data
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(want) != 6 || res.Files != len(want) || res.Release != "r1" || res.Lookaside != "file://"+dir {
+		t.Errorf("result %+v, %d lookaside files in the repository", res, len(want))
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("extracted files (-repository +extracted):\n%s", diff)
+	}
+	if _, err := ExtractBundle(b, "", dir); !errors.Is(err, ErrExtractTarget) {
+		t.Errorf("extracting into a full directory: err = %v", err)
+	}
+	if _, err := ExtractBundle(b, "r9", filepath.Join(t.TempDir(), "x")); !errors.Is(err, ErrBundleRelease) {
+		t.Errorf("a release the bundle does not hold: err = %v", err)
 	}
 }
