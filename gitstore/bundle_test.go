@@ -2,6 +2,7 @@ package gitstore
 
 import (
 	"bytes"
+	"compress/zlib"
 	"crypto/sha1"
 	"errors"
 	"os"
@@ -134,10 +135,27 @@ func TestReadBundleRefusals(t *testing.T) {
 		}
 		return b.Bytes()
 	}()
+	// A pack of one blob that declares size and holds the zlib of data.
+	onePack := func(size int64, data []byte) []byte {
+		var b bytes.Buffer
+		b.WriteString(bundleSignature + second.String() + " refs/heads/main\n\n")
+		start := b.Len()
+		b.Write([]byte{'P', 'A', 'C', 'K', 0, 0, 0, 2, 0, 0, 0, 1})
+		b.Write(appendPackEntryHeader(nil, plumbing.BlobObject, size))
+		zw := zlib.NewWriter(&b)
+		_, _ = zw.Write(data)
+		_ = zw.Close()
+		sum := sha1.Sum(b.Bytes()[start:])
+		b.Write(sum[:])
+		return b.Bytes()
+	}
 	for _, tc := range []struct {
 		name, want string
 		data       []byte
 	}{
+		{"huge object", "object of 1073741824 bytes", onePack(1<<30, []byte("x"))},
+		{"inflates to more", "inflates to 3 bytes, not the 2", onePack(2, []byte("xyz"))},
+		{"inflates to less", "inflates to 1 bytes, not the 2", onePack(2, []byte("x"))},
 		{"empty", "does not start with", nil},
 		{"v3", "version 3", []byte("# v3 git bundle\n@object-format=sha1\n\n")},
 		{"not a bundle", "does not start with", []byte("PACK....")},
