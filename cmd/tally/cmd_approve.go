@@ -30,7 +30,7 @@ setting is accepted (by tally check and the hooks) only when approvals by as
 many current maintainers as the threshold are in the changing commit or the
 tip pushed with it. Raising the threshold or refreshing keys needs none.
 
-EXAMPLE:
+EXAMPLES:
    git fetch origin proposal/add-dave
    tally approve --repo . --key ~/keys/me.sec.asc origin/proposal/add-dave
    git push origin main`,

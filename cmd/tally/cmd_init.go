@@ -24,7 +24,7 @@ repository that already holds a lookaside tree is adopted with everything in it.
 Refuses a threshold below 1 or above the number of keys, the same key twice,
 a secret key given as a public key, and keys that stock clients cannot verify.
 
-EXAMPLE:
+EXAMPLES:
    tally init --repo signatures --namespace stagex --threshold 2 \
        --key-file alice.pub.asc --key-file bob.pub.asc`,
 		Flags: append([]cli.Flag{

@@ -58,7 +58,7 @@ func fail(code int, err error, hints ...string) error {
 
 // usagef reports a usage error (exit 64).
 func usagef(format string, args ...any) error {
-	return fail(exitUsage, fmt.Errorf(format, args...), `run "tally help" for usage`)
+	return fail(exitUsage, fmt.Errorf(format, args...), genericHint)
 }
 
 // exitStatus is a result (not an error) that still sets a non-zero exit code,
