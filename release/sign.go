@@ -111,7 +111,7 @@ func Sign(ctx context.Context, repo *gitstore.Repo, opts SignOptions) (*SignResu
 		return nil, fmt.Errorf("%w: %s", ErrUntrustedSigner, fpr)
 	}
 	now := opts.Now().UTC().Truncate(time.Second)
-	if err := checkSigningKey(st.Keys, fpr, now); err != nil {
+	if err := checkSigningKeyOf(st.Keys, fpr, signingKey(opts.Signer), now); err != nil {
 		return nil, err
 	}
 
@@ -181,7 +181,9 @@ func Sign(ctx context.Context, repo *gitstore.Repo, opts SignOptions) (*SignResu
 	changes = append(changes, recChange...)
 	res.Signed = append(res.Signed, todo...)
 
-	who := authorOf(key.Name, now)
+	// The commit's time is taken now, after the slow signing: the commit
+	// signature must not come long after the time the commit claims.
+	who := authorOf(key.Name, opts.Now().UTC().Truncate(time.Second))
 	hash, err := repo.Commit(gitstore.CommitRequest{
 		Branch:    st.Branch,
 		Parents:   []plumbing.Hash{st.Tip},
@@ -198,27 +200,38 @@ func Sign(ctx context.Context, repo *gitstore.Repo, opts SignOptions) (*SignResu
 	return res, nil
 }
 
-// checkSigningKey refuses a key whose signatures would not count if made
+// signingKey returns the fingerprint of the key (primary or subkey) a
+// signer signs with, when it says; else its primary fingerprint.
+func signingKey(s sigstore.Signer) string {
+	if k, ok := s.(interface{ SigningKey() string }); ok && k.SigningKey() != "" {
+		return k.SigningKey()
+	}
+	return s.Fingerprint()
+}
+
+// checkSigningKeyOf refuses a key whose signatures would not count if made
 // now: expired, revoked, or not valid yet according to the repository's
 // keyring (which may know of an expiry or revocation that the secret key
 // file does not). Errors wrap sigstore.ErrKeyExpired or ErrKeyRevoked where
 // that is the reason.
-func checkSigningKey(keys *sigstore.Keyring, fpr string, now time.Time) error {
-	ok, why := keys.ValidAt(fpr, now)
-	if ok {
-		return nil
-	}
-	e, found := keys.Entity(fpr)
-	if !found {
+//
+// signWith is the key (primary or subkey) of the maintainer key fpr that
+// makes the signatures: a subkey the repository's keyring says is revoked
+// or expired is refused too, before anything is signed.
+func checkSigningKeyOf(keys *sigstore.Keyring, fpr, signWith string, now time.Time) error {
+	if _, found := keys.Entity(fpr); !found {
 		return fmt.Errorf("%w: %s", ErrUntrustedSigner, fpr)
 	}
-	for _, issue := range sigstore.CheckKey(e, now) {
-		if issue.Refuse && (errors.Is(issue, sigstore.ErrKeyExpired) || errors.Is(issue, sigstore.ErrKeyRevoked)) {
-			return fmt.Errorf("signing key %s cannot sign at %s: %s (the repository's keyring says so): %w",
-				fpr, now.Format(time.RFC3339), issue.Reason, issue.Unwrap())
-		}
+	if k, _, err := keys.Resolve(signWith); err != nil || k.Fingerprint != fpr {
+		return fmt.Errorf("%w: %s signs with %s, which the repository's keyring does not hold as its key", ErrUntrustedSigner, fpr, signWith)
 	}
-	return fmt.Errorf("signing key %s cannot sign now: %s", fpr, why)
+	if err := keys.CanSign(signWith, now); err != nil {
+		return fmt.Errorf("signing key %s cannot sign at %s: %w (the repository's keyring says so)", fpr, now.Format(time.RFC3339), err)
+	}
+	if ok, why := keys.ValidAt(signWith, now); !ok {
+		return fmt.Errorf("signing key %s cannot sign now: %s", fpr, why)
+	}
+	return nil
 }
 
 // planSignatures decides, for every manifest digest, whether this key already

@@ -18,6 +18,11 @@
 // poisoning, a second signature by one key, over the files that still count).
 // JudgeFiles runs them all; Judge is the first two.
 //
+// VerifyDetached checks the detached signatures of commits and of trust
+// policy approvals (made up to MaxClockSkew after the time they claim), and
+// KeyUpdate says what a new version of a key changes beyond what its holder
+// may add alone.
+//
 // Everything here matches what stock clients (podman and skopeo on
 // containers/image with GnuPG 2.2, and statically built ones) accept: a
 // signature that tally counts is one they verify.
