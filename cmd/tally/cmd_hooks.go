@@ -148,7 +148,7 @@ func hookCommand(env *environment) *cli.Command {
 			if err != nil {
 				return fmt.Errorf("%s hook: %w", name, err)
 			}
-			printRefusals(env.stderr, res)
+			printRefusals(env.stderr, res, "tally check --json OLD..NEW lists them all")
 			for _, n := range res.Notes {
 				fmt.Fprintf(env.stderr, "tally: note: %s\n", n)
 			}

@@ -66,12 +66,16 @@ maintainers built different digests for one platform), an invalid signature
 file, one image under two versions.
 
 Exits 0 when the release is ready to cut, 1 when an image is below quorum or
-divergent, 2 when an invalid signature file blocks it.
+divergent, 2 when an invalid signature file blocks it; a VERSION without build
+records is a usage error (64). Signatures that count but that stock podman and
+skopeo refuse now (a key expired or superseded since, a subkey) are listed as
+clients-refuse warnings; --strict-clients counts only what those clients
+accept.
 
 EXAMPLES:
    tally release plan --repo ../signatures 2026.11.0
    tally release plan --repo ../signatures 2026.11.0 --json`,
-		Flags: []cli.Flag{repoFlag(), jsonFlag()},
+		Flags: []cli.Flag{repoFlag(), jsonFlag(), strictClientsFlag()},
 		Action: func(c *cli.Context) error {
 			version, err := versionArg(c)
 			if err != nil {
@@ -82,7 +86,8 @@ EXAMPLES:
 				return err
 			}
 			defer repo.Close()
-			plan, err := release.NewPlan(c.Context, repo, release.PlanOptions{Release: version, Now: timeNow})
+			plan, err := release.NewPlan(c.Context, repo, release.PlanOptions{Release: version, Now: timeNow,
+				StrictClients: c.Bool("strict-clients")})
 			if err != nil {
 				return err
 			}

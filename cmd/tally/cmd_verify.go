@@ -16,7 +16,8 @@ import (
 
 func verifyCommand(env *environment) *cli.Command {
 	flags := append(checkFlags(), &cli.PathFlag{Name: "local", TakesFile: true,
-		Usage: "also check that the images of your build output OUT_DIR have exactly the digests that met quorum"})
+		Usage: "also check that the images of your build output OUT_DIR have exactly the digests that met quorum"},
+		strictClientsFlag())
 	return &cli.Command{
 		Name:      "verify",
 		Usage:     "pass/fail gate: every image meets quorum, no signature file is invalid, your build matches",
@@ -44,7 +45,14 @@ EXIT CODES:
    When several apply the most serious wins: 2, then 3, then 1. Untrusted
    signers, duplicates, legacy payloads and gaps are warnings, never 2: a
    consumer whose keyring is narrower than the repository's must not see
-   other maintainers' signatures as tampering.
+   other maintainers' signatures as tampering. A NAME that matches no image
+   and a --release without build records are usage errors (64).
+
+A signature that counts for tally's quorum but that stock podman and skopeo
+refuse now (its key expired or was revoked as superseded since it entered
+the repository; a subkey made it, which clients before containers/image 5.37
+reject) gives a WARN line per image. --strict-clients counts only what those
+clients accept, for release managers who publish to stock consumers.
 
 EXAMPLES:
    tally verify --repo signatures --release 2026.11.0
@@ -67,6 +75,7 @@ EXAMPLES:
 			if err != nil {
 				return err
 			}
+			opts.StrictClients = c.Bool("strict-clients")
 			vopts := release.VerifyOptions{CheckOptions: opts, Registry: refs}
 			if len(refs) > 0 {
 				vopts.Keychain = registry.DefaultKeychain
@@ -131,6 +140,7 @@ func printVerify(w io.Writer, res *release.VerifyResult, p palette) {
 	if len(rep.Images) == 0 {
 		fmt.Fprintf(w, "%s no signed images in scope\n", p.red("FAIL"))
 	}
+	clientWarnings(w, rep, p)
 	for _, c := range res.Comparisons {
 		line := fmt.Sprintf("%s %s %s %s", c.Source, c.Location, orUnknown(c.Platform), c.Digest)
 		switch c.State {

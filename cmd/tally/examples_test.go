@@ -47,7 +47,7 @@ func workflowScript(t *testing.T, file string) (string, string) {
 // passes) and on one that deletes a signature (it fails with tally's exit
 // code and refusal lines).
 func TestExampleWorkflows(t *testing.T) {
-	interop.Require(t, "git", "bash")
+	interop.Require(t, "git", "bash", "gpg")
 	if _, err := exec.LookPath("tally"); err != nil {
 		t.Fatal("tally is not on PATH: TestMain puts it there")
 	}
@@ -98,9 +98,12 @@ func TestExampleWorkflows(t *testing.T) {
 			if got, err := run(head); err != nil || !strings.Contains(got, "checked 1 commit(s) and 1 new signature(s): all accepted") {
 				t.Fatalf("a signed pull request failed the check: %v\n%s", err, got)
 			}
-			interop.Git(t, repo, env, "checkout", "-q", "pr")
-			interop.Git(t, repo, env, "rm", "-q", "-r", "stagex")
-			interop.Git(t, repo, env, "commit", "-q", "-m", "delete")
+			// The deletion is signed by a maintainer, so that its content is
+			// what the check refuses (an unsigned commit's content is not read).
+			gpgEnv := append(env, "GNUPGHOME="+interop.GPGHome(t, testkeys.Secret("bob")))
+			interop.Git(t, repo, gpgEnv, "checkout", "-q", "pr")
+			interop.Git(t, repo, gpgEnv, "rm", "-q", "-r", "stagex")
+			interop.Git(t, repo, gpgEnv, "-c", "user.signingkey="+testkeys.Fingerprint("bob"), "commit", "-q", "-S", "-m", "delete")
 			head = strings.TrimSpace(interop.Git(t, repo, env, "rev-parse", "HEAD"))
 			got, err := run(head)
 			var ee *exec.ExitError

@@ -20,6 +20,8 @@ func TestMain(m *testing.M) {
 			os.Exit(run(os.Args, os.Stdin, os.Stdout, os.Stderr))
 		},
 		"mksample": func() { os.Exit(mksampleMain()) },
+		"mksig":    func() { os.Exit(mksigMain()) },
+		"mkkey":    func() { os.Exit(mkkeyMain()) },
 	})
 }
 
