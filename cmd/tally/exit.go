@@ -81,7 +81,9 @@ func report(stderr io.Writer, err error) int {
 	var ee *exitError
 	if errors.As(err, &ee) {
 		code = ee.code
-		hints = append(ee.hints, hints...)
+		if len(ee.hints) > 0 {
+			hints = ee.hints // the command knows better than the error table
+		}
 	}
 	for _, line := range strings.Split(strings.TrimRight(msg, "\n"), "\n") {
 		fmt.Fprintf(stderr, "tally: error: %s\n", line)
