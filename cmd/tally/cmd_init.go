@@ -114,7 +114,7 @@ EXAMPLES:
 				Namespace: c.String("namespace"), IdentityPrefix: c.String("identity-prefix"),
 				Threshold: c.Int("threshold"), Keys: keys, Maintainers: fprs, Signer: signer, LockWait: c.Duration("lock-wait"),
 			})
-			_ = repo.Close() // read-only from here: nothing to flush
+			_ = repo.Close() // Init has committed; nothing below reads the repository
 			if err != nil {
 				if created {
 					_ = os.RemoveAll(dir) // nothing but what gitstore.Init just wrote
