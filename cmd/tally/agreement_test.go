@@ -13,7 +13,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/tally-sig/tally/hooks"
+	"github.com/tally-sig/tally/internal/interop"
 	"github.com/tally-sig/tally/internal/sample"
+	"github.com/tally-sig/tally/internal/testkeys"
 	"github.com/tally-sig/tally/release"
 	"github.com/tally-sig/tally/release/quorum"
 )
@@ -41,9 +43,15 @@ func TestOneJudgementEverywhere(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The corpus commit is signed by a maintainer (alice, through gpg), so
+	// that the guard judges its content: an unsigned commit is refused for
+	// its signature alone.
+	gnupg := interop.GPGHome(t, testkeys.Secret("alice"))
 	git := func(repo string, args ...string) {
 		t.Helper()
-		cmd := exec.Command("git", append([]string{"-C", repo, "-c", "user.name=t", "-c", "user.email=t@example.invalid"}, args...)...)
+		cmd := exec.Command("git", append([]string{"-C", repo, "-c", "user.name=t", "-c", "user.email=t@example.invalid",
+			"-c", "user.signingkey=" + testkeys.Fingerprint("alice")}, args...)...)
+		cmd.Env = append(os.Environ(), "GNUPGHOME="+gnupg)
 		if b, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("git %v: %v\n%s", args, err, b)
 		}
@@ -91,7 +99,7 @@ func TestOneJudgementEverywhere(t *testing.T) {
 	good(path("core-f", 1), "mallory", "core-f")
 	good(path("core-f", 2), "bob", "core-f")
 	git(src, "add", "-A")
-	git(src, "commit", "-q", "-m", "the corpus")
+	git(src, "commit", "-q", "-S", "-m", "the corpus")
 	corpus := []string{path("core-a", 1), path("core-a", 2), path("core-a", 3), path("core-a", 4), path("core-b", 1), path("core-b", 2),
 		path("core-c", 2), path("core-d", 1), path("core-d", 2), path("core-e", 1), path("core-f", 1), path("core-f", 2)}
 
