@@ -46,7 +46,7 @@ var classes = []errorClass{
 	{[]error{release.ErrNotOnBranch}, exitData,
 		[]string{"check out the branch the release was cut on (and fetch it), then run the command again"}},
 	{[]error{release.ErrNoUpstream}, exitData,
-		[]string{"set an upstream: git -C REPO branch --set-upstream-to=origin/BRANCH (what was committed is kept; push again after)"}},
+		[]string{"set an upstream once: git -C REPO push -u REMOTE BRANCH (git -C REPO remote lists the remotes); what was committed is kept"}},
 	{[]error{registry.ErrBadTarget, release.ErrBadPolicyOptions}, exitUsage, []string{`run "tally help release publish" or "tally help policy export" for usage`}},
 	{[]error{release.ErrInexpressible}, exitData,
 		[]string{"use --require all or --require any, or have the maintainers sign every platform of the image"}},
