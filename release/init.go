@@ -35,18 +35,18 @@ type PublicKey struct {
 
 // InitOptions says how to set up a signatures repository.
 type InitOptions struct {
-	Namespace      string           // e.g. "stagex"
-	IdentityPrefix string           // "" = Namespace
-	Threshold      int              // M; 0 = min(2, number of keys)
-	Keys           []PublicKey      // maintainers' public keys
+	Namespace      string      // e.g. "stagex"
+	IdentityPrefix string      // "" = Namespace
+	Threshold      int         // M; 0 = min(2, number of keys)
+	Keys           []PublicKey // maintainers' public keys
 	// Maintainers, when set, are the primary fingerprints of the maintainer
 	// set (StageX's MAINTAINERS): only their keys are taken from Keys and
 	// from a keyring the repository holds already; the others are ignored
 	// and counted (InitResult.IgnoredKeys). A listed fingerprint without a
 	// key is ErrMissingKey.
 	Maintainers []string
-	Signer         sigstore.Signer  // signs the commit when set; its key must be among the keys
-	Now            func() time.Time // the clock; time.Now when nil
+	Signer      sigstore.Signer  // signs the commit when set; its key must be among the keys
+	Now         func() time.Time // the clock; time.Now when nil
 	// LockWait bounds how long Init waits for another writer of the
 	// repository; 0 waits as long as ctx allows (see SignOptions.LockWait).
 	LockWait time.Duration
@@ -54,14 +54,14 @@ type InitOptions struct {
 
 // InitResult says what Init did.
 type InitResult struct {
-	Policy   policy.Policy  `json:"policy"`
-	Keys     []sigstore.Key `json:"keys"`
-	Adopted  int            `json:"adopted_files"` // files of an existing lookaside tree kept as they were
+	Policy  policy.Policy  `json:"policy"`
+	Keys    []sigstore.Key `json:"keys"`
+	Adopted int            `json:"adopted_files"` // files of an existing lookaside tree kept as they were
 	// IgnoredKeys counts the keys given that are not in InitOptions.Maintainers.
-	IgnoredKeys int `json:"ignored_keys"`
-	Commit   string         `json:"commit"`
-	Branch   string         `json:"branch"`
-	Warnings []string       `json:"warnings,omitempty"`
+	IgnoredKeys int      `json:"ignored_keys"`
+	Commit      string   `json:"commit"`
+	Branch      string   `json:"branch"`
+	Warnings    []string `json:"warnings,omitempty"`
 }
 
 // Init writes the trust policy (tally.toml) and the maintainers' keyring into

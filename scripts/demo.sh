@@ -16,8 +16,12 @@ cd "$(dirname "$0")/.."
 root=$PWD
 demo=$root/.demo
 
+# The first build on a fresh machine compiles every dependency: say so, or
+# the demo looks hung for a minute or more.
+echo "demo: building bin/tally and bin/mksample (the first build on a fresh machine takes a minute or two)..." >&2
 go build -o bin/tally ./cmd/tally
 go build -o bin/mksample ./internal/sample/cmd/mksample
+echo "demo: built; the story starts" >&2
 export PATH=$root/bin:$PATH
 # Plain git below only clones, pulls and resets: no identity or config needed,
 # and none of the user's configuration may change the story.
@@ -28,8 +32,12 @@ mkdir -p "$demo/keys"
 cp internal/testkeys/keys/{alice,bob}.{pub,sec}.asc "$demo/keys/"
 cd "$demo"
 
-bold=$(tput bold 2>/dev/null || true)
-plain=$(tput sgr0 2>/dev/null || true)
+# Bold only on a terminal: a log file (make demo > demo.log) gets plain text.
+bold= plain=
+if [[ -t 1 ]]; then
+	bold=$(tput bold 2>/dev/null || true)
+	plain=$(tput sgr0 2>/dev/null || true)
+fi
 step() { printf '\n%s== %s%s\n' "$bold" "$*" "$plain"; }
 run() {
 	printf '%s$ %s%s\n' "$bold" "$*" "$plain"
