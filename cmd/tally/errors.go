@@ -63,6 +63,7 @@ var classes = []errorClass{
 	{[]error{hooks.ErrRefused}, exitRefused, nil},
 	{[]error{hooks.ErrForeignHook}, exitRefused,
 		[]string{"look at that hook first: --force keeps it as <hook>.before-tally and installs tally's"}},
+	{[]error{hooks.ErrBadProposal}, exitData, nil},
 	{[]error{hooks.ErrWrongRepository, hooks.ErrNothingToApprove, hooks.ErrBadHookInput}, exitData, nil},
 	{[]error{release.ErrAlreadyInitialised}, exitData,
 		[]string{"edit tally.toml in a commit signed by a maintainer to change the policy"}},
