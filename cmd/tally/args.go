@@ -44,8 +44,8 @@ func readLine(app *cli.App, args []string) (*commandLine, error) {
 	if len(args) > 0 {
 		prog, in = args[0], args[1:]
 	}
-	// Global flags come before the command.
-	for len(in) > 0 && strings.HasPrefix(in[0], "-") && in[0] != "-" {
+	// The global flags come before the command: help and version only.
+	if len(in) > 0 && strings.HasPrefix(in[0], "-") && in[0] != "-" {
 		switch in[0] {
 		case "-h", "--help", "-help":
 			return &commandLine{kind: lineHelp}, nil

@@ -81,7 +81,7 @@ func isFingerprint(s string) bool {
 		return false
 	}
 	for _, c := range s {
-		if !('0' <= c && c <= '9' || 'A' <= c && c <= 'F') {
+		if (c < '0' || c > '9') && (c < 'A' || c > 'F') {
 			return false
 		}
 	}
@@ -91,7 +91,7 @@ func isFingerprint(s string) bool {
 // quoteKey writes a TOML key as it would appear in a table header.
 func quoteKey(k string) string {
 	for _, c := range k {
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+		if (c < 'a' || c > 'z') && (c < 'A' || c > 'Z') && (c < '0' || c > '9') && c != '-' && c != '_' {
 			return fmt.Sprintf("%q", k)
 		}
 	}
