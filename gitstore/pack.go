@@ -344,8 +344,10 @@ func parsePackEntry(buf []byte) (packEntry, error) {
 }
 
 // appendPackEntryHeader appends the type-and-size header of a whole
-// (undeltified) object, the inverse of parsePackEntry's first step.
-func appendPackEntryHeader(b []byte, typ plumbing.ObjectType, size int64) []byte {
+// (undeltified) object, the inverse of parsePackEntry's first step. It
+// appends, as strconv's Append functions do, although every caller today
+// starts from nil.
+func appendPackEntryHeader(b []byte, typ plumbing.ObjectType, size int64) []byte { //nolint:unparam // an append-style API
 	c := byte(typ)<<4 | byte(size&0x0f)
 	size >>= 4
 	for size > 0 {

@@ -87,25 +87,25 @@ func Approve(ctx context.Context, repo *gitstore.Repo, opts ApproveOptions) (*Ap
 		from = head
 	}
 	var sts states
-	load := func(commit plumbing.Hash, what string) (*policyState, *gitstore.Snapshot, error) {
+	load := func(commit plumbing.Hash, what string) (*policyState, error) {
 		if commit.IsZero() {
-			return nil, nil, fmt.Errorf("%s: %w: the branch has no commits yet", what, policy.ErrNoPolicy)
+			return nil, fmt.Errorf("%s: %w: the branch has no commits yet", what, policy.ErrNoPolicy)
 		}
 		snap, err := repo.Snapshot(commit)
 		if err != nil {
-			return nil, nil, fmt.Errorf("%s: %w", what, err)
+			return nil, fmt.Errorf("%s: %w", what, err)
 		}
 		s, err := sts.load(snap)
 		if err != nil {
-			return nil, nil, fmt.Errorf("%s (%s): %w", what, short(commit), err)
+			return nil, fmt.Errorf("%s (%s): %w", what, short(commit), err)
 		}
-		return s, snap, nil
+		return s, nil
 	}
-	cur, _, err := load(from, "the current trust policy")
+	cur, err := load(from, "the current trust policy")
 	if err != nil {
 		return nil, err
 	}
-	proposed, _, err := load(opts.Proposal, "the proposed trust policy")
+	proposed, err := load(opts.Proposal, "the proposed trust policy")
 	if err != nil {
 		return nil, err
 	}

@@ -282,8 +282,8 @@ func Merge(ctx context.Context, repo *gitstore.Repo, opts MergeOptions) (*MergeR
 				continue
 			}
 			c := candidate{src: i, d: d}
-			c.dir, _, _ = cutLastSlash(d.Path)
-			_, name, _ := cutLastSlash(d.Path)
+			c.dir, _ = cutLastSlash(d.Path)
+			_, name := cutLastSlash(d.Path)
 			c.num, _ = signatureNumber(name)
 			cands = append(cands, c)
 			refs = append(refs, blobRef{d.NewHash, d.Path})
@@ -844,7 +844,7 @@ func (a *assembly) judge(path string, mode filemode.FileMode, blob plumbing.Hash
 func (a *assembly) refusedAdded(added map[string]bool) (map[string]sigstore.Verdict, error) {
 	dirs := map[string]bool{}
 	for p := range added {
-		dir, _, _ := cutLastSlash(p)
+		dir, _ := cutLastSlash(p)
 		dirs[dir] = true
 	}
 	out := map[string]sigstore.Verdict{}
@@ -869,7 +869,7 @@ func (a *assembly) refusedAdded(added map[string]bool) (map[string]sigstore.Verd
 			return nil
 		}
 		for p, ch := range a.changes {
-			if parent, _, _ := cutLastSlash(p); parent == dir {
+			if parent, _ := cutLastSlash(p); parent == dir {
 				seen[p] = true
 				if !ch.Delete {
 					if err := judge(p, filemode.Regular, plumbing.ComputeHash(plumbing.BlobObject, ch.Data)); err != nil {
@@ -931,7 +931,7 @@ func (a *assembly) dir(dir string) (*sigDir, error) {
 	}
 	// Changes made earlier in this assembly (a replay reloads its base).
 	for p, ch := range a.changes {
-		if parent, name, _ := cutLastSlash(p); parent == dir {
+		if parent, name := cutLastSlash(p); parent == dir {
 			a.noteChange(d, p, name, ch)
 		}
 	}
@@ -1020,12 +1020,13 @@ func signatureNumber(name string) (int, bool) {
 	return n, true
 }
 
-func cutLastSlash(p string) (dir, name string, ok bool) {
+// cutLastSlash splits p at its last "/": dir is "" when there is none.
+func cutLastSlash(p string) (dir, name string) {
 	i := strings.LastIndexByte(p, '/')
 	if i < 0 {
-		return "", p, false
+		return "", p
 	}
-	return p[:i], p[i+1:], true
+	return p[:i], p[i+1:]
 }
 
 // maintainer checks that signer is a maintainer whose key may sign now and

@@ -2,6 +2,7 @@ package sigstore
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 
@@ -196,7 +197,7 @@ func entityPackets(e *openpgp.Entity) ([]rawPacket, error) {
 	var out []rawPacket
 	for {
 		op, err := r.Next()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			return out, nil
 		}
 		if err != nil {

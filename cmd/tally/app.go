@@ -52,6 +52,7 @@ A maintainer's round:
 			keysCommand(env),
 			thresholdCommand(env),
 			hooksCommand(env),
+			lookasideCommand(env),
 			hookCommand(env),
 		},
 		CommandNotFound: func(c *cli.Context, name string) {
@@ -64,6 +65,7 @@ A maintainer's round:
 			return nil
 		},
 	}
+	warnRepeatedFlags(app.Commands, env)
 	return app
 }
 

@@ -467,14 +467,22 @@ func flagHelp(f cli.Flag) string {
 		}
 	}
 	s := strings.Join(parts, ", ")
-	if takesValue(f) {
-		s += " " + placeholder(f)
-	}
 	d, ok := f.(cli.DocGenerationFlag)
 	if !ok {
+		if takesValue(f) {
+			s += " " + placeholder(f)
+		}
 		return s
 	}
-	s += "\t" + d.GetUsage()
+	// urfave/cli's convention: a `NAME` in the usage is the value's placeholder.
+	name, usage := unquoteUsage(d.GetUsage())
+	if takesValue(f) {
+		if name == "" || name == "value" {
+			name = placeholder(f)
+		}
+		s += " " + name
+	}
+	s += "\t" + usage
 	if r, ok := f.(cli.RequiredFlag); ok && r.IsRequired() {
 		s += " (required)"
 	}
@@ -544,4 +552,18 @@ func checkValue(f cli.Flag, value string) error {
 		}
 	}
 	return nil
+}
+
+// unquoteUsage splits a flag's usage into the placeholder it names in
+// backquotes (urfave/cli's convention) and the usage without the quotes.
+func unquoteUsage(usage string) (string, string) {
+	before, rest, ok := strings.Cut(usage, "`")
+	if !ok {
+		return "", usage
+	}
+	name, after, ok := strings.Cut(rest, "`")
+	if !ok {
+		return "", usage
+	}
+	return name, before + name + after
 }

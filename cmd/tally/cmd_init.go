@@ -8,6 +8,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/tally-sig/tally/examples"
 	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/release"
 	"github.com/tally-sig/tally/release/policy"
@@ -35,9 +36,16 @@ fingerprint without a key is refused, and so is an expired or revoked key.
 Refuses a threshold below 1 or above the number of keys, the same key twice,
 a secret key given as a public key, and keys that stock clients cannot verify.
 
+--extra-path admits files outside tally's own, such as the CI workflow that
+runs tally check (tally check refuses any other file); later changes to the
+list are trust policy changes, which need approvals. --ci github (or forgejo)
+commits that workflow (.github/workflows/tally-check.yml, or
+.forgejo/workflows/) with the policy and admits it.
+
 EXAMPLES:
    tally init --repo signatures --namespace stagex --threshold 2 \
-       --key-file alice.pub.asc --key-file bob.pub.asc
+       --key-file alice.pub.asc --key-file bob.pub.asc \
+       --extra-path .github/workflows/tally-check.yml --extra-path README.md
    tally init --repo signatures --maintainers stagex/MAINTAINERS \
        --keyring stagex/keys/stagex-keyring.pgp --threshold 2`,
 		Flags: append([]cli.Flag{
@@ -50,6 +58,8 @@ EXAMPLES:
 			&cli.PathFlag{Name: "maintainers", TakesFile: true,
 				Usage: "StageX's MAINTAINERS file: take only the keys whose primary fingerprints it lists"},
 			&cli.BoolFlag{Name: "bare", Usage: "create a bare repository (for a server)"},
+			&cli.StringFlag{Name: "ci", Usage: "also commit the CI workflow that runs tally check on pull requests, for `FORGE` github or forgejo, and admit it in extra_paths"},
+			&cli.StringSliceFlag{Name: "extra-path", Usage: "a file, or a directory ending in /, outside tally's own that commits may change (extra_paths in tally.toml): the CI workflow (.github/workflows/tally-check.yml), README.md; repeat for each"},
 			lockWaitFlag(),
 			jsonFlag(),
 		}, signerFlags(false)...),
@@ -93,6 +103,14 @@ EXAMPLES:
 			for _, m := range maintainers {
 				fprs = append(fprs, m.Fingerprint)
 			}
+			var files []gitstore.Change
+			if forge := c.String("ci"); forge != "" {
+				path, data, err := examples.Workflow(forge)
+				if err != nil {
+					return usagef("--ci: %v", err)
+				}
+				files = append(files, gitstore.Change{Path: path, Data: data})
+			}
 			signer, err := openSigner(c, env, false)
 			if err != nil {
 				return err
@@ -113,6 +131,7 @@ EXAMPLES:
 			res, err := release.Init(c.Context, repo, release.InitOptions{
 				Namespace: c.String("namespace"), IdentityPrefix: c.String("identity-prefix"),
 				Threshold: c.Int("threshold"), Keys: keys, Maintainers: fprs, Signer: signer, LockWait: c.Duration("lock-wait"),
+				ExtraPaths: c.StringSlice("extra-path"), Files: files,
 			})
 			_ = repo.Close() // Init has committed; nothing below reads the repository
 			if err != nil {
@@ -139,6 +158,9 @@ EXAMPLES:
 				fmt.Fprintf(env.stdout, "adopted %d existing lookaside file(s) unchanged\n", res.Adopted)
 			}
 			fmt.Fprintf(env.stdout, "commit %s on %s\n", short(res.Commit), res.Branch)
+			for _, f := range files {
+				fmt.Fprintf(env.stdout, "committed the CI workflow %s: set TALLY_COMMIT in it to the tally commit you reviewed\n", f.Path)
+			}
 			return nil
 		},
 	}
