@@ -50,6 +50,8 @@ A maintainer's round:
 			bundleCommand(env),
 			checkCommand(env),
 			approveCommand(env),
+			keysCommand(env),
+			thresholdCommand(env),
 			hooksCommand(env),
 			lookasideCommand(env),
 			hookCommand(env),
