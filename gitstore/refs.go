@@ -167,4 +167,3 @@ func appendLog(path, line string, create bool) {
 // refLockTimeout is how long updateRef waits for another process's lock on a
 // reference, as git does by default.
 const refLockTimeout = 100 * time.Millisecond
-

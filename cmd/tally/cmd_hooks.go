@@ -9,7 +9,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/hooks"
 )
 
@@ -60,7 +59,7 @@ EXAMPLES:
 			if err != nil {
 				return fail(exitInternal, fmt.Errorf("finding the tally program to record in the hooks: %w", err))
 			}
-			repo, err := gitstore.Open(c.Path("repo"))
+			repo, err := openRepo(env, c.Path("repo"))
 			if err != nil {
 				return err
 			}

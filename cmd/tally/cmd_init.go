@@ -57,7 +57,7 @@ EXAMPLE:
 				return err
 			}
 			dir := c.String("repo")
-			repo, err := gitstore.Open(dir)
+			repo, err := openRepo(env, dir)
 			if err != nil {
 				if _, statErr := os.Stat(dir); statErr == nil && !isEmptyDir(dir) && !c.Bool("bare") {
 					return fail(exitData, err, "run tally init in an empty directory, a new path, or a git repository")

@@ -65,7 +65,7 @@ EXAMPLES:
 			if len(images) == 0 {
 				return fail(exitData, fmt.Errorf("no OCI image layouts in %s", out), "run make first, or point --out at the build output")
 			}
-			repo, err := gitstore.Open(c.Path("repo"))
+			repo, err := openRepo(env, c.Path("repo"))
 			if err != nil {
 				return err
 			}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -106,8 +105,8 @@ func classify(err error) (int, []string) {
 			}
 		}
 	}
-	if errors.Is(err, context.Canceled) {
-		return exitTempFail, []string{"interrupted: nothing was committed; run the command again"}
+	if isInterrupt(err) {
+		return exitTempFail, []string{interruptHint}
 	}
 	if isUsage(err) {
 		return exitUsage, []string{`run "tally help" for usage`}

@@ -5,6 +5,7 @@
 package main
 
 import (
+	"context"
 	"io"
 	"os"
 
@@ -13,13 +14,13 @@ import (
 
 func main() {
 	release.TuneGC()
-	os.Exit(run(os.Args, os.Stdin, os.Stdout, os.Stderr))
+	os.Exit(runInterruptible(os.Args, os.Stdin, os.Stdout, os.Stderr))
 }
 
 // run executes the command line and returns the process exit code; main is
 // the only place that exits.
-func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	app := newApp(stdin, stdout, stderr)
-	err := app.Run(args)
+	err := app.RunContext(ctx, args)
 	return report(stderr, err)
 }

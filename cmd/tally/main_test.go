@@ -15,7 +15,7 @@ import (
 
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
-		"tally":    func() { os.Exit(run(os.Args, os.Stdin, os.Stdout, os.Stderr)) },
+		"tally":    func() { installFault(); os.Exit(runInterruptible(os.Args, os.Stdin, os.Stdout, os.Stderr)) },
 		"mksample": func() { os.Exit(mksampleMain()) },
 	})
 }
