@@ -24,8 +24,9 @@
 // # Concurrency
 //
 // A Repo is safe for concurrent use. Reads (Snapshot, ReadFile, Walk, Blob,
-// Diff) run in parallel: packs are read with pread on descriptors kept open,
-// and trees and blobs are decoded once per object id and shared by every
+// Diff) run in parallel: packs are mapped read-only into memory (as git
+// does; mmap.go, Linux and other Unix systems), so readers share them without
+// a system call or a lock on a file position, and trees and blobs are decoded once per object id and shared by every
 // Snapshot. Writes never disturb readers: objects are immutable, and a
 // branch moves only once everything it points to is stored.
 //

@@ -32,7 +32,8 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// tallyProgram builds tally once for the tests that run real git hooks.
+// tallyProgram builds tally once for the tests that run real git hooks,
+// with the test clock (TALLY_TEST_NOW, cmd/tally/testclock.go).
 func tallyProgram(t *testing.T) string {
 	t.Helper()
 	tallyOnce.Do(func() {
@@ -44,7 +45,7 @@ func tallyProgram(t *testing.T) string {
 		if tallyDir, tallyErr = os.MkdirTemp("", "tally-hooks-test-"); tallyErr != nil {
 			return
 		}
-		out, err := exec.Command(goTool, "build", "-o", filepath.Join(tallyDir, "tally"), "github.com/tally-sig/tally/cmd/tally").CombinedOutput()
+		out, err := exec.Command(goTool, "build", "-tags", "tallytest", "-o", filepath.Join(tallyDir, "tally"), "github.com/tally-sig/tally/cmd/tally").CombinedOutput()
 		if err != nil {
 			tallyErr = errors.New("building tally: " + err.Error() + "\n" + string(out))
 		}

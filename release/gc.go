@@ -1,9 +1,6 @@
 package release
 
-import (
-	"os"
-	"runtime/debug"
-)
+import "runtime/debug"
 
 // GCPercent is the garbage collector target tally's commands run with
 // unless GOGC is set: 200, twice Go's default. A whole-repository status or
@@ -14,12 +11,10 @@ import (
 // budget (see make bench).
 const GCPercent = 200
 
-// TuneGC applies GCPercent when the environment does not choose a GOGC of
-// its own, and returns a function that restores the previous setting.
+// TuneGC applies GCPercent and returns a function that restores the
+// previous setting. cmd/tally calls it unless the user set GOGC; the library
+// itself never reads the environment.
 func TuneGC() (restore func()) {
-	if os.Getenv("GOGC") != "" {
-		return func() {}
-	}
 	old := debug.SetGCPercent(GCPercent)
 	return func() { debug.SetGCPercent(old) }
 }

@@ -13,7 +13,11 @@ import (
 )
 
 func main() {
-	release.TuneGC()
+	// The collector's target is tally's (release.GCPercent) unless the user
+	// chose one with GOGC, which the Go runtime has already applied.
+	if os.Getenv("GOGC") == "" {
+		release.TuneGC()
+	}
 	os.Exit(runInterruptible(os.Args, os.Stdin, os.Stdout, os.Stderr))
 }
 

@@ -15,7 +15,11 @@ import (
 
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
-		"tally":    func() { installFault(); os.Exit(runInterruptible(os.Args, os.Stdin, os.Stdout, os.Stderr)) },
+		"tally": func() {
+			pinClock(os.Getenv("TALLY_TEST_NOW"))
+			installFault()
+			os.Exit(runInterruptible(os.Args, os.Stdin, os.Stdout, os.Stderr))
+		},
 		"mksample": func() { os.Exit(mksampleMain()) },
 	})
 }
