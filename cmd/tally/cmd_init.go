@@ -1,8 +1,11 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 
 	"github.com/urfave/cli/v2"
 
@@ -58,22 +61,35 @@ EXAMPLE:
 			}
 			dir := c.String("repo")
 			repo, err := openRepo(env, dir)
+			created := false // init made the repository: a refusal removes it again
 			if err != nil {
 				if _, statErr := os.Stat(dir); statErr == nil && !isEmptyDir(dir) && !c.Bool("bare") {
 					return fail(exitData, err, "run tally init in an empty directory, a new path, or a git repository")
 				}
+				_, statErr := os.Stat(dir)
+				newDir := errors.Is(statErr, fs.ErrNotExist)
 				if repo, err = gitstore.Init(dir, c.Bool("bare"), "main"); err != nil {
+					undoInit(dir, newDir)
 					return err
 				}
+				created = true
+				defer func() {
+					if created {
+						undoInit(dir, newDir)
+					}
+				}()
 			}
-			defer repo.Close()
 			res, err := release.Init(c.Context, repo, release.InitOptions{
 				Namespace: c.String("namespace"), IdentityPrefix: c.String("identity-prefix"),
 				Threshold: c.Int("threshold"), Keys: keys, Signer: signer, LockWait: c.Duration("lock-wait"),
 			})
+			if cerr := repo.Close(); err == nil && cerr != nil {
+				err = cerr
+			}
 			if err != nil {
 				return err
 			}
+			created = false
 			for _, w := range res.Warnings {
 				fmt.Fprintf(env.stderr, "tally: warning: %s\n", w)
 			}
@@ -91,6 +107,19 @@ EXAMPLE:
 			fmt.Fprintf(env.stdout, "commit %s on %s\n", short(res.Commit), res.Branch)
 			return nil
 		},
+	}
+}
+
+// undoInit removes what a refused tally init created: the directory when it
+// made it, else what it put in the empty directory it was given.
+func undoInit(dir string, newDir bool) {
+	if newDir {
+		_ = os.RemoveAll(dir)
+		return
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		_ = os.RemoveAll(filepath.Join(dir, e.Name()))
 	}
 }
 

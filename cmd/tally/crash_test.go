@@ -55,9 +55,9 @@ func installFault() {
 	}
 	point := parts[0]
 	n, _ := strconv.Atoi(parts[1])
-	sig := syscall.SIGKILL
-	if parts[2] == "INT" {
-		sig = syscall.SIGINT
+	sig := map[string]syscall.Signal{"INT": syscall.SIGINT, "TERM": syscall.SIGTERM}[parts[2]]
+	if sig == 0 {
+		sig = syscall.SIGKILL
 	}
 	var count atomic.Int64
 	fault.Set(func(p string) {
@@ -233,7 +233,7 @@ func must(t *testing.T, err error) {
 
 // outcome is what one kill did, for the tally of kills per command.
 type outcome struct {
-	killed, interrupted, completed int
+	killed, interrupted, completed int // SIGKILL, SIGINT or SIGTERM, finished before a timed kill
 }
 
 func TestCrashCommands(t *testing.T) {
@@ -277,7 +277,7 @@ func logCrashResults(t *testing.T, results map[string]*outcome) {
 	total := 0
 	for _, n := range names {
 		r := results[n]
-		t.Logf("%-16s %3d SIGKILL, %3d SIGINT survived; %d run(s) finished before the timed kill", n, r.killed, r.interrupted, r.completed)
+		t.Logf("%-16s %3d SIGKILL, %3d SIGINT/SIGTERM survived; %d run(s) finished before the timed kill", n, r.killed, r.interrupted, r.completed)
 		total += r.killed + r.interrupted
 	}
 	t.Logf("%d kills survived in all", total)
@@ -351,6 +351,9 @@ func (e *crashEnvT) crashOne(fx crashFixture, base string, soak int, res *outcom
 		if interruptAt[p] || soak > 0 {
 			kills = append(kills, kill{spec: fmt.Sprintf("%s:%d:INT", p, 1)})
 		}
+		if p == "objects-written" || p == "worktree-file-written" {
+			kills = append(kills, kill{spec: fmt.Sprintf("%s:%d:TERM", p, 1)})
+		}
 	}
 	rng := rand.New(rand.NewPCG(1, uint64(len(fx.name))))
 	for range timedKills * max(1, soak) {
@@ -376,10 +379,14 @@ func (e *crashEnvT) crashOne(fx crashFixture, base string, soak int, res *outcom
 			st = ee.Sys().(syscall.WaitStatus)
 		}
 		switch {
-		case strings.HasSuffix(k.spec, ":INT"):
+		case strings.HasSuffix(k.spec, ":INT") || strings.HasSuffix(k.spec, ":TERM"):
 			point := strings.Split(k.spec, ":")[0]
-			if !st.Exited() || st.ExitStatus() != 130 {
-				t.Errorf("%s: exit %v, want 130\n%s", what, err, out)
+			code := 130
+			if strings.HasSuffix(k.spec, ":TERM") {
+				code = 143
+			}
+			if !st.Exited() || st.ExitStatus() != code {
+				t.Errorf("%s: exit %v, want %d\n%s", what, err, code, out)
 			}
 			if beforeMove[point] && !strings.Contains(out, interruptHint) {
 				t.Errorf("%s: no %q\n%s", what, interruptHint, out)
