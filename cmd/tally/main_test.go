@@ -18,7 +18,9 @@ func TestMain(m *testing.M) {
 		"tally": func() {
 			pinClock(os.Getenv("TALLY_TEST_NOW"))
 			installFault()
-			os.Exit(runInterruptible(os.Args, os.Stdin, os.Stdout, os.Stderr))
+			code := runInterruptible(os.Args, os.Stdin, os.Stdout, os.Stderr)
+			reportPeakMemory()
+			os.Exit(code)
 		},
 		"mksample": func() { os.Exit(mksampleMain()) },
 	})
