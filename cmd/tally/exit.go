@@ -38,7 +38,9 @@ const exitCodesHelp = `EXIT CODES:
        registry is unreachable; run the command again
    77  refused: it would overwrite uncommitted work or published history, or
        a change breaks the rules of a guarded signatures repository (check,
-       hooks)`
+       hooks)
+   130 interrupted by SIGINT (143: SIGTERM); nothing was committed unless the
+       branch had moved already, and then the checkout was finished first`
 
 // exitError carries an exit code and hints for the user alongside an error.
 type exitError struct {
