@@ -151,19 +151,20 @@ func interrupted(ctx context.Context, what string) error {
 // before the branch moves; once it has moved, the checkout is finished
 // whatever ctx says.
 func (r *Repo) moveCheckedOut(ctx context.Context, wt *worktree, u refUpdate, tree plumbing.Hash, changes []Change) (moved bool, err error) {
-	if wt != nil {
+	intent := wt != nil && r.gitDir != "" // a repository in memory does not survive its process
+	if intent {
 		if err := r.writeIntent(checkoutIntent{branch: u.name, old: u.old, new: u.new}); err != nil {
 			return false, err
 		}
 	}
 	if err := interrupted(ctx, "updating "+string(u.name)); err != nil {
-		if wt != nil {
+		if intent {
 			r.clearIntent()
 		}
 		return false, err
 	}
 	if err := r.updateRef(u); err != nil {
-		if wt != nil {
+		if intent {
 			r.clearIntent()
 		}
 		return false, err
@@ -175,7 +176,9 @@ func (r *Repo) moveCheckedOut(ctx context.Context, wt *worktree, u refUpdate, tr
 		// The intent stays: the next Recover finishes the job.
 		return true, err
 	}
-	r.clearIntent()
+	if intent {
+		r.clearIntent()
+	}
 	faultPoint("checkout-done")
 	return true, nil
 }

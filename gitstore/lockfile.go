@@ -47,8 +47,8 @@ func (r *Repo) takeLock(path string, wait time.Duration) (*ownedLock, error) {
 		_ = os.Remove(record)
 		return nil, err
 	}
-	// The record names its lock file in an extended attribute would be
-	// neater, but not every file system has them: keep the name beside it.
+	// The lock file's name goes in a file beside the record (an extended
+	// attribute would be neater, but not every file system has them).
 	if err := os.WriteFile(record+".path", []byte(path), 0o666); err != nil {
 		return fail(err)
 	}
