@@ -366,3 +366,16 @@ func TestCommitInterruptedBeforeBranchMoves(t *testing.T) {
 		t.Errorf("SetBranch = %v, want ErrInterrupted", err)
 	}
 }
+
+// TestMemoryCommitWritesNoIntent checks that a repository in memory leaves
+// nothing on disk: no intent record in the current directory.
+func TestMemoryCommitWritesNoIntent(t *testing.T) {
+	r := memRepo(true)
+	mustCommit(t, r, plumbing.ZeroHash, "one", write("a", "1"))
+	if _, err := os.Stat(filepath.FromSlash(intentFile)); err == nil {
+		t.Fatalf("%s written into the current directory", intentFile)
+	}
+	if _, err := os.Stat("tally"); err == nil {
+		t.Fatal("a tally directory was created in the current directory")
+	}
+}
