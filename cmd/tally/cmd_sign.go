@@ -101,6 +101,9 @@ EXAMPLES:
 						what = "signed and committed " + short(res.Commit)
 					}
 					err = fmt.Errorf("%s, but pushing failed: %w", what, err)
+					if isInterrupt(err) && res.Commit != "" {
+						return fail(exitTempFail, err, "interrupted after the commit: the signatures are committed and the checkout is up to date; run tally sync (or tally sign --push again) to push them")
+					}
 					if errors.Is(err, gitstore.ErrNoUpstream) || errors.Is(err, release.ErrNoUpstream) {
 						return fail(exitData, err, fmt.Sprintf(
 							"the signatures are committed: give %s an upstream (git -C %s push -u origin %s), or run tally sign --push again once it has one",

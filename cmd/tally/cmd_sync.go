@@ -60,6 +60,9 @@ EXAMPLES:
 				if res != nil && len(res.Replayed) > 0 && !c.Bool("json") {
 					printSync(env, res)
 				}
+				if isInterrupt(err) && res != nil && (len(res.Replayed) > 0 || res.FastForward) && res.After != "" {
+					return fail(exitTempFail, err, "interrupted after the branch moved: the replayed commits are kept and the checkout is up to date; run tally sync again to push")
+				}
 				return err
 			}
 			if c.Bool("json") {

@@ -507,3 +507,45 @@ func copyTree(t *testing.T, src string) string {
 	}
 	return dst
 }
+
+// TestInterruptAfterTheBranchMoved checks what SIGINT after the commit
+// says: the commit stays, the checkout is complete, and the hint names what
+// is left to do instead of claiming that nothing was committed.
+func TestInterruptAfterTheBranchMoved(t *testing.T) {
+	if testing.Short() {
+		t.Skip("not in -short")
+	}
+	e := newCrashEnv(t)
+	fx := e.fixtures("")
+	base := filepath.Join(e.work, fx[0].name)
+	for _, c := range []struct {
+		name string
+		args []string
+		hint string
+	}{
+		{"sign --push", []string{"sign", "--repo", "repo", "--release", "1.0", "--key", filepath.Join(e.work, "alice.sec.asc"), "--out", filepath.Join(e.work, "out"), "--push"},
+			"interrupted after the commit: the signatures are committed"},
+		{"sign", []string{"sign", "--repo", "repo", "--release", "1.0", "--key", filepath.Join(e.work, "alice.sec.asc"), "--out", filepath.Join(e.work, "out")},
+			"tally: interrupted by SIGINT after the point of no return"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := copyTree(t, base)
+			repo := filepath.Join(dir, "repo")
+			old := strings.TrimSpace(e.must(repo, "git", "rev-parse", "HEAD"))
+			out, err := e.run(dir, []string{faultEnv + "=ref-moved:1:INT"}, e.tal, c.args...)
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 130 {
+				t.Fatalf("exit %v, want 130\n%s", err, out)
+			}
+			if !strings.Contains(out, c.hint) || strings.Contains(out, interruptHint) {
+				t.Errorf("output lacks %q (or claims nothing was committed):\n%s", c.hint, out)
+			}
+			if tip := strings.TrimSpace(e.must(repo, "git", "rev-parse", "HEAD")); tip == old {
+				t.Error("the branch did not move")
+			}
+			if st := e.must(repo, "git", "status", "--porcelain", "--untracked-files=all"); st != "" {
+				t.Errorf("checkout not finished:\n%s", st)
+			}
+		})
+	}
+}

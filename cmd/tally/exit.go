@@ -82,7 +82,11 @@ func report(stderr io.Writer, err error) int {
 	var ee *exitError
 	if errors.As(err, &ee) {
 		code = ee.code
-		hints = append(ee.hints, hints...)
+		if len(ee.hints) > 0 && isInterrupt(err) {
+			hints = ee.hints // the command says what the interruption left
+		} else {
+			hints = append(ee.hints, hints...)
+		}
 	}
 	for _, line := range strings.Split(strings.TrimRight(msg, "\n"), "\n") {
 		fmt.Fprintf(stderr, "tally: error: %s\n", line)
