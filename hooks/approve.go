@@ -12,7 +12,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 
 	"github.com/tally-sig/tally/gitstore"
-	"github.com/tally-sig/tally/release"
+	"github.com/tally-sig/tally/release/policy"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -79,7 +79,7 @@ func Approve(ctx context.Context, repo *gitstore.Repo, opts ApproveOptions) (*Ap
 		return nil, err
 	}
 	if branch == "" {
-		return nil, release.ErrDetached
+		return nil, policy.ErrDetached
 	}
 	from := opts.From
 	if from.IsZero() {
@@ -88,7 +88,7 @@ func Approve(ctx context.Context, repo *gitstore.Repo, opts ApproveOptions) (*Ap
 	var sts states
 	load := func(commit plumbing.Hash, what string) (*policyState, *gitstore.Snapshot, error) {
 		if commit.IsZero() {
-			return nil, nil, fmt.Errorf("%s: %w: the branch has no commits yet", what, release.ErrNoPolicy)
+			return nil, nil, fmt.Errorf("%s: %w: the branch has no commits yet", what, policy.ErrNoPolicy)
 		}
 		snap, err := repo.Snapshot(commit)
 		if err != nil {
@@ -119,7 +119,7 @@ func Approve(ctx context.Context, repo *gitstore.Repo, opts ApproveOptions) (*Ap
 	fpr := opts.Signer.Fingerprint()
 	key, ok := cur.keys.Key(fpr)
 	if !ok {
-		return nil, fmt.Errorf("%w: %s (only the current maintainers approve changes of the trust policy)", release.ErrUntrustedSigner, fpr)
+		return nil, fmt.Errorf("%w: %s (only the current maintainers approve changes of the trust policy)", policy.ErrUntrustedSigner, fpr)
 	}
 	now := opts.Now().UTC().Truncate(time.Second)
 	if ok, why := cur.keys.ValidAt(fpr, now); !ok {

@@ -9,7 +9,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 
 	"github.com/tally-sig/tally/internal/testkeys"
-	"github.com/tally-sig/tally/release"
+	"github.com/tally-sig/tally/release/policy"
 )
 
 func TestApprove(t *testing.T) {
@@ -49,7 +49,7 @@ func TestApprove(t *testing.T) {
 		t.Errorf("the approved change was refused:%s", describe(r))
 	}
 
-	if _, err := approveBy("mallory"); !errors.Is(err, release.ErrUntrustedSigner) {
+	if _, err := approveBy("mallory"); !errors.Is(err, policy.ErrUntrustedSigner) {
 		t.Errorf("mallory approving: %v", err)
 	}
 	if _, err := Approve(context.Background(), repo, ApproveOptions{Proposal: f.base, Signer: signer(t, "alice"), Now: now}); !errors.Is(err, ErrNothingToApprove) {

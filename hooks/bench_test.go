@@ -12,7 +12,7 @@ import (
 
 	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/internal/testkeys"
-	"github.com/tally-sig/tally/release"
+	"github.com/tally-sig/tally/release/policy"
 )
 
 // benchVersion names the layout of the cached benchmark repositories;
@@ -60,11 +60,11 @@ func benchRepo(b *testing.B, digests int) (dir string, base, pushed plumbing.Has
 		}
 		return h
 	}
-	var policy []gitstore.Change
+	var policyChanges []gitstore.Change
 	for _, e := range policyFiles(b, 2, "alice", "bob", "carol") {
-		policy = append(policy, gitstore.Change{Path: e.path, Data: e.data})
+		policyChanges = append(policyChanges, gitstore.Change{Path: e.path, Data: e.data})
 	}
-	init := commit("main", plumbing.ZeroHash, "alice", policy)
+	init := commit("main", plumbing.ZeroHash, "alice", policyChanges)
 	name := func(i int) (string, string) {
 		return fmt.Sprintf("core-%04d", i/10), digest(fmt.Sprintf("bench %d", i))
 	}
@@ -93,7 +93,7 @@ func benchRepo(b *testing.B, digests int) (dir string, base, pushed plumbing.Has
 		touched = append(touched, d)
 	}
 	push := append(sign("alice", 3, benchTouched),
-		gitstore.Change{Path: release.BuildRecordPath("2026.11.0", alice), Data: record(b, nil, alice, touched...)})
+		gitstore.Change{Path: policy.BuildRecordPath("2026.11.0", alice), Data: recordFile(b, nil, alice, touched...)})
 	pushed = commit("main", base, "alice", push)
 	if err := repo.Close(); err != nil {
 		b.Fatal(err)

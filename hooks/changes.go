@@ -16,7 +16,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 
 	"github.com/tally-sig/tally/gitstore"
-	"github.com/tally-sig/tally/release"
+	"github.com/tally-sig/tally/release/policy"
+	"github.com/tally-sig/tally/release/record"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -24,7 +25,7 @@ import (
 type addedSig struct {
 	path string
 	blob plumbing.Hash
-	info PathInfo
+	info policy.PathInfo
 }
 
 // judgeChanges judges every path j changes, by the rules of its class.
@@ -39,8 +40,8 @@ func (c *checker) judgeChanges(j *job) error {
 		others      []string // paths changed outside releases/
 	)
 	for _, ch := range j.changes {
-		info := ClassifyPath(p, ch.Path)
-		if info.Class == ClassRelease {
+		info := policy.ClassifyPath(p, ch.Path)
+		if info.Class == policy.ClassRelease {
 			releases = append(releases, ch.Path)
 			versions[info.Release] = true
 		} else {
@@ -58,29 +59,29 @@ func (c *checker) judgeChanges(j *job) error {
 		}
 		regular := ch.Action == gitstore.Deleted || ch.NewMode == filemode.Regular
 		switch info.Class {
-		case ClassPolicy:
+		case policy.ClassPolicy:
 			if !regular {
 				j.refuse(ch.Path, RuleFileType, "mode %s: the trust policy files are regular files (mode 100644)", modeString(ch.NewMode))
 				continue
 			}
 			policyPaths = append(policyPaths, ch.Path)
-		case ClassLookaside:
+		case policy.ClassLookaside:
 			if s, ok := judgeLookasideChange(j, ch, info); ok {
 				added = append(added, s)
 			}
-		case ClassBuildRecord:
+		case policy.ClassBuildRecord:
 			if err := judgeBuildRecordChange(j, ch, info); err != nil {
 				return err
 			}
-		case ClassRelease:
+		case policy.ClassRelease:
 			judgeReleaseChange(j, ch, info)
-		case ClassApproval:
+		case policy.ClassApproval:
 			approvals = append(approvals, ch)
-		case ClassExtra:
+		case policy.ClassExtra:
 			// Listed in extra_paths: any regular or executable file.
 		default:
 			j.refuse(ch.Path, RuleUnknownPath, "not part of a signatures repository: a commit may change only the lookaside tree (%s/), build records (%s/), release manifests (%s/), approvals (%s/), %s and %s; list other files in extra_paths of %s",
-				p.Namespace, release.BuildsDir, release.ReleasesDir, release.ApprovalsDir, release.PolicyFile, p.Keyring, release.PolicyFile)
+				p.Namespace, policy.BuildsDir, policy.ReleasesDir, policy.ApprovalsDir, policy.PolicyFile, p.Keyring, policy.PolicyFile)
 		}
 	}
 	if len(releases) > 0 && (len(others) > 0 || len(versions) > 1) {
@@ -110,7 +111,7 @@ func modeString(m filemode.FileMode) string { return fmt.Sprintf("%o", uint32(m)
 
 // judgeLookasideChange applies the append-only rules to one path of the
 // lookaside tree; it returns the file when it is an added signature to judge.
-func judgeLookasideChange(j *job, ch gitstore.DiffEntry, info PathInfo) (addedSig, bool) {
+func judgeLookasideChange(j *job, ch gitstore.DiffEntry, info policy.PathInfo) (addedSig, bool) {
 	switch ch.Action {
 	case gitstore.Deleted:
 		j.refuse(ch.Path, RuleAppendOnly, "deleted: signature files are never removed, the lookaside tree only grows (to stop trusting a key, remove it from the trust policy)")
@@ -136,7 +137,7 @@ func judgeLookasideChange(j *job, ch gitstore.DiffEntry, info PathInfo) (addedSi
 
 // judgeBuildRecordChange lets a maintainer only create or grow their own
 // build record, in exactly the form tally writes.
-func judgeBuildRecordChange(j *job, ch gitstore.DiffEntry, info PathInfo) error {
+func judgeBuildRecordChange(j *job, ch gitstore.DiffEntry, info policy.PathInfo) error {
 	switch {
 	case info.Problem != "":
 		j.refuse(ch.Path, RuleBuildRecord, "%s", info.Problem)
@@ -149,7 +150,7 @@ func judgeBuildRecordChange(j *job, ch gitstore.DiffEntry, info PathInfo) error 
 		return nil
 	case j.signer != "" && info.Fingerprint != j.signer && !mergedFromOtherParent(j, ch):
 		j.refuse(ch.Path, RuleBuildRecord, "the build record of %s: a commit signed by %s may change only its signer's own record (%s)",
-			info.Fingerprint, j.signer, release.BuildRecordPath(info.Release, j.signer))
+			info.Fingerprint, j.signer, policy.BuildRecordPath(info.Release, j.signer))
 		return nil
 	case ch.Action == gitstore.Modified && ch.OldHash == ch.NewHash:
 		j.refuse(ch.Path, RuleAppendOnly, "mode changed from %s to %s: build records are regular files (mode 100644)", modeString(ch.OldMode), modeString(ch.NewMode))
@@ -159,7 +160,7 @@ func judgeBuildRecordChange(j *job, ch gitstore.DiffEntry, info PathInfo) error 
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", ch.Path, err)
 	}
-	rec, err := release.ParseBuildRecord(data)
+	rec, err := record.ParseBuildRecord(data)
 	if err != nil {
 		j.refuse(ch.Path, RuleBuildRecord, "not a valid build record: %v", err)
 		return nil
@@ -219,7 +220,7 @@ func mergedFromOtherParent(j *job, ch gitstore.DiffEntry) bool {
 }
 
 // judgeReleaseChange lets release manifests only be added.
-func judgeReleaseChange(j *job, ch gitstore.DiffEntry, info PathInfo) {
+func judgeReleaseChange(j *job, ch gitstore.DiffEntry, info policy.PathInfo) {
 	switch {
 	case ch.Action != gitstore.Added:
 		j.refuse(ch.Path, RuleAppendOnly, "%s: release manifests are never changed or removed once published", ch.Action)
@@ -233,7 +234,7 @@ func judgeReleaseChange(j *job, ch gitstore.DiffEntry, info PathInfo) {
 // judgeApprovalChange lets approvals only be added: statements named by
 // their SHA-256, and signatures of them by current maintainers.
 func (c *checker) judgeApprovalChange(j *job, ch gitstore.DiffEntry) error {
-	info := ClassifyPath(j.parent.policy, ch.Path)
+	info := policy.ClassifyPath(j.parent.policy, ch.Path)
 	switch {
 	case ch.Action != gitstore.Added:
 		j.refuse(ch.Path, RuleAppendOnly, "%s: approvals are never changed or removed", ch.Action)
@@ -297,7 +298,7 @@ func (c *checker) judgePolicyChange(j *job, paths []string) error {
 	at := paths[0]
 	next, err := c.states.load(j.newTree)
 	if err != nil {
-		if errors.Is(err, release.ErrNoPolicy) || errors.Is(err, release.ErrBadPolicy) {
+		if errors.Is(err, policy.ErrNoPolicy) || errors.Is(err, policy.ErrBadPolicy) {
 			j.refuse(at, RulePolicy, "the new trust policy is invalid: %v", err)
 			return nil
 		}
@@ -344,7 +345,7 @@ func (c *checker) judgePolicyChange(j *job, paths []string) error {
 // whose valid approvals of st are in j's new tree or its tip.
 func (c *checker) approvers(j *job, st Statement) ([]string, error) {
 	id, data := st.ID(), st.Marshal()
-	dir := release.ApprovalsDir + "/" + id
+	dir := policy.ApprovalsDir + "/" + id
 	var out []string
 	for _, t := range []tree{j.newTree, j.tip} {
 		if t == nil {
@@ -415,8 +416,8 @@ func (c *checker) judgeSignatures(j *job, added []addedSig) error {
 		}
 		for _, e := range entries {
 			p := dir + "/" + e.Name
-			info := ClassifyPath(j.parent.policy, p)
-			if info.Class != ClassLookaside || info.Problem != "" {
+			info := policy.ClassifyPath(j.parent.policy, p)
+			if info.Class != policy.ClassLookaside || info.Problem != "" {
 				continue // refused above when added; old junk is not this change's
 			}
 			byDir[dir] = append(byDir[dir], len(items))

@@ -11,7 +11,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 
 	"github.com/tally-sig/tally/gitstore"
-	"github.com/tally-sig/tally/release"
+	"github.com/tally-sig/tally/release/policy"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -143,7 +143,7 @@ func (c *checker) baseAt(commit plumbing.Hash) (*policyState, error) {
 	}
 	st, err := c.states.load(snap)
 	if err != nil {
-		if errors.Is(err, release.ErrNoPolicy) || errors.Is(err, release.ErrBadPolicy) {
+		if errors.Is(err, policy.ErrNoPolicy) || errors.Is(err, policy.ErrBadPolicy) {
 			return nil, nil
 		}
 		return nil, err
@@ -219,7 +219,7 @@ func (c *checker) judgeCommit(info *gitstore.CommitInfo, ref string, tip tree, b
 	j.parent, err = c.states.load(parentSnap)
 	switch {
 	case err == nil:
-	case errors.Is(err, release.ErrNoPolicy) || errors.Is(err, release.ErrBadPolicy):
+	case errors.Is(err, policy.ErrNoPolicy) || errors.Is(err, policy.ErrBadPolicy):
 		c.trustRoot(j, info, err)
 		return nil
 	default:
@@ -253,7 +253,7 @@ func (c *checker) trustRoot(j *job, info *gitstore.CommitInfo, why error) {
 	what := "has no parent"
 	if len(info.Parents) > 0 {
 		what = "has a parent with no trust policy"
-		if errors.Is(why, release.ErrBadPolicy) {
+		if errors.Is(why, policy.ErrBadPolicy) {
 			what = fmt.Sprintf("has a parent whose trust policy is invalid (%v)", why)
 		}
 	}
@@ -263,8 +263,8 @@ func (c *checker) trustRoot(j *job, info *gitstore.CommitInfo, why error) {
 		return
 	}
 	// The trust root must at least end in a valid policy where it has one.
-	if _, err := c.states.load(j.newTree); err != nil && !errors.Is(err, release.ErrNoPolicy) {
-		j.refuse(release.PolicyFile, RulePolicy, "the trust policy this commit establishes is invalid: %v", err)
+	if _, err := c.states.load(j.newTree); err != nil && !errors.Is(err, policy.ErrNoPolicy) {
+		j.refuse(policy.PolicyFile, RulePolicy, "the trust policy this commit establishes is invalid: %v", err)
 		c.res.Refusals = append(c.res.Refusals, j.out...)
 		return
 	}

@@ -13,7 +13,7 @@ import (
 
 	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/internal/testkeys"
-	"github.com/tally-sig/tally/release"
+	"github.com/tally-sig/tally/release/policy"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -26,7 +26,7 @@ func TestAccepted(t *testing.T) {
 			return f.on(f.base, "carol", "sign by carol",
 				add(hello3, signature(t, "carol", "core-hello", "1.0", dHello)),
 				add(multi2, signature(t, "carol", "core-multi", "2.0", dMulti)),
-				add(release.BuildRecordPath(recordRel, carol), record(t, nil, carol, dHello, dMulti)))
+				add(policy.BuildRecordPath(recordRel, carol), recordFile(t, nil, carol, dHello, dMulti)))
 		},
 		"a new image": func(t *testing.T, f *fixture) plumbing.Hash {
 			d := digest("core-new")
@@ -34,7 +34,7 @@ func TestAccepted(t *testing.T) {
 		},
 		"a build record grows": func(t *testing.T, f *fixture) plumbing.Hash {
 			return f.on(f.base, "alice", "sign",
-				add(release.BuildRecordPath(recordRel, aliceFpr), record(t, f.record, aliceFpr, dMulti)))
+				add(policy.BuildRecordPath(recordRel, aliceFpr), recordFile(t, f.record, aliceFpr, dMulti)))
 		},
 		"the threshold rises": func(t *testing.T, f *fixture) plumbing.Hash {
 			return f.on(f.base, "bob", "raise", policyFiles(t, 3, "alice", "bob", "carol")[0])
@@ -44,10 +44,10 @@ func TestAccepted(t *testing.T) {
 				add("releases/2026.11.0/digests.txt", []byte("x\n")), add("releases/2026.11.0/release.json", []byte("{}\n")))
 		},
 		"an extra path": func(t *testing.T, f *fixture) plumbing.Hash {
-			p := release.Policy{Namespace: "stagex", IdentityPrefix: "stagex", Threshold: 2, Keyring: "stagex-keyring.pgp",
-				ExtraPaths: release.NewNames("README.md", "docs/")}
+			p := policy.Policy{Namespace: "stagex", IdentityPrefix: "stagex", Threshold: 2, Keyring: "stagex-keyring.pgp",
+				ExtraPaths: policy.NewNames("README.md", "docs/")}
 			// Listing extra paths changes the policy: it needs approvals.
-			next := f.on(f.base, "alice", "extra paths", add(release.PolicyFile, p.Marshal()))
+			next := f.on(f.base, "alice", "extra paths", add(policy.PolicyFile, p.Marshal()))
 			next = approve(t, f, f.base, next, "alice", "bob")
 			return f.on(next, "bob", "docs", add("README.md", []byte("hello\n")), add("docs/a/b.md", []byte("b\n")))
 		},
@@ -60,9 +60,9 @@ func TestAccepted(t *testing.T) {
 			return f.commit("alice", "merge", []plumbing.Hash{a, b}, add(sigPath("core-multi", dMulti, 3), data))
 		},
 		"a merge that unions another maintainer's build record": func(t *testing.T, f *fixture) plumbing.Hash {
-			bobRecord := release.BuildRecordPath(recordRel, bobFpr)
-			b := f.on(f.base, "bob", "bob", add(bobRecord, record(t, nil, bobFpr, dHello)))
-			a := f.on(f.base, "alice", "alice", add(release.BuildRecordPath(recordRel, aliceFpr), record(t, f.record, aliceFpr, dMulti)))
+			bobRecord := policy.BuildRecordPath(recordRel, bobFpr)
+			b := f.on(f.base, "bob", "bob", add(bobRecord, recordFile(t, nil, bobFpr, dHello)))
+			a := f.on(f.base, "alice", "alice", add(policy.BuildRecordPath(recordRel, aliceFpr), recordFile(t, f.record, aliceFpr, dMulti)))
 			snap, _ := f.open().Snapshot(b)
 			data, _ := snap.ReadFile(bobRecord)
 			// alice merges bob's line of work: bob's record arrives as bob wrote it.
@@ -140,7 +140,7 @@ func TestPolicyChangeApprovals(t *testing.T) {
 		repo := f.open()
 		snap, _ := repo.Snapshot(approved)
 		var edits []edit
-		_ = snap.Walk(release.ApprovalsDir, func(p string, e gitstore.Entry) error {
+		_ = snap.Walk(policy.ApprovalsDir, func(p string, e gitstore.Entry) error {
 			if !e.IsDir() {
 				data, _ := snap.ReadFile(p)
 				edits = append(edits, add(p, data))
@@ -173,7 +173,7 @@ func TestPolicyChangeApprovals(t *testing.T) {
 		// Now a different change on top of those approvals.
 		snap, _ := f.open().Snapshot(approved)
 		var edits []edit
-		_ = snap.Walk(release.ApprovalsDir, func(p string, e gitstore.Entry) error {
+		_ = snap.Walk(policy.ApprovalsDir, func(p string, e gitstore.Entry) error {
 			if !e.IsDir() {
 				data, _ := snap.ReadFile(p)
 				edits = append(edits, add(p, data))
@@ -296,9 +296,9 @@ func TestRefusalString(t *testing.T) {
 func TestMergeCannotForgeAnotherRecord(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	bobRecord := release.BuildRecordPath(recordRel, bobFpr)
-	b := f.on(f.base, "bob", "bob", add(bobRecord, record(t, nil, bobFpr, dHello)))
-	forged := record(t, nil, bobFpr, dHello, digest("evil"))
+	bobRecord := policy.BuildRecordPath(recordRel, bobFpr)
+	b := f.on(f.base, "bob", "bob", add(bobRecord, recordFile(t, nil, bobFpr, dHello)))
+	forged := recordFile(t, nil, bobFpr, dHello, digest("evil"))
 	tip := f.commit("alice", "merge", []plumbing.Hash{f.base, b}, add(bobRecord, forged))
 	res := f.check(f.base, tip)
 	if res.OK() || !strings.Contains(describe(res), "may change only its signer's own record") {

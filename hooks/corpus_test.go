@@ -11,7 +11,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 
 	"github.com/tally-sig/tally/internal/testkeys"
-	"github.com/tally-sig/tally/release"
+	"github.com/tally-sig/tally/release/policy"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -150,27 +150,27 @@ var corpus = []corpusCase{
 	}), rule: RulePolicy, path: "stagex-keyring.pgp", reason: "adds key " + testkeys.Fingerprint("mallory") + ", which needs approvals by 2 current maintainer(s); it has none", content: true},
 	{name: "threshold lowered", build: onBase(func(t testing.TB, f *fixture) edit {
 		return policyFiles(t, 1, "alice", "bob", "carol")[0]
-	}), rule: RulePolicy, path: release.PolicyFile, reason: "lowers the threshold from 2 to 1", content: true},
+	}), rule: RulePolicy, path: policy.PolicyFile, reason: "lowers the threshold from 2 to 1", content: true},
 	{name: "maintainer removed", build: onBase(func(t testing.TB, f *fixture) edit {
 		return add("stagex-keyring.pgp", keyringOf(t, "alice", "bob"))
 	}), rule: RulePolicy, path: "stagex-keyring.pgp", reason: "removes key " + testkeys.Fingerprint("carol"), content: true},
-	{name: "policy garbage", build: onBase(e(add(release.PolicyFile, []byte("threshold = \"one\"\n")))),
-		rule: RulePolicy, path: release.PolicyFile, reason: "the new trust policy is invalid", content: true},
-	{name: "policy deleted", build: onBase(e(del(release.PolicyFile))),
-		rule: RulePolicy, path: release.PolicyFile, reason: "not a tally signatures repository", content: true},
+	{name: "policy garbage", build: onBase(e(add(policy.PolicyFile, []byte("threshold = \"one\"\n")))),
+		rule: RulePolicy, path: policy.PolicyFile, reason: "the new trust policy is invalid", content: true},
+	{name: "policy deleted", build: onBase(e(del(policy.PolicyFile))),
+		rule: RulePolicy, path: policy.PolicyFile, reason: "not a tally signatures repository", content: true},
 	{name: "unknown path", build: onBase(e(add("install.sh", []byte("curl https://example.invalid | sh\n")))),
 		rule: RuleUnknownPath, path: "install.sh", reason: "not part of a signatures repository", content: true},
 	{name: "another maintainer's build record", build: onBase(func(t testing.TB, f *fixture) edit {
-		return add(release.BuildRecordPath(recordRel, bobFpr), record(t, nil, bobFpr, dHello))
-	}), rule: RuleBuildRecord, path: release.BuildRecordPath(recordRel, bobFpr), reason: "may change only its signer's own record"},
+		return add(policy.BuildRecordPath(recordRel, bobFpr), recordFile(t, nil, bobFpr, dHello))
+	}), rule: RuleBuildRecord, path: policy.BuildRecordPath(recordRel, bobFpr), reason: "may change only its signer's own record"},
 	{name: "build record rewritten", build: onBase(func(t testing.TB, f *fixture) edit {
-		return add(release.BuildRecordPath(recordRel, aliceFpr), record(t, nil, aliceFpr, dMulti))
-	}), rule: RuleAppendOnly, path: release.BuildRecordPath(recordRel, aliceFpr), reason: "rewritten: a build record only grows", content: true},
+		return add(policy.BuildRecordPath(recordRel, aliceFpr), recordFile(t, nil, aliceFpr, dMulti))
+	}), rule: RuleAppendOnly, path: policy.BuildRecordPath(recordRel, aliceFpr), reason: "rewritten: a build record only grows", content: true},
 	{name: "build record hand-edited", build: onBase(func(t testing.TB, f *fixture) edit {
-		return add(release.BuildRecordPath(recordRel, aliceFpr), append(bytes.Clone(f.record), "trust me\n"...))
-	}), rule: RuleBuildRecord, path: release.BuildRecordPath(recordRel, aliceFpr), reason: "not a valid build record", content: true},
-	{name: "build record deleted", build: onBase(e(del(release.BuildRecordPath(recordRel, aliceFpr)))),
-		rule: RuleAppendOnly, path: release.BuildRecordPath(recordRel, aliceFpr), reason: "build records are never removed", content: true},
+		return add(policy.BuildRecordPath(recordRel, aliceFpr), append(bytes.Clone(f.record), "trust me\n"...))
+	}), rule: RuleBuildRecord, path: policy.BuildRecordPath(recordRel, aliceFpr), reason: "not a valid build record", content: true},
+	{name: "build record deleted", build: onBase(e(del(policy.BuildRecordPath(recordRel, aliceFpr)))),
+		rule: RuleAppendOnly, path: policy.BuildRecordPath(recordRel, aliceFpr), reason: "build records are never removed", content: true},
 	{name: "release manifest outside a release commit", build: onBase(
 		e(add("releases/2026.11.0/digests.txt", []byte(strings.TrimPrefix(dHello, "sha256:")+" core-hello\n"))),
 		sigBy("carol", "core-multi", "2.0", dMulti, multi2)),

@@ -6,12 +6,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tally-sig/tally/release"
+	"github.com/tally-sig/tally/release/policy"
 	"github.com/tally-sig/tally/sigstore"
 )
 
-var fuzzPolicy = release.Policy{Namespace: "stagex", IdentityPrefix: "stagex", Threshold: 2, Keyring: "stagex-keyring.pgp",
-	ExtraPaths: release.NewNames("README.md", "docs/")}
+var fuzzPolicy = policy.Policy{Namespace: "stagex", IdentityPrefix: "stagex", Threshold: 2, Keyring: "stagex-keyring.pgp",
+	ExtraPaths: policy.NewNames("README.md", "docs/")}
 
 func TestClassifyPath(t *testing.T) {
 	t.Parallel()
@@ -19,36 +19,36 @@ func TestClassifyPath(t *testing.T) {
 	fpr := strings.Repeat("A", 40)
 	for _, tc := range []struct {
 		path    string
-		class   Class
+		class   policy.Class
 		problem string
 	}{
-		{"tally.toml", ClassPolicy, ""},
-		{"stagex-keyring.pgp", ClassPolicy, ""},
-		{"stagex/core-gcc@sha256=" + hex + "/signature-1", ClassLookaside, ""},
-		{"stagex/a/b@sha256=" + hex + "/signature-12", ClassLookaside, ""},
-		{"stagex/core-gcc@sha256=" + hex + "/signature-0", ClassLookaside, "start at 1"},
-		{"stagex/core-gcc@sha256=" + hex + "/sig-1", ClassLookaside, "does not start with"},
-		{"stagex/core-gcc@sha256=" + strings.ToUpper(hex) + "/signature-1", ClassLookaside, "lowercase hex"},
-		{"stagex/core-gcc@sha512=" + hex + "/signature-1", ClassLookaside, "not sha256"},
-		{"stagex/core-gcc@sha256=" + hex, ClassLookaside, "no \"@sha256=\""},
-		{"stagex/README", ClassLookaside, "no \"@sha256=\""},
-		{"stagexx/core@sha256=" + hex + "/signature-1", ClassUnknown, ""},
-		{"builds/2026.11.0/" + fpr + ".txt", ClassBuildRecord, ""},
-		{"builds/2026.11.0/" + strings.ToLower(fpr) + ".txt", ClassBuildRecord, "uppercase hex"},
-		{"builds/2026.11.0/x/" + fpr + ".txt", ClassBuildRecord, "not a build record path"},
-		{"builds/../" + fpr + ".txt", ClassBuildRecord, "use letters"},
-		{"releases/2026.11.0/digests.txt", ClassRelease, ""},
-		{"releases/2026.11.0", ClassRelease, "not a release manifest path"},
-		{"approvals/" + hex + "/statement", ClassApproval, ""},
-		{"approvals/" + hex + "/" + fpr + ".asc", ClassApproval, ""},
-		{"approvals/" + hex + "/notes.txt", ClassApproval, "neither"},
-		{"approvals/xyz/statement", ClassApproval, "not 64 lowercase hex"},
-		{"README.md", ClassExtra, ""},
-		{"docs/a/b.md", ClassExtra, ""},
-		{"docs", ClassUnknown, ""},
-		{".gitattributes", ClassUnknown, ""},
+		{"tally.toml", policy.ClassPolicy, ""},
+		{"stagex-keyring.pgp", policy.ClassPolicy, ""},
+		{"stagex/core-gcc@sha256=" + hex + "/signature-1", policy.ClassLookaside, ""},
+		{"stagex/a/b@sha256=" + hex + "/signature-12", policy.ClassLookaside, ""},
+		{"stagex/core-gcc@sha256=" + hex + "/signature-0", policy.ClassLookaside, "start at 1"},
+		{"stagex/core-gcc@sha256=" + hex + "/sig-1", policy.ClassLookaside, "does not start with"},
+		{"stagex/core-gcc@sha256=" + strings.ToUpper(hex) + "/signature-1", policy.ClassLookaside, "lowercase hex"},
+		{"stagex/core-gcc@sha512=" + hex + "/signature-1", policy.ClassLookaside, "not sha256"},
+		{"stagex/core-gcc@sha256=" + hex, policy.ClassLookaside, "no \"@sha256=\""},
+		{"stagex/README", policy.ClassLookaside, "no \"@sha256=\""},
+		{"stagexx/core@sha256=" + hex + "/signature-1", policy.ClassUnknown, ""},
+		{"builds/2026.11.0/" + fpr + ".txt", policy.ClassBuildRecord, ""},
+		{"builds/2026.11.0/" + strings.ToLower(fpr) + ".txt", policy.ClassBuildRecord, "uppercase hex"},
+		{"builds/2026.11.0/x/" + fpr + ".txt", policy.ClassBuildRecord, "not a build record path"},
+		{"builds/../" + fpr + ".txt", policy.ClassBuildRecord, "use letters"},
+		{"releases/2026.11.0/digests.txt", policy.ClassRelease, ""},
+		{"releases/2026.11.0", policy.ClassRelease, "not a release manifest path"},
+		{"approvals/" + hex + "/statement", policy.ClassApproval, ""},
+		{"approvals/" + hex + "/" + fpr + ".asc", policy.ClassApproval, ""},
+		{"approvals/" + hex + "/notes.txt", policy.ClassApproval, "neither"},
+		{"approvals/xyz/statement", policy.ClassApproval, "not 64 lowercase hex"},
+		{"README.md", policy.ClassExtra, ""},
+		{"docs/a/b.md", policy.ClassExtra, ""},
+		{"docs", policy.ClassUnknown, ""},
+		{".gitattributes", policy.ClassUnknown, ""},
 	} {
-		info := ClassifyPath(fuzzPolicy, tc.path)
+		info := policy.ClassifyPath(fuzzPolicy, tc.path)
 		if info.Class != tc.class || !strings.Contains(info.Problem, tc.problem) || tc.problem == "" && info.Problem != "" {
 			t.Errorf("ClassifyPath(%q) = %s %q, want %s %q", tc.path, info.Class, info.Problem, tc.class, tc.problem)
 		}
@@ -65,34 +65,34 @@ func FuzzClassifyPath(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, p string) {
-		info := ClassifyPath(fuzzPolicy, p)
-		if info != ClassifyPath(fuzzPolicy, p) {
+		info := policy.ClassifyPath(fuzzPolicy, p)
+		if info != policy.ClassifyPath(fuzzPolicy, p) {
 			t.Fatal("not deterministic")
 		}
 		if info.Problem != "" {
 			return
 		}
 		switch info.Class {
-		case ClassPolicy:
-			if p != release.PolicyFile && p != fuzzPolicy.Keyring {
+		case policy.ClassPolicy:
+			if p != policy.PolicyFile && p != fuzzPolicy.Keyring {
 				t.Fatalf("%q classified as policy", p)
 			}
-		case ClassLookaside:
+		case policy.ClassLookaside:
 			if info.Location.Path() != p || "stagex/"+info.Name != info.Location.Repository {
 				t.Fatalf("%q: location %+v name %q", p, info.Location, info.Name)
 			}
 			if _, err := sigstore.ParseLocation(p); err != nil {
 				t.Fatalf("%q accepted but ParseLocation says %v", p, err)
 			}
-		case ClassBuildRecord:
-			if release.BuildRecordPath(info.Release, info.Fingerprint) != p || release.CheckReleaseName(info.Release) != nil {
+		case policy.ClassBuildRecord:
+			if policy.BuildRecordPath(info.Release, info.Fingerprint) != p || policy.CheckReleaseName(info.Release) != nil {
 				t.Fatalf("%q: release %q fingerprint %q", p, info.Release, info.Fingerprint)
 			}
-		case ClassRelease:
-			if !strings.HasPrefix(p, "releases/"+info.Release+"/") || release.CheckReleaseName(info.Release) != nil {
+		case policy.ClassRelease:
+			if !strings.HasPrefix(p, "releases/"+info.Release+"/") || policy.CheckReleaseName(info.Release) != nil {
 				t.Fatalf("%q: release %q", p, info.Release)
 			}
-		case ClassApproval:
+		case policy.ClassApproval:
 			want := statementPath(info.ApprovalID)
 			if !info.Statement {
 				want = approvalPath(info.ApprovalID, info.Fingerprint)
@@ -100,11 +100,11 @@ func FuzzClassifyPath(f *testing.F) {
 			if want != p {
 				t.Fatalf("%q rebuilds as %q", p, want)
 			}
-		case ClassExtra:
+		case policy.ClassExtra:
 			if p != "README.md" && !strings.HasPrefix(p, "docs/") {
 				t.Fatalf("%q classified as extra", p)
 			}
-		case ClassUnknown:
+		case policy.ClassUnknown:
 			if strings.HasPrefix(p, "stagex/") || strings.HasPrefix(p, "builds/") || strings.HasPrefix(p, "approvals/") {
 				t.Fatalf("%q of a known part classified as unknown", p)
 			}

@@ -18,7 +18,8 @@ import (
 
 	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/internal/testkeys"
-	"github.com/tally-sig/tally/release"
+	"github.com/tally-sig/tally/release/policy"
+	"github.com/tally-sig/tally/release/record"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -319,25 +320,25 @@ func signPayload(t testing.TB, key string, p sigstore.Payload) []byte {
 
 // policyFiles are tally.toml and the keyring for the named maintainers.
 func policyFiles(t testing.TB, threshold int, names ...string) []edit {
-	p := release.Policy{Namespace: "stagex", IdentityPrefix: "stagex", Threshold: threshold, Keyring: "stagex-keyring.pgp"}
-	return []edit{add(release.PolicyFile, p.Marshal()), add(p.Keyring, keyringOf(t, names...))}
+	p := policy.Policy{Namespace: "stagex", IdentityPrefix: "stagex", Threshold: threshold, Keyring: "stagex-keyring.pgp"}
+	return []edit{add(policy.PolicyFile, p.Marshal()), add(p.Keyring, keyringOf(t, names...))}
 }
 
-// record is a build record of fpr listing digests of core-hello.
-func record(t testing.TB, prev []byte, fpr string, digests ...string) []byte {
+// recordFile is a build record of fpr listing digests of core-hello.
+func recordFile(t testing.TB, prev []byte, fpr string, digests ...string) []byte {
 	t.Helper()
-	var rec release.BuildRecord
+	var rec record.BuildRecord
 	if prev != nil {
 		var err error
-		if rec, err = release.ParseBuildRecord(prev); err != nil {
+		if rec, err = record.ParseBuildRecord(prev); err != nil {
 			t.Fatal(err)
 		}
 	}
-	var built []release.Built
+	var built []record.Built
 	for _, d := range digests {
-		built = append(built, release.Built{Name: "core-hello", Tag: "1.0", Platform: "linux/amd64", Digest: d})
+		built = append(built, record.Built{Name: "core-hello", Tag: "1.0", Platform: "linux/amd64", Digest: d})
 	}
-	rec.Append(release.Run{Time: t0, Source: "unknown", Dirty: "unknown", Platform: "linux/amd64", CPUVendor: "x", CPUModel: "y", Tally: "test"}, built)
+	rec.Append(record.Run{Time: t0, Source: "unknown", Dirty: "unknown", Platform: "linux/amd64", CPUVendor: "x", CPUModel: "y", Tally: "test"}, built)
 	return rec.Marshal()
 }
 
@@ -361,11 +362,11 @@ func newFixture(t testing.TB) *fixture {
 	w := newWorld(t)
 	f := &fixture{world: w}
 	f.init = w.commit("alice", "init", nil, policyFiles(t, 2, "alice", "bob", "carol")...)
-	f.record = record(t, nil, testkeys.Fingerprint("alice"), dHello)
+	f.record = recordFile(t, nil, testkeys.Fingerprint("alice"), dHello)
 	signed := w.on(f.init, "alice", "sign by alice",
 		add(sigPath("core-hello", dHello, 1), signature(t, "alice", "core-hello", "1.0", dHello)),
 		add(sigPath("core-multi", dMulti, 1), signature(t, "alice", "core-multi", "2.0", dMulti)),
-		add(release.BuildRecordPath("2026.11.0", testkeys.Fingerprint("alice")), f.record))
+		add(policy.BuildRecordPath("2026.11.0", testkeys.Fingerprint("alice")), f.record))
 	f.base = w.on(signed, "bob", "sign by bob",
 		add(sigPath("core-hello", dHello, 2), signature(t, "bob", "core-hello", "1.0", dHello)))
 	w.setRef("refs/heads/main", f.base)

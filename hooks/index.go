@@ -16,7 +16,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/format/index"
 
 	"github.com/tally-sig/tally/gitstore"
-	"github.com/tally-sig/tally/release"
+	"github.com/tally-sig/tally/release/policy"
 )
 
 // indexTree is the tree the staged index would commit.
@@ -181,11 +181,11 @@ func CheckStaged(repo *gitstore.Repo, indexFile string, opts Options) (*Result, 
 	j.parent, err = c.states.load(headSnap)
 	switch {
 	case err == nil:
-	case errors.Is(err, release.ErrNoPolicy):
+	case errors.Is(err, policy.ErrNoPolicy):
 		c.res.Notes = append(c.res.Notes, "HEAD holds no trust policy yet: nothing to judge the staged changes against")
 		return c.res, nil
-	case errors.Is(err, release.ErrBadPolicy):
-		c.res.refuse(Refusal{Path: release.PolicyFile, Rule: RulePolicy, Reason: fmt.Sprintf("HEAD's trust policy is invalid: %v", err)})
+	case errors.Is(err, policy.ErrBadPolicy):
+		c.res.refuse(Refusal{Path: policy.PolicyFile, Rule: RulePolicy, Reason: fmt.Sprintf("HEAD's trust policy is invalid: %v", err)})
 		return c.res, nil
 	default:
 		return nil, err

@@ -6,7 +6,7 @@ import (
 
 	"github.com/go-git/go-git/v5/plumbing"
 
-	"github.com/tally-sig/tally/release"
+	"github.com/tally-sig/tally/release/policy"
 )
 
 func pushCheck(t *testing.T, f *fixture, p Push) *Result {
@@ -58,9 +58,9 @@ func TestCheckPushRefRules(t *testing.T) {
 func TestCheckPushProtectedRefsFromPolicy(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	p := release.Policy{Namespace: "stagex", IdentityPrefix: "stagex", Threshold: 2, Keyring: "stagex-keyring.pgp",
-		ProtectedRefs: release.NewNames("refs/heads/main")}
-	changed := f.on(f.base, "alice", "protect only main", add(release.PolicyFile, p.Marshal()))
+	p := policy.Policy{Namespace: "stagex", IdentityPrefix: "stagex", Threshold: 2, Keyring: "stagex-keyring.pgp",
+		ProtectedRefs: policy.NewNames("refs/heads/main")}
+	changed := f.on(f.base, "alice", "protect only main", add(policy.PolicyFile, p.Marshal()))
 	head := approve(t, f, f.base, changed, "alice", "bob")
 	a := f.on(head, "carol", "a", add(multi2, signature(t, "carol", "core-multi", "2.0", dMulti)))
 	b := f.on(head, "bob", "b", add(multi2, signature(t, "bob", "core-multi", "2.0", dMulti)))

@@ -13,7 +13,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 
 	"github.com/tally-sig/tally/gitstore"
-	"github.com/tally-sig/tally/release"
+	"github.com/tally-sig/tally/release/policy"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -29,7 +29,7 @@ type tree interface {
 // policyState is a trust policy as one tree holds it: tally.toml, the
 // keyring it names, and their bytes (what approvals sign).
 type policyState struct {
-	policy      release.Policy
+	policy      policy.Policy
 	keys        *sigstore.Keyring
 	entities    openpgp.EntityList
 	policyData  []byte
@@ -38,7 +38,7 @@ type policyState struct {
 
 // digest names the state's two files by content, as approval statements do.
 func (s *policyState) digest() string {
-	return fmt.Sprintf("%s %s %s %s", release.PolicyFile, sha256Hex(s.policyData), s.policy.Keyring, sha256Hex(s.keyringData))
+	return fmt.Sprintf("%s %s %s %s", policy.PolicyFile, sha256Hex(s.policyData), s.policy.Keyring, sha256Hex(s.keyringData))
 }
 
 func sha256Hex(b []byte) string {
@@ -60,27 +60,27 @@ type states struct {
 }
 
 // load reads the trust policy of t. A tree without tally.toml gives an error
-// wrapping release.ErrNoPolicy; an invalid policy or keyring one wrapping
-// release.ErrBadPolicy.
+// wrapping policy.ErrNoPolicy; an invalid policy or keyring one wrapping
+// policy.ErrBadPolicy.
 func (c *states) load(t tree) (*policyState, error) {
-	pe, err := t.Stat(release.PolicyFile)
+	pe, err := t.Stat(policy.PolicyFile)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, release.ErrNoPolicy
+		return nil, policy.ErrNoPolicy
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", release.PolicyFile, err)
+		return nil, fmt.Errorf("reading %s: %w", policy.PolicyFile, err)
 	}
-	data, err := t.ReadFile(release.PolicyFile)
+	data, err := t.ReadFile(policy.PolicyFile)
 	if err != nil {
-		return nil, fmt.Errorf("%w: reading %s: %v", release.ErrBadPolicy, release.PolicyFile, err)
+		return nil, fmt.Errorf("%w: reading %s: %v", policy.ErrBadPolicy, policy.PolicyFile, err)
 	}
-	p, err := release.ParsePolicy(data)
+	p, err := policy.ParsePolicy(data)
 	if err != nil {
 		return nil, err
 	}
 	ke, err := t.Stat(p.Keyring)
 	if err != nil {
-		return nil, fmt.Errorf("%w: reading keyring %s: %v", release.ErrBadPolicy, p.Keyring, err)
+		return nil, fmt.Errorf("%w: reading keyring %s: %v", policy.ErrBadPolicy, p.Keyring, err)
 	}
 	key := [2]plumbing.Hash{pe.Hash, ke.Hash}
 	c.mu.Lock()
@@ -91,13 +91,13 @@ func (c *states) load(t tree) (*policyState, error) {
 	c.mu.Unlock()
 	keyData, err := t.ReadFile(p.Keyring)
 	if err != nil {
-		return nil, fmt.Errorf("%w: reading keyring %s: %v", release.ErrBadPolicy, p.Keyring, err)
+		return nil, fmt.Errorf("%w: reading keyring %s: %v", policy.ErrBadPolicy, p.Keyring, err)
 	}
 	keys, err := sigstore.ReadKeyring(keyData)
 	if err != nil {
-		return nil, fmt.Errorf("%w: keyring %s: %v", release.ErrBadPolicy, p.Keyring, err)
+		return nil, fmt.Errorf("%w: keyring %s: %v", policy.ErrBadPolicy, p.Keyring, err)
 	}
-	if err := release.CheckThreshold(p.Threshold, len(keys.Keys())); err != nil {
+	if err := policy.CheckThreshold(p.Threshold, len(keys.Keys())); err != nil {
 		return nil, err
 	}
 	s := &policyState{policy: p, keys: keys, policyData: data, keyringData: keyData}

@@ -15,7 +15,7 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
 
-	"github.com/tally-sig/tally/release"
+	"github.com/tally-sig/tally/release/policy"
 )
 
 // statementHeader opens every approval statement; the version changes if the
@@ -205,10 +205,10 @@ func serialize(e *openpgp.Entity) []byte {
 
 // approvalPath returns where fpr's approval of the statement with this id lives.
 func approvalPath(id, fpr string) string {
-	return release.ApprovalsDir + "/" + id + "/" + fpr + ".asc"
+	return policy.ApprovalsDir + "/" + id + "/" + fpr + ".asc"
 }
 
 // statementPath returns where the statement with this id lives.
 func statementPath(id string) string {
-	return release.ApprovalsDir + "/" + id + "/" + StatementFile
+	return policy.ApprovalsDir + "/" + id + "/" + policy.StatementFile
 }

@@ -16,6 +16,8 @@ import (
 
 	"github.com/tally-sig/tally/buildout"
 	"github.com/tally-sig/tally/gitstore"
+	"github.com/tally-sig/tally/release/policy"
+	"github.com/tally-sig/tally/release/record"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -51,13 +53,13 @@ type Manifest struct {
 // ManifestPath returns the path of a release's file in the repository:
 // releases/<VERSION>/<file>.
 func ManifestPath(release, file string) string {
-	return ReleasesDir + "/" + release + "/" + file
+	return policy.ReleasesDir + "/" + release + "/" + file
 }
 
 // newManifest is the manifest of a ready plan under policy p.
-func newManifest(plan *Plan, p Policy) *Manifest {
+func newManifest(plan *Plan, p policy.Policy) *Manifest {
 	m := &Manifest{Version: manifestVersion, Release: plan.Release, Namespace: p.Namespace,
-		IdentityPrefix: p.prefix(), Threshold: plan.Threshold, Images: plan.Released()}
+		IdentityPrefix: p.Prefix(), Threshold: plan.Threshold, Images: plan.Released()}
 	sort.Slice(m.Images, func(i, j int) bool { return m.Images[i].Name < m.Images[j].Name })
 	return m
 }
@@ -124,14 +126,14 @@ func ParseManifest(data []byte) (*Manifest, error) {
 	if m.Version != manifestVersion {
 		return bad("tally_release %d: this tally reads version %d", m.Version, manifestVersion)
 	}
-	if err := CheckReleaseName(m.Release); err != nil {
+	if err := policy.CheckReleaseName(m.Release); err != nil {
 		return bad("%v", err)
 	}
-	p := Policy{Namespace: m.Namespace, IdentityPrefix: m.IdentityPrefix, Threshold: m.Threshold, Keyring: "k"}
+	p := policy.Policy{Namespace: m.Namespace, IdentityPrefix: m.IdentityPrefix, Threshold: m.Threshold, Keyring: "k"}
 	if m.IdentityPrefix == "" {
 		return bad("identity_prefix is empty")
 	}
-	if err := p.validate(); err != nil {
+	if err := p.Validate(); err != nil {
 		return bad("%v", err)
 	}
 	if len(m.Images) == 0 {
@@ -157,7 +159,7 @@ func ParseManifest(data []byte) (*Manifest, error) {
 				return bad("image %s: platform %q is not os/arch[/variant]", img.Name, pl.Platform)
 			case j > 0 && img.Platforms[j-1].Platform >= pl.Platform:
 				return bad("image %s: platforms must be sorted, each once (%s)", img.Name, pl.Platform)
-			case !digestPattern.MatchString(pl.Digest):
+			case !record.DigestPattern.MatchString(pl.Digest):
 				return bad("image %s %s: digest %q is not sha256:<64 lower-case hex>", img.Name, pl.Platform, pl.Digest)
 			case digests[pl.Digest]:
 				return bad("image %s: digest %s listed for two platforms", img.Name, pl.Digest)
@@ -233,7 +235,7 @@ type CutResult struct {
 // written). When a previous run committed the same manifest but failed to
 // tag, Cut tags that commit instead of committing again.
 func Cut(ctx context.Context, repo *gitstore.Repo, opts CutOptions) (*CutResult, error) {
-	if err := CheckReleaseName(opts.Release); err != nil {
+	if err := policy.CheckReleaseName(opts.Release); err != nil {
 		return nil, err
 	}
 	if opts.Now == nil {

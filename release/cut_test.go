@@ -17,6 +17,7 @@ import (
 	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/internal/interop"
 	"github.com/tally-sig/tally/internal/testkeys"
+	"github.com/tally-sig/tally/release/policy"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -220,7 +221,7 @@ func TestCutResumesAfterCommit(t *testing.T) {
 	t.Parallel()
 	repo := gitstore.NewMemory(true)
 	relReady(t, repo)
-	st, err := LoadHead(repo)
+	st, err := policy.LoadHead(repo)
 	if err != nil {
 		t.Fatal(err)
 	}

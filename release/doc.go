@@ -1,4 +1,17 @@
-// Package release is tally's domain: the trust policy of a signatures
-// repository, signing a maintainer's build into it, counting the quorum of
-// distinct trusted keys, and cutting and publishing releases.
+// Package release holds tally's verbs over a signatures repository: Init,
+// Sign, Status and Verify, Merge, Sync and Repair, NewPlan, Cut, Publish and
+// ExportPolicy, each with its options and result. cmd/tally calls one of
+// them per command.
+//
+// Start with Status (the quorum report of HEAD) or Verify (the pass/fail
+// gate, optionally comparing local builds and registry images). The parts
+// they are made of are packages of their own:
+//
+//   - release/policy: tally.toml, the keyring, the repository layout and
+//     the classifier of repository paths (LoadHead, ParsePolicy, ClassifyPath);
+//   - release/record: build records and the builder environment;
+//   - release/quorum: the evaluation of every signature file, its cache,
+//     the counting of the quorum and the Report;
+//   - release/registry: the registry client (verify's reader, publish's
+//     targets); nothing else in tally talks to a registry.
 package release

@@ -13,6 +13,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 
 	"github.com/tally-sig/tally/gitstore"
+	"github.com/tally-sig/tally/release/policy"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -43,7 +44,7 @@ type InitOptions struct {
 
 // InitResult says what Init did.
 type InitResult struct {
-	Policy   Policy         `json:"policy"`
+	Policy   policy.Policy  `json:"policy"`
 	Keys     []sigstore.Key `json:"keys"`
 	Adopted  int            `json:"adopted_files"` // files of an existing lookaside tree kept as they were
 	Commit   string         `json:"commit"`
@@ -76,12 +77,12 @@ func Init(ctx context.Context, repo *gitstore.Repo, opts InitOptions) (*InitResu
 	if err != nil {
 		return nil, err
 	}
-	if _, err := snap.ReadFile(PolicyFile); err == nil {
-		return nil, fmt.Errorf("%w: %s exists", ErrAlreadyInitialised, PolicyFile)
+	if _, err := snap.ReadFile(policy.PolicyFile); err == nil {
+		return nil, fmt.Errorf("%w: %s exists", ErrAlreadyInitialised, policy.PolicyFile)
 	}
 
-	p := Policy{Namespace: opts.Namespace, IdentityPrefix: opts.IdentityPrefix, Threshold: opts.Threshold,
-		Keyring: DefaultKeyring(opts.Namespace)}
+	p := policy.Policy{Namespace: opts.Namespace, IdentityPrefix: opts.IdentityPrefix, Threshold: opts.Threshold,
+		Keyring: policy.DefaultKeyring(opts.Namespace)}
 	if p.IdentityPrefix == "" {
 		p.IdentityPrefix = p.Namespace
 	}
@@ -123,7 +124,7 @@ func Init(ctx context.Context, repo *gitstore.Repo, opts InitOptions) (*InitResu
 		all = append(all, bin.Bytes()...)
 	}
 	if len(all) == 0 {
-		return nil, fmt.Errorf("%w: no maintainer keys: give each maintainer's public key with --key-file", ErrBadPolicy)
+		return nil, fmt.Errorf("%w: no maintainer keys: give each maintainer's public key with --key-file", policy.ErrBadPolicy)
 	}
 	keys, err := sigstore.ReadKeyring(all)
 	if err != nil {
@@ -133,10 +134,10 @@ func Init(ctx context.Context, repo *gitstore.Repo, opts InitOptions) (*InitResu
 	if p.Threshold == 0 {
 		p.Threshold = min(2, len(res.Keys))
 	}
-	if err := CheckThreshold(p.Threshold, len(res.Keys)); err != nil {
+	if err := policy.CheckThreshold(p.Threshold, len(res.Keys)); err != nil {
 		return nil, err
 	}
-	if err := p.validate(); err != nil {
+	if err := p.Validate(); err != nil {
 		return nil, err
 	}
 	res.Policy = p
@@ -156,8 +157,8 @@ func Init(ctx context.Context, repo *gitstore.Repo, opts InitOptions) (*InitResu
 		return nil, fmt.Errorf("reading the existing lookaside tree: %w", err)
 	}
 
-	changes := []gitstore.Change{{Path: PolicyFile, Data: p.Marshal()}, {Path: p.Keyring, Data: keyring.Bytes()}}
-	if err := repo.CheckPaths([]string{PolicyFile, p.Keyring}); err != nil {
+	changes := []gitstore.Change{{Path: policy.PolicyFile, Data: p.Marshal()}, {Path: p.Keyring, Data: keyring.Bytes()}}
+	if err := repo.CheckPaths([]string{policy.PolicyFile, p.Keyring}); err != nil {
 		return nil, err
 	}
 	req := gitstore.CommitRequest{
@@ -187,7 +188,7 @@ func Init(ctx context.Context, repo *gitstore.Repo, opts InitOptions) (*InitResu
 	return res, nil
 }
 
-func initMessage(p Policy, keys []sigstore.Key, adopted int) string {
+func initMessage(p policy.Policy, keys []sigstore.Key, adopted int) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "init: trust policy for %s, %d of %d maintainers\n\n", p.Namespace, p.Threshold, len(keys))
 	for _, k := range keys {

@@ -16,6 +16,7 @@ import (
 	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/internal/sample"
 	"github.com/tally-sig/tally/internal/testkeys"
+	"github.com/tally-sig/tally/release/policy"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -141,11 +142,11 @@ func TestInitRefusals(t *testing.T) {
 		msg   string
 	}{
 		{name: "threshold above the keys", setup: func(_ *testing.T, _ *gitstore.Repo, o *InitOptions) { o.Threshold = 3 },
-			want: ErrBadPolicy, msg: "threshold 3 is more than the 2 trusted key"},
+			want: policy.ErrBadPolicy, msg: "threshold 3 is more than the 2 trusted key"},
 		{name: "negative threshold", setup: func(_ *testing.T, _ *gitstore.Repo, o *InitOptions) { o.Threshold = -1 },
-			want: ErrBadPolicy, msg: "at least 1"},
+			want: policy.ErrBadPolicy, msg: "at least 1"},
 		{name: "no keys", setup: func(_ *testing.T, _ *gitstore.Repo, o *InitOptions) { o.Keys = nil },
-			want: ErrBadPolicy, msg: "no maintainer keys"},
+			want: policy.ErrBadPolicy, msg: "no maintainer keys"},
 		{name: "the same key twice", setup: func(_ *testing.T, _ *gitstore.Repo, o *InitOptions) {
 			o.Keys = signFixtureKeys("alice", "bob", "alice")
 		},
@@ -160,9 +161,9 @@ func TestInitRefusals(t *testing.T) {
 			o.Keys = append(o.Keys, PublicKey{Source: "old.pub", Data: signPublicBytes(t, expired)})
 		}, want: sigstore.ErrKeyExpired, msg: "old.pub"},
 		{name: "bad namespace", setup: func(_ *testing.T, _ *gitstore.Repo, o *InitOptions) { o.Namespace = "Stage X" },
-			want: ErrBadPolicy, msg: "namespace"},
+			want: policy.ErrBadPolicy, msg: "namespace"},
 		{name: "reserved namespace", setup: func(_ *testing.T, _ *gitstore.Repo, o *InitOptions) { o.Namespace = "builds" },
-			want: ErrBadPolicy, msg: "reserved"},
+			want: policy.ErrBadPolicy, msg: "reserved"},
 		{name: "commit signer not among the keys", setup: func(t *testing.T, _ *gitstore.Repo, o *InitOptions) { o.Signer = signerFor(t, "mallory") },
 			want: ErrUntrustedSigner},
 		{name: "already initialised", setup: func(t *testing.T, repo *gitstore.Repo, _ *InitOptions) { signInitRepo(t, repo, 1, "carol") },

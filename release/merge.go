@@ -1,7 +1,6 @@
 package release
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -22,6 +21,9 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 
 	"github.com/tally-sig/tally/gitstore"
+	"github.com/tally-sig/tally/release/policy"
+	"github.com/tally-sig/tally/release/quorum"
+	"github.com/tally-sig/tally/release/record"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -324,7 +326,7 @@ func Merge(ctx context.Context, repo *gitstore.Repo, opts MergeOptions) (*MergeR
 		if !good {
 			// Only regular files can be merged, even with AllowInvalid: a
 			// symbolic link or submodule would become a file.
-			allow := opts.AllowInvalid && isRegular(c.d.NewMode)
+			allow := opts.AllowInvalid && quorum.IsRegular(c.d.NewMode)
 			rf := RejectedFile{Source: in.name, From: c.d.Path, Kind: string(v.Problem), Severity: string(v.Severity), Error: v.Message, Merged: allow}
 			if v.OK() {
 				rf.Kind, rf.Severity, rf.Error = KindKeyLifetime, string(sigstore.SeverityWarning), late
@@ -371,7 +373,7 @@ func Merge(ctx context.Context, repo *gitstore.Repo, opts MergeOptions) (*MergeR
 				return nil, err
 			}
 			if !ok {
-				if _, err := ParseBuildRecord(data); err != nil {
+				if _, err := record.ParseBuildRecord(data); err != nil {
 					res.Rejected = append(res.Rejected, RejectedFile{Source: in.name, From: d.Path, Kind: "bad-record",
 						Severity: string(sigstore.SeverityWarning), Error: err.Error()})
 					continue
@@ -380,7 +382,7 @@ func Merge(ctx context.Context, repo *gitstore.Repo, opts MergeOptions) (*MergeR
 				recs[d.Path] = true
 				continue
 			}
-			merged, changed, err := unionRecord(cur, data)
+			merged, changed, err := record.UnionRecord(cur, data)
 			if err != nil {
 				res.Rejected = append(res.Rejected, RejectedFile{Source: in.name, From: d.Path, Kind: "bad-record",
 					Severity: string(sigstore.SeverityWarning), Error: err.Error()})
@@ -546,7 +548,7 @@ func isSCPLike(s string) bool {
 type assembly struct {
 	repo   *gitstore.Repo
 	base   *gitstore.Snapshot
-	policy Policy
+	policy policy.Policy
 	keys   *sigstore.Keyring
 	now    time.Time
 
@@ -573,7 +575,7 @@ type verifyOutcome struct {
 	err error
 }
 
-func newAssembly(repo *gitstore.Repo, base *gitstore.Snapshot, policy Policy, keys *sigstore.Keyring, now time.Time) *assembly {
+func newAssembly(repo *gitstore.Repo, base *gitstore.Snapshot, policy policy.Policy, keys *sigstore.Keyring, now time.Time) *assembly {
 	return &assembly{repo: repo, base: base, policy: policy, keys: keys, now: now,
 		changes: map[string]gitstore.Change{}, dirs: map[string]*sigDir{},
 		verified: map[plumbing.Hash]verifyOutcome{}}
@@ -587,7 +589,7 @@ func (a *assembly) isLookaside(path string) bool {
 // isRecord reports whether path is a build record, builds/<release>/<name>.txt.
 func isRecord(path string) bool {
 	parts := strings.Split(path, "/")
-	return len(parts) == 3 && parts[0] == BuildsDir && CheckReleaseName(parts[1]) == nil &&
+	return len(parts) == 3 && parts[0] == policy.BuildsDir && policy.CheckReleaseName(parts[1]) == nil &&
 		strings.HasSuffix(parts[2], ".txt") && len(parts[2]) > len(".txt")
 }
 
@@ -670,19 +672,19 @@ func (a *assembly) threeWay(d gitstore.DiffEntry, read func(plumbing.Hash) ([]by
 // reloadPolicy reads the trust policy and keyring of the assembled tree,
 // which a merged or replayed change may have changed.
 func (a *assembly) reloadPolicy() error {
-	_, policyChanged := a.changes[PolicyFile]
+	_, policyChanged := a.changes[policy.PolicyFile]
 	_, keysChanged := a.changes[a.policy.Keyring]
 	if !policyChanged && !keysChanged {
 		return nil
 	}
-	data, ok, err := a.read(PolicyFile)
+	data, ok, err := a.read(policy.PolicyFile)
 	if err != nil {
 		return err
 	}
 	if !ok {
-		return fmt.Errorf("%w: the merged tree has no %s", ErrBadPolicy, PolicyFile)
+		return fmt.Errorf("%w: the merged tree has no %s", policy.ErrBadPolicy, policy.PolicyFile)
 	}
-	p, err := ParsePolicy(data)
+	p, err := policy.ParsePolicy(data)
 	if err != nil {
 		return err
 	}
@@ -691,13 +693,13 @@ func (a *assembly) reloadPolicy() error {
 		return err
 	}
 	if !ok {
-		return fmt.Errorf("%w: the merged tree has no keyring %s", ErrBadPolicy, p.Keyring)
+		return fmt.Errorf("%w: the merged tree has no keyring %s", policy.ErrBadPolicy, p.Keyring)
 	}
 	keys, err := sigstore.ReadKeyring(keyData)
 	if err != nil {
-		return fmt.Errorf("%w: keyring %s: %v", ErrBadPolicy, p.Keyring, err)
+		return fmt.Errorf("%w: keyring %s: %v", policy.ErrBadPolicy, p.Keyring, err)
 	}
-	if err := CheckThreshold(p.Threshold, len(keys.Keys())); err != nil {
+	if err := policy.CheckThreshold(p.Threshold, len(keys.Keys())); err != nil {
 		return err
 	}
 	if p.Namespace != a.policy.Namespace {
@@ -773,11 +775,11 @@ func (a *assembly) judge(path string, mode filemode.FileMode, blob plumbing.Hash
 	loc, err := sigstore.ParseLocation(path)
 	switch {
 	case mode != filemode.Regular && mode != filemode.Executable && mode != filemode.Deprecated:
-		return malformed(path, fmt.Sprintf("not a regular file (mode %s): the lookaside tree holds only signature files", mode)), ""
+		return quorum.Malformed(path, fmt.Sprintf("not a regular file (mode %s): the lookaside tree holds only signature files", mode)), ""
 	case err != nil:
-		return malformed(path, err.Error()), ""
+		return quorum.Malformed(path, err.Error()), ""
 	case !strings.HasPrefix(loc.Repository, ns+"/"):
-		return malformed(path, fmt.Sprintf("repository %s is not below the namespace %s", loc.Repository, ns)), ""
+		return quorum.Malformed(path, fmt.Sprintf("repository %s is not below the namespace %s", loc.Repository, ns)), ""
 	}
 	out, ok := a.verified[blob]
 	if !ok {
@@ -930,80 +932,6 @@ func cutLastSlash(p string) (dir, name string, ok bool) {
 		return "", p, false
 	}
 	return p[:i], p[i+1:], true
-}
-
-// unionRecord merges two versions of one build record: the target's bytes
-// stay as they are, and what the incoming record has that the target lacks
-// is appended, in the incoming order: each run (a run line and the image
-// lines after it) the target does not have, and for a run it has, the image
-// lines it lacks, under a copy of that run line. The result holds what both
-// sides recorded, and the target's version is a prefix of it, so a push
-// only adds lines.
-func unionRecord(target, incoming []byte) ([]byte, bool, error) {
-	if _, err := ParseBuildRecord(target); err != nil {
-		return nil, false, err
-	}
-	if _, err := ParseBuildRecord(incoming); err != nil {
-		return nil, false, err
-	}
-	have := map[string]map[string]bool{} // run line -> its image lines
-	for _, b := range recordBlocks(target) {
-		if have[b[0]] == nil {
-			have[b[0]] = map[string]bool{}
-		}
-		for _, line := range b[1:] {
-			have[b[0]][line] = true
-		}
-	}
-	out := bytes.Clone(target)
-	changed := false
-	for _, b := range recordBlocks(incoming) {
-		lines, known := have[b[0]]
-		var missing []string
-		for _, line := range b[1:] {
-			if !lines[line] {
-				missing = append(missing, line)
-			}
-		}
-		if known && len(missing) == 0 {
-			continue
-		}
-		if !known {
-			lines = map[string]bool{}
-			have[b[0]] = lines
-		}
-		out = append(out, b[0]...)
-		for _, line := range missing {
-			out = append(out, line...)
-			lines[line] = true
-		}
-		changed = true
-	}
-	if !changed {
-		return target, false, nil
-	}
-	if _, err := ParseBuildRecord(out); err != nil {
-		return nil, false, fmt.Errorf("merging build records: %w", err)
-	}
-	return out, true, nil
-}
-
-// recordBlocks splits a parsed build record into its runs: each block is a
-// run line followed by the image lines after it, each with its newline.
-func recordBlocks(data []byte) [][]string {
-	lines := strings.SplitAfter(string(data), "\n")
-	var blocks [][]string
-	for i, line := range lines {
-		if i == 0 || line == "" {
-			continue // the header, and the empty string after the last newline
-		}
-		if strings.HasPrefix(line, "run ") || len(blocks) == 0 {
-			blocks = append(blocks, []string{line})
-			continue
-		}
-		blocks[len(blocks)-1] = append(blocks[len(blocks)-1], line)
-	}
-	return blocks
 }
 
 // maintainer checks that signer is a maintainer whose key may sign now and

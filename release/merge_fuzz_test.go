@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+
+	"github.com/tally-sig/tally/release/record"
 )
 
 // FuzzUnionRecord merges two build records, which come from other
@@ -12,7 +14,7 @@ import (
 // holds every run and image line of both sides (under the same run), and
 // does not change when merged again.
 func FuzzUnionRecord(f *testing.F) {
-	h := recordHeader + "\n"
+	h := record.RecordHeader + "\n"
 	r1 := "run time=2026-11-28T10:00:00Z source=a dirty=no platform=p cpu-vendor=v cpu-model=m tally=t\n"
 	r2 := "run time=2026-11-28T11:00:00Z source=a dirty=no platform=p cpu-vendor=v cpu-model=\"AMD EPYC\" tally=t\n"
 	i1 := strings.Repeat("a", 64) + " core-a 1.0 linux/amd64\n"
@@ -23,9 +25,9 @@ func FuzzUnionRecord(f *testing.F) {
 	f.Add([]byte(h+r1), []byte(h+r1+i1))
 	f.Add([]byte(h), []byte("garbage\n"))
 	f.Fuzz(func(t *testing.T, target, incoming []byte) {
-		out, changed, err := unionRecord(target, incoming)
-		_, terr := ParseBuildRecord(target)
-		_, ierr := ParseBuildRecord(incoming)
+		out, changed, err := record.UnionRecord(target, incoming)
+		_, terr := record.ParseBuildRecord(target)
+		_, ierr := record.ParseBuildRecord(incoming)
 		if terr != nil || ierr != nil {
 			if err == nil {
 				t.Fatalf("merged records that do not parse (%v, %v)", terr, ierr)
@@ -35,7 +37,7 @@ func FuzzUnionRecord(f *testing.F) {
 		if err != nil {
 			t.Fatalf("two good records: %v", err)
 		}
-		if _, err := ParseBuildRecord(out); err != nil {
+		if _, err := record.ParseBuildRecord(out); err != nil {
 			t.Fatalf("the union does not parse: %v", err)
 		}
 		if !bytes.HasPrefix(out, target) {
@@ -55,7 +57,7 @@ func FuzzUnionRecord(f *testing.F) {
 				t.Fatalf("the union lost the incoming %q", p)
 			}
 		}
-		again, changedAgain, err := unionRecord(out, incoming)
+		again, changedAgain, err := record.UnionRecord(out, incoming)
 		if err != nil || changedAgain || !bytes.Equal(again, out) {
 			t.Fatalf("merging again changed the union: %v, %v", changedAgain, err)
 		}
@@ -83,7 +85,7 @@ func FuzzSignatureNumber(f *testing.F) {
 // line with the run line it belongs to.
 func recordPairs(data []byte) map[string]bool {
 	out := map[string]bool{}
-	for _, b := range recordBlocks(data) {
+	for _, b := range record.RecordBlocks(data) {
 		out[b[0]] = true
 		for _, line := range b[1:] {
 			out[b[0]+line] = true

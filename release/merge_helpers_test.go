@@ -15,6 +15,8 @@ import (
 
 	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/internal/testkeys"
+	"github.com/tally-sig/tally/release/policy"
+	"github.com/tally-sig/tally/release/quorum"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -154,7 +156,7 @@ func (r *sigRepo) read(branch, path string) string {
 // ("?" when it does not verify).
 func (r *sigRepo) files(commit plumbing.Hash) map[string]string {
 	r.t.Helper()
-	st, err := LoadCommit(r.repo, commit)
+	st, err := policy.LoadCommit(r.repo, commit)
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -199,17 +201,17 @@ func (r *sigRepo) merge(who string, allowInvalid bool, sources ...string) (*Merg
 
 // verifyClean runs the verify logic (Evaluate and Tally) on the tip of main
 // and fails the test on any problem.
-func (r *sigRepo) verifyClean() *Report {
+func (r *sigRepo) verifyClean() *quorum.Report {
 	r.t.Helper()
-	st, err := LoadHead(r.repo)
+	st, err := policy.LoadHead(r.repo)
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	ev, err := Evaluate(context.Background(), st, EvaluateOptions{Now: mergeClock})
+	ev, err := quorum.Evaluate(context.Background(), st, quorum.EvaluateOptions{Now: mergeClock})
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	rep := ev.Tally(Scope{})
+	rep := ev.Tally(quorum.Scope{})
 	if len(rep.Problems) > 0 {
 		var b strings.Builder
 		for _, p := range rep.Problems {

@@ -18,6 +18,8 @@ import (
 	"github.com/tally-sig/tally/internal/interop"
 	"github.com/tally-sig/tally/internal/sample"
 	"github.com/tally-sig/tally/internal/testkeys"
+	"github.com/tally-sig/tally/release/policy"
+	"github.com/tally-sig/tally/release/quorum"
 )
 
 // origin makes a bare repository holding a trust policy for the named keys
@@ -309,15 +311,15 @@ func TestInteropThreeMaintainersSignConcurrently(t *testing.T) {
 	interop.Git(t, originDir, nil, "fsck", "--strict")
 
 	// tally verify's logic: every image meets the 3-of-3 quorum, no problem.
-	st, err := LoadHead(originRepo)
+	st, err := policy.LoadHead(originRepo)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ev, err := Evaluate(ctx, st, EvaluateOptions{})
+	ev, err := quorum.Evaluate(ctx, st, quorum.EvaluateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep := ev.Tally(Scope{})
+	rep := ev.Tally(quorum.Scope{})
 	if !rep.QuorumMet() || rep.Invalid() || len(rep.Problems) > 0 {
 		t.Errorf("verify: quorum %v, invalid %v, problems %+v", rep.QuorumMet(), rep.Invalid(), rep.Problems)
 	}

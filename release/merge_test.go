@@ -12,6 +12,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 
 	"github.com/tally-sig/tally/gitstore"
+	"github.com/tally-sig/tally/release/policy"
+	"github.com/tally-sig/tally/release/record"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -348,7 +350,7 @@ func TestMergeBuildRecordsUnion(t *testing.T) {
 	t.Parallel()
 	r := newSigRepo(t, true, 2, "alice", "bob")
 	rec := func(lines ...string) []byte {
-		return []byte(recordHeader + "\n" + strings.Join(lines, "\n") + "\n")
+		return []byte(record.RecordHeader + "\n" + strings.Join(lines, "\n") + "\n")
 	}
 	run1 := "run time=2026-11-28T10:00:00Z source=abc dirty=no platform=linux/amd64 cpu-vendor=x cpu-model=y tally=0.1"
 	run2 := "run time=2026-11-28T11:00:00Z source=abc dirty=no platform=linux/amd64 cpu-vendor=x cpu-model=y tally=0.1"
@@ -356,8 +358,8 @@ func TestMergeBuildRecordsUnion(t *testing.T) {
 	img := func(name string) string {
 		return strings.TrimPrefix(digestOf(name), "sha256:") + " " + name + " 1.0 linux/amd64"
 	}
-	path := BuildRecordPath("2026.11.0", signerFor(t, "alice").Fingerprint())
-	bobPath := BuildRecordPath("2026.11.0", signerFor(t, "bob").Fingerprint())
+	path := policy.BuildRecordPath("2026.11.0", signerFor(t, "alice").Fingerprint())
+	bobPath := policy.BuildRecordPath("2026.11.0", signerFor(t, "bob").Fingerprint())
 	r.commit("main", "alice", "record", gitstore.Change{Path: path, Data: rec(run1, img("core-a"))})
 	r.branch("laptop", r.tip("main"))
 	r.commit("main", "alice", "record", gitstore.Change{Path: path, Data: rec(run1, img("core-a"), run2, img("core-b"))})
@@ -382,14 +384,14 @@ func TestMergeBuildRecordsUnion(t *testing.T) {
 	if diff := cmp.Diff([]string{bobPath, path}, res.Records); diff != "" {
 		t.Errorf("records (-want +got):\n%s", diff)
 	}
-	if _, err := ParseBuildRecord([]byte(got)); err != nil {
+	if _, err := record.ParseBuildRecord([]byte(got)); err != nil {
 		t.Errorf("merged record does not parse: %v", err)
 	}
 }
 
 func TestUnionRecord(t *testing.T) {
 	t.Parallel()
-	h := recordHeader + "\n"
+	h := record.RecordHeader + "\n"
 	r1 := "run time=2026-11-28T10:00:00Z source=a dirty=no platform=p cpu-vendor=v cpu-model=m tally=t\n"
 	r2 := "run time=2026-11-28T11:00:00Z source=a dirty=no platform=p cpu-vendor=v cpu-model=m tally=t\n"
 	i1 := strings.Repeat("a", 64) + " core-a 1.0 linux/amd64\n"
@@ -409,7 +411,7 @@ func TestUnionRecord(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got, changed, err := unionRecord([]byte(tt.target), []byte(tt.incoming))
+			got, changed, err := record.UnionRecord([]byte(tt.target), []byte(tt.incoming))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -419,13 +421,13 @@ func TestUnionRecord(t *testing.T) {
 			if !strings.HasPrefix(string(got), tt.target) {
 				t.Error("the target is not a prefix of the union")
 			}
-			again, changedAgain, err := unionRecord(got, []byte(tt.incoming))
+			again, changedAgain, err := record.UnionRecord(got, []byte(tt.incoming))
 			if err != nil || changedAgain || !bytes.Equal(again, got) {
 				t.Errorf("union is not idempotent: %q, %v, %v", again, changedAgain, err)
 			}
 		})
 	}
-	if _, _, err := unionRecord([]byte(h+r1+i1), []byte("not a record\n")); !errors.Is(err, ErrBadRecord) {
+	if _, _, err := record.UnionRecord([]byte(h+r1+i1), []byte("not a record\n")); !errors.Is(err, record.ErrBadRecord) {
 		t.Errorf("bad incoming record: %v, want ErrBadRecord", err)
 	}
 }
@@ -449,13 +451,13 @@ func TestMergeOtherFiles(t *testing.T) {
 		t.Parallel()
 		r := newSigRepo(t, true, 2, "alice", "bob", "carol")
 		r.branch("other", r.tip("main"))
-		p := r.read("main", PolicyFile)
-		r.commit("main", "alice", "threshold 3", gitstore.Change{Path: PolicyFile, Data: []byte(strings.Replace(p, "threshold = 2", "threshold = 3", 1))})
-		r.commit("other", "bob", "threshold 1", gitstore.Change{Path: PolicyFile, Data: []byte(strings.Replace(p, "threshold = 2", "threshold = 1", 1))})
+		p := r.read("main", policy.PolicyFile)
+		r.commit("main", "alice", "threshold 3", gitstore.Change{Path: policy.PolicyFile, Data: []byte(strings.Replace(p, "threshold = 2", "threshold = 3", 1))})
+		r.commit("other", "bob", "threshold 1", gitstore.Change{Path: policy.PolicyFile, Data: []byte(strings.Replace(p, "threshold = 2", "threshold = 1", 1))})
 		tip := r.tip("main")
 		_, err := r.merge("alice", false, "other")
-		if !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), PolicyFile) {
-			t.Fatalf("err = %v, want ErrConflict naming %s", err, PolicyFile)
+		if !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), policy.PolicyFile) {
+			t.Fatalf("err = %v, want ErrConflict naming %s", err, policy.PolicyFile)
 		}
 		if r.tip("main") != tip {
 			t.Error("main moved on a refused merge")
@@ -467,7 +469,7 @@ func TestMergeOtherFiles(t *testing.T) {
 		r.branch("newkey", r.tip("main"))
 		// The other line adds paula to the keyring, and paula signs there.
 		other := newSigRepo(t, false, 2, "alice", "bob", "carol", "paula")
-		st, err := LoadCommit(other.repo, other.tip("main"))
+		st, err := policy.LoadCommit(other.repo, other.tip("main"))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -11,6 +11,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 
 	"github.com/tally-sig/tally/gitstore"
+	"github.com/tally-sig/tally/release/policy"
+	"github.com/tally-sig/tally/release/quorum"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -46,7 +48,7 @@ type Plan struct {
 	Blockers []Blocker `json:"blockers"`
 	// Warnings are problems that do not block the release (untrusted or
 	// duplicate signatures, numbering gaps, unreadable build records).
-	Warnings []Problem `json:"warnings"`
+	Warnings []quorum.Problem `json:"warnings"`
 	// Tagged is the commit the release tag points at when the release was
 	// cut already ("" when not).
 	Tagged string `json:"tagged,omitempty"`
@@ -143,10 +145,10 @@ type PlanOptions struct {
 // every image below quorum, divergent, or with an invalid signature file
 // becomes a blocker.
 func NewPlan(ctx context.Context, repo *gitstore.Repo, opts PlanOptions) (*Plan, error) {
-	if err := CheckReleaseName(opts.Release); err != nil {
+	if err := policy.CheckReleaseName(opts.Release); err != nil {
 		return nil, err
 	}
-	st, err := LoadHead(repo)
+	st, err := policy.LoadHead(repo)
 	if err != nil {
 		return nil, err
 	}
@@ -170,24 +172,24 @@ func tagTarget(repo *gitstore.Repo, release string) (plumbing.Hash, bool) {
 }
 
 // planAt evaluates st (its policy and keys are the trust root) and plans release.
-func planAt(ctx context.Context, st *State, release string, now func() time.Time) (*Plan, error) {
-	cache := OpenVerifyCache(st.Repo, st.Keys)
-	ev, err := Evaluate(ctx, st, EvaluateOptions{Keys: st.Keys, Threshold: st.Policy.Threshold, Cache: cache, Now: now})
+func planAt(ctx context.Context, st *policy.State, release string, now func() time.Time) (*Plan, error) {
+	cache := quorum.OpenVerifyCache(st.Repo, st.Keys)
+	ev, err := quorum.Evaluate(ctx, st, quorum.EvaluateOptions{Keys: st.Keys, Threshold: st.Policy.Threshold, Cache: cache, Now: now})
 	if err != nil {
 		return nil, err
 	}
 	// The cache only saves work next time; failing to write it loses nothing.
 	_ = cache.Save()
-	p := planFromReport(ev.Tally(Scope{Release: release}))
+	p := planFromReport(ev.Tally(quorum.Scope{Release: release}))
 	p.Release = release
 	p.Commit = st.Tip.String()
 	return p, nil
 }
 
 // planFromReport turns a quorum report of one release into a plan.
-func planFromReport(rep *Report) *Plan {
+func planFromReport(rep *quorum.Report) *Plan {
 	p := &Plan{Threshold: rep.Threshold, Maintainers: rep.Maintainers,
-		Images: []PlannedImage{}, Blockers: []Blocker{}, Warnings: []Problem{}}
+		Images: []PlannedImage{}, Blockers: []Blocker{}, Warnings: []quorum.Problem{}}
 	names := map[string]string{}
 	for _, k := range rep.Maintainers {
 		names[k.Fingerprint] = k.Name
@@ -222,7 +224,7 @@ func planFromReport(rep *Report) *Plan {
 		}
 
 		// Group digests by platform; a digest of unknown platform is its own group.
-		byPlatform := map[string][]DigestStatus{}
+		byPlatform := map[string][]quorum.DigestStatus{}
 		for _, d := range img.Digests {
 			byPlatform[d.Platform] = append(byPlatform[d.Platform], d)
 		}
@@ -320,7 +322,7 @@ func planFromReport(rep *Report) *Plan {
 }
 
 // countedSigners lists the keys whose signatures count for d, by fingerprint.
-func countedSigners(d DigestStatus, names map[string]string) []sigstore.Key {
+func countedSigners(d quorum.DigestStatus, names map[string]string) []sigstore.Key {
 	out := []sigstore.Key{}
 	seen := map[string]bool{}
 	for _, s := range d.Signers {
@@ -333,20 +335,8 @@ func countedSigners(d DigestStatus, names map[string]string) []sigstore.Key {
 	return out
 }
 
-// ShortName returns the name part of an OpenPGP user ID ("Alice Builder"
-// from "Alice Builder (test) <alice@example.org>").
-func ShortName(userID string) string {
-	if userID == "" {
-		return ""
-	}
-	return authorOf(userID, time.Time{}).Name
-}
+// ShortName is quorum.ShortName, kept for the callers of release.
+func ShortName(userID string) string { return quorum.ShortName(userID) }
 
-// ShortDigest abbreviates "sha256:<hex>" to its first 12 hex digits, for
-// display only.
-func ShortDigest(d string) string {
-	if len(d) > len("sha256:")+12 {
-		return d[:len("sha256:")+12]
-	}
-	return d
-}
+// ShortDigest is quorum.ShortDigest, kept for the callers of release.
+func ShortDigest(d string) string { return quorum.ShortDigest(d) }

@@ -16,6 +16,8 @@ import (
 	"github.com/tally-sig/tally/buildout"
 	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/internal/testkeys"
+	"github.com/tally-sig/tally/release/policy"
+	"github.com/tally-sig/tally/release/record"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -81,7 +83,7 @@ func relImage(name, tag string, platformSeeds ...string) buildout.Image {
 func relSign(t testing.TB, repo *gitstore.Repo, who, rel string, images ...buildout.Image) *SignResult {
 	t.Helper()
 	res, err := Sign(context.Background(), repo, SignOptions{Release: rel, Images: images, Signer: signerFor(t, who),
-		Run: Run{Source: "unknown", Dirty: "unknown", Platform: "linux/amd64", CPUVendor: "unknown", CPUModel: "unknown", Tally: "test"},
+		Run: record.Run{Source: "unknown", Dirty: "unknown", Platform: "linux/amd64", CPUVendor: "unknown", CPUModel: "unknown", Tally: "test"},
 		Now: relClock, Creator: "tally test"})
 	if err != nil {
 		t.Fatalf("%s signs %s: %v", who, rel, err)
@@ -303,7 +305,7 @@ func TestPlanRefusesBadRelease(t *testing.T) {
 			t.Errorf("NewPlan accepted release %q", v)
 		}
 	}
-	if _, err := NewPlan(context.Background(), gitstore.NewMemory(true), PlanOptions{Release: "1", Now: relClock}); !errors.Is(err, ErrNoPolicy) {
+	if _, err := NewPlan(context.Background(), gitstore.NewMemory(true), PlanOptions{Release: "1", Now: relClock}); !errors.Is(err, policy.ErrNoPolicy) {
 		t.Errorf("plan in an empty repository: %v, want ErrNoPolicy", err)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tally-sig/tally/gitstore"
+	"github.com/tally-sig/tally/release/policy"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -135,13 +136,13 @@ func ExportPolicy(ctx context.Context, repo *gitstore.Repo, opts PolicyOptions) 
 	if err != nil {
 		return nil, err
 	}
-	head, err := LoadHead(repo)
+	head, err := policy.LoadHead(repo)
 	if err != nil {
 		return nil, err
 	}
-	signedPrefix, err := normalizePrefix(head.Policy.prefix())
+	signedPrefix, err := normalizePrefix(head.Policy.Prefix())
 	if err != nil {
-		return nil, fmt.Errorf("%w: identity_prefix %q: %v", ErrBadPolicy, head.Policy.prefix(), err)
+		return nil, fmt.Errorf("%w: identity_prefix %q: %v", policy.ErrBadPolicy, head.Policy.Prefix(), err)
 	}
 
 	var images []ReleasedImage
@@ -153,7 +154,7 @@ func ExportPolicy(ctx context.Context, repo *gitstore.Repo, opts PolicyOptions) 
 			}
 			images = c.manifest.Images
 		} else {
-			if err := CheckReleaseName(opts.Release); err != nil {
+			if err := policy.CheckReleaseName(opts.Release); err != nil {
 				return nil, err
 			}
 			plan, err := planAt(ctx, head, opts.Release, opts.Now)
@@ -322,7 +323,7 @@ func checkLookaside(s string) (string, error) {
 
 // policyNotes says, in plain words, what the policy requires and what stock
 // policy cannot express.
-func policyNotes(c *ConsumerPolicy, p Policy, maintainers, images int) []string {
+func policyNotes(c *ConsumerPolicy, p policy.Policy, maintainers, images int) []string {
 	var notes []string
 	switch c.Require {
 	case RequireQuorum:

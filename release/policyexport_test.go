@@ -17,6 +17,7 @@ import (
 	"github.com/tally-sig/tally/internal/interop"
 	"github.com/tally-sig/tally/internal/sample"
 	"github.com/tally-sig/tally/internal/testkeys"
+	"github.com/tally-sig/tally/release/registry"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -243,7 +244,7 @@ func TestInteropPolicySkopeo(t *testing.T) {
 	if _, err := sample.Write(evilOut, sample.Spec{Name: "core-evil", Tag: "1.0", Seed: "evil"}); err != nil {
 		t.Fatal(err)
 	}
-	root, err := layoutRoot(filepath.Join(evilOut, "core-evil"))
+	root, err := registry.LayoutRoot(filepath.Join(evilOut, "core-evil"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,7 +253,7 @@ func TestInteropPolicySkopeo(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := remote.Push(r, root.taggable); err != nil {
+		if err := remote.Push(r, root.Taggable); err != nil {
 			t.Fatal(err)
 		}
 	}

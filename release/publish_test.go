@@ -19,7 +19,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
+	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -30,6 +30,8 @@ import (
 	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/internal/interop"
 	"github.com/tally-sig/tally/internal/sample"
+	"github.com/tally-sig/tally/release/policy"
+	"github.com/tally-sig/tally/release/registry"
 )
 
 // relPub is a cut release r1 of three sample images that alice and bob
@@ -114,7 +116,7 @@ type relRegistry struct {
 
 func newRelRegistry(t testing.TB) *relRegistry {
 	t.Helper()
-	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	srv := httptest.NewServer(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))))
 	t.Cleanup(srv.Close)
 	return &relRegistry{host: strings.TrimPrefix(srv.URL, "http://"), reqs: map[string]int{}}
 }
@@ -185,7 +187,7 @@ func (f *relPub) checkServed(t *testing.T, base string, opts ...remote.Option) m
 		}
 		platforms := map[string]string{}
 		for _, d := range im.Manifests {
-			if d.Platform != nil && d.Annotations[attestationAnnotation] == "" {
+			if d.Platform != nil && d.Annotations[registry.AttestationAnnotation] == "" {
 				platforms[d.Digest.String()] = d.Platform.String()
 			}
 		}
@@ -279,7 +281,7 @@ func TestPublishOCI(t *testing.T) {
 	}
 	entries := map[string]string{}
 	for _, d := range im.Manifests {
-		entries[d.Annotations[refNameAnnotation]] = d.Digest.String()
+		entries[d.Annotations[registry.RefNameAnnotation]] = d.Digest.String()
 	}
 	want := map[string]string{}
 	for _, img := range res.Images {
@@ -365,8 +367,8 @@ func TestPublishMovesLatest(t *testing.T) {
 	if diff := cmp.Diff(want, second.Images[0].Tags); diff != "" {
 		t.Errorf("tags (-want +got):\n%s", diff)
 	}
-	tgt := &ociTarget{dir: dir, namespace: "stagex"}
-	if d, ok, _ := tgt.tagDigest(context.Background(), "core-hello", "1.0"); !ok || d != old {
+	tgt := &registry.OCITarget{Dir: dir, Namespace: "stagex"}
+	if d, ok, _ := tgt.TagDigest(context.Background(), "core-hello", "1.0"); !ok || d != old {
 		t.Errorf("core-hello:1.0 is %s (%v), want %s", d, ok, old)
 	}
 }
@@ -423,11 +425,11 @@ func TestPublishRefusals(t *testing.T) {
 	}{
 		{"not cut", func(_ *testing.T, _ *relPub, o *PublishOptions) { o.Release = "r9" }, ErrNotCut, "no tag r9"},
 		{"bad release", func(_ *testing.T, _ *relPub, o *PublishOptions) { o.Release = "../r1" }, nil, "release"},
-		{"empty destination", func(_ *testing.T, _ *relPub, o *PublishOptions) { o.To = "" }, ErrBadTarget, "REGISTRY/NAMESPACE"},
-		{"oci without dir", func(_ *testing.T, _ *relPub, o *PublishOptions) { o.To = "oci:" }, ErrBadTarget, "directory"},
-		{"digest in destination", func(_ *testing.T, _ *relPub, o *PublishOptions) { o.To = "example.org/x@sha256:00" }, ErrBadTarget, ""},
-		{"bad tag", func(_ *testing.T, _ *relPub, o *PublishOptions) { o.Tags = []string{"v{version}!"} }, ErrBadTarget, "not a valid image tag"},
-		{"no tags", func(_ *testing.T, _ *relPub, o *PublishOptions) { o.Tags = []string{} }, ErrBadTarget, "no tags"},
+		{"empty destination", func(_ *testing.T, _ *relPub, o *PublishOptions) { o.To = "" }, registry.ErrBadTarget, "REGISTRY/NAMESPACE"},
+		{"oci without dir", func(_ *testing.T, _ *relPub, o *PublishOptions) { o.To = "oci:" }, registry.ErrBadTarget, "directory"},
+		{"digest in destination", func(_ *testing.T, _ *relPub, o *PublishOptions) { o.To = "example.org/x@sha256:00" }, registry.ErrBadTarget, ""},
+		{"bad tag", func(_ *testing.T, _ *relPub, o *PublishOptions) { o.Tags = []string{"v{version}!"} }, registry.ErrBadTarget, "not a valid image tag"},
+		{"no tags", func(_ *testing.T, _ *relPub, o *PublishOptions) { o.Tags = []string{} }, registry.ErrBadTarget, "no tags"},
 		{"no upstream", func(_ *testing.T, _ *relPub, o *PublishOptions) { o.SkipGit = false }, ErrNoUpstream, "main"},
 		{"oci dir that is not a layout", func(t *testing.T, f *relPub, o *PublishOptions) {
 			d := filepath.Join(f.dir, "junk")
@@ -438,7 +440,7 @@ func TestPublishRefusals(t *testing.T) {
 				t.Fatal(err)
 			}
 			o.To = "oci:" + d
-		}, ErrBadTarget, "neither an OCI image layout nor empty"},
+		}, registry.ErrBadTarget, "neither an OCI image layout nor empty"},
 		{"layout missing", func(t *testing.T, f *relPub, _ *PublishOptions) {
 			if err := os.RemoveAll(filepath.Join(f.out, "core-flat")); err != nil {
 				t.Fatal(err)
@@ -461,7 +463,7 @@ func TestPublishRefusals(t *testing.T) {
 			o.Release = "side1"
 		}, ErrNotOnBranch, "not in the history of main"},
 		{"tampered manifest", func(t *testing.T, f *relPub, o *PublishOptions) {
-			st, err := LoadHead(f.repo)
+			st, err := policy.LoadHead(f.repo)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -481,8 +483,8 @@ func TestPublishRefusals(t *testing.T) {
 				gitstore.Change{Path: "releases/t1/digests.txt", Data: list})
 			// Build records for t1: the same images as r1.
 			for _, who := range []string{"alice", "bob"} {
-				rec, _ := st.Snap.ReadFile(BuildRecordPath("r1", relKey(t, who).Fingerprint))
-				h = relCommit(t, f.repo, "records", gitstore.Change{Path: BuildRecordPath("t1", relKey(t, who).Fingerprint), Data: rec})
+				rec, _ := st.Snap.ReadFile(policy.BuildRecordPath("r1", relKey(t, who).Fingerprint))
+				h = relCommit(t, f.repo, "records", gitstore.Change{Path: policy.BuildRecordPath("t1", relKey(t, who).Fingerprint), Data: rec})
 			}
 			if _, err := f.repo.CreateTag(gitstore.TagRequest{Name: "t1", Target: h, Message: "t1", Tagger: authorOf("x <x@x>", relNow)}); err != nil {
 				t.Fatal(err)
@@ -520,7 +522,7 @@ func TestExpandTags(t *testing.T) {
 		t.Errorf("duplicates kept: %v", got)
 	}
 	for _, bad := range []string{"", "-x", "a b", "{version}:1", strings.Repeat("a", 129)} {
-		if _, err := expandTags([]string{bad}, "1", "r"); !errors.Is(err, ErrBadTarget) {
+		if _, err := expandTags([]string{bad}, "1", "r"); !errors.Is(err, registry.ErrBadTarget) {
 			t.Errorf("tag %q: %v", bad, err)
 		}
 	}
@@ -578,7 +580,7 @@ func TestInteropPublishRegistry(t *testing.T) {
 			reg.Stop()
 		}
 	}})
-	if !errors.Is(err, ErrRegistryUnavailable) {
+	if !errors.Is(err, registry.ErrRegistryUnavailable) {
 		t.Fatalf("publish with the registry stopped halfway: %v, want ErrRegistryUnavailable", err)
 	}
 	reg.Start()
@@ -632,24 +634,24 @@ func TestRegistryErrorClasses(t *testing.T) {
 		err  error
 		want error
 	}{
-		{"unauthorized", &transport.Error{StatusCode: http.StatusUnauthorized}, ErrRegistryDenied},
-		{"forbidden", &transport.Error{StatusCode: http.StatusForbidden}, ErrRegistryDenied},
-		{"server error", &transport.Error{StatusCode: http.StatusServiceUnavailable}, ErrRegistryUnavailable},
-		{"rate limited", &transport.Error{StatusCode: http.StatusTooManyRequests}, ErrRegistryUnavailable},
-		{"connection refused", &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}, ErrRegistryUnavailable},
-		{"reset", fmt.Errorf("reading: %w", syscall.ECONNRESET), ErrRegistryUnavailable},
-		{"cut short", io.ErrUnexpectedEOF, ErrRegistryUnavailable},
+		{"unauthorized", &transport.Error{StatusCode: http.StatusUnauthorized}, registry.ErrRegistryDenied},
+		{"forbidden", &transport.Error{StatusCode: http.StatusForbidden}, registry.ErrRegistryDenied},
+		{"server error", &transport.Error{StatusCode: http.StatusServiceUnavailable}, registry.ErrRegistryUnavailable},
+		{"rate limited", &transport.Error{StatusCode: http.StatusTooManyRequests}, registry.ErrRegistryUnavailable},
+		{"connection refused", &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}, registry.ErrRegistryUnavailable},
+		{"reset", fmt.Errorf("reading: %w", syscall.ECONNRESET), registry.ErrRegistryUnavailable},
+		{"cut short", io.ErrUnexpectedEOF, registry.ErrRegistryUnavailable},
 		{"bad request", &transport.Error{StatusCode: http.StatusBadRequest}, nil},
 		{"canceled", context.Canceled, context.Canceled},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			err := registryError("pushing x", tt.err)
+			err := registry.RegistryError("pushing x", tt.err)
 			if !errors.Is(err, tt.err) || !strings.HasPrefix(err.Error(), "pushing x: ") {
 				t.Errorf("%v does not wrap %v with context", err, tt.err)
 			}
-			for _, class := range []error{ErrRegistryDenied, ErrRegistryUnavailable} {
+			for _, class := range []error{registry.ErrRegistryDenied, registry.ErrRegistryUnavailable} {
 				if got := errors.Is(err, class); got != (class == tt.want) {
 					t.Errorf("%v: errors.Is(%v) = %v", err, class, got)
 				}

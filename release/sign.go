@@ -16,15 +16,16 @@ import (
 
 	"github.com/tally-sig/tally/buildout"
 	"github.com/tally-sig/tally/gitstore"
+	"github.com/tally-sig/tally/release/policy"
+	"github.com/tally-sig/tally/release/record"
 	"github.com/tally-sig/tally/sigstore"
 )
 
-// ErrUntrustedSigner means the signing key is not in the repository's keyring,
-// so its signatures would count for nothing.
-var ErrUntrustedSigner = errors.New("signing key is not a maintainer key of this repository")
+// ErrUntrustedSigner is policy.ErrUntrustedSigner, kept here for callers of Sign.
+var ErrUntrustedSigner = policy.ErrUntrustedSigner
 
-// ErrDetached means HEAD is not on a branch, so there is no branch to move.
-var ErrDetached = errors.New("HEAD is detached: check out the signing branch first")
+// ErrDetached is policy.ErrDetached, kept here for callers of the verbs.
+var ErrDetached = policy.ErrDetached
 
 // ErrOutsideNamespace means an image's lookaside directory would not be a
 // repository directly below the policy's namespace (an image name with a
@@ -37,7 +38,7 @@ type SignOptions struct {
 	Release  string           // the release version the build belongs to (e.g. 2026.11.0)
 	Images   []buildout.Image // what the build produced (buildout.Read)
 	Signer   sigstore.Signer  // the maintainer's key
-	Run      Run              // the build's provenance (DescribeRun)
+	Run      record.Run       // the build's provenance (DescribeRun)
 	Now      func() time.Time // the clock; time.Now when nil
 	Creator  string           // written as the payload's optional.creator, e.g. "tally 0.1.0"
 	Parallel int              // signatures made at once; GOMAXPROCS when 0
@@ -86,7 +87,7 @@ type SignResult struct {
 // gitstore.ErrDirty). On any error the branch does not move and no file is
 // written.
 func Sign(ctx context.Context, repo *gitstore.Repo, opts SignOptions) (*SignResult, error) {
-	if err := CheckReleaseName(opts.Release); err != nil {
+	if err := policy.CheckReleaseName(opts.Release); err != nil {
 		return nil, err
 	}
 	if opts.Signer == nil {
@@ -126,19 +127,19 @@ func Sign(ctx context.Context, repo *gitstore.Repo, opts SignOptions) (*SignResu
 
 	// The build record lists everything this run built, including digests
 	// signed earlier: the record says what this maintainer's build produced.
-	recPath := BuildRecordPath(opts.Release, fpr)
-	var rec BuildRecord
+	recPath := policy.BuildRecordPath(opts.Release, fpr)
+	var rec record.BuildRecord
 	if data, err := st.Snap.ReadFile(recPath); err == nil {
-		if rec, err = ParseBuildRecord(data); err != nil {
+		if rec, err = record.ParseBuildRecord(data); err != nil {
 			return nil, fmt.Errorf("reading %s: %w", recPath, err)
 		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("reading %s: %w", recPath, err)
 	}
-	var built []Built
+	var built []record.Built
 	for _, img := range opts.Images {
 		for _, m := range img.Manifests {
-			built = append(built, Built{Name: img.Name, Tag: img.Tag, Platform: platformOrUnknown(m.Platform), Digest: m.Digest})
+			built = append(built, record.Built{Name: img.Name, Tag: img.Tag, Platform: platformOrUnknown(m.Platform), Digest: m.Digest})
 		}
 	}
 	opts.Run.Time = now
@@ -220,7 +221,7 @@ func checkSigningKey(keys *sigstore.Keyring, fpr string, now time.Time) error {
 // planSignatures decides, for every manifest digest, whether this key already
 // signed it and otherwise which signature-N the new signature takes. It reads
 // only the lookaside directories of the images' digests.
-func planSignatures(st *State, fpr string, images []buildout.Image, res *SignResult) ([]SignedImage, error) {
+func planSignatures(st *policy.State, fpr string, images []buildout.Image, res *SignResult) ([]SignedImage, error) {
 	var todo []SignedImage
 	seen := map[string]bool{}
 	for _, img := range images {
@@ -292,7 +293,7 @@ func planSignatures(st *State, fpr string, images []buildout.Image, res *SignRes
 // checkImageName refuses an image name that would put its lookaside
 // directory anywhere but directly below the namespace.
 func checkImageName(namespace, name string) error {
-	if name == "" || strings.Contains(name, "/") || !namespacePattern.MatchString(namespace+"/"+name) {
+	if name == "" || strings.Contains(name, "/") || !policy.NamespacePattern.MatchString(namespace+"/"+name) {
 		return fmt.Errorf("%w: %q would be the repository %q", ErrOutsideNamespace, name, namespace+"/"+name)
 	}
 	return nil
@@ -363,13 +364,7 @@ func platformOrUnknown(p string) string {
 
 // authorOf turns a key's user ID ("Name (comment) <email>") into a git identity.
 func authorOf(userID string, when time.Time) object.Signature {
-	name, email := userID, ""
-	if i := strings.LastIndex(userID, "<"); i >= 0 && strings.HasSuffix(userID, ">") {
-		name, email = strings.TrimSpace(userID[:i]), userID[i+1:len(userID)-1]
-	}
-	if j := strings.Index(name, " ("); j > 0 && strings.HasSuffix(name, ")") {
-		name = name[:j]
-	}
+	name, email := sigstore.ParseUserID(userID)
 	if name == "" {
 		name = "tally"
 	}

@@ -21,6 +21,8 @@ import (
 	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/internal/sample"
 	"github.com/tally-sig/tally/internal/testkeys"
+	"github.com/tally-sig/tally/release/policy"
+	"github.com/tally-sig/tally/release/record"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -76,7 +78,7 @@ func BenchmarkSign500Into20000(b *testing.B) {
 		}
 		res, err := Sign(context.Background(), repo, SignOptions{
 			Release: "2026.11.0", Images: images, Signer: signer, Creator: "tally bench",
-			Run: Run{Source: "unknown", Dirty: "unknown", Platform: "linux/amd64", CPUVendor: "unknown", CPUModel: "unknown", Tally: "bench"},
+			Run: record.Run{Source: "unknown", Dirty: "unknown", Platform: "linux/amd64", CPUVendor: "unknown", CPUModel: "unknown", Tally: "bench"},
 		})
 		if err != nil {
 			b.Fatal(err)
@@ -201,15 +203,15 @@ func buildSignFixture(b *testing.B, dir string) error {
 	for run := 0; run < benchFixtureRuns; run++ {
 		rel := fmt.Sprintf("2025.%02d.0", run+1)
 		changes := make([]gitstore.Change, benchImages+1)
-		var rec BuildRecord
-		built := make([]Built, benchImages)
+		var rec record.BuildRecord
+		built := make([]record.Built, benchImages)
 		var wg sync.WaitGroup
 		errs := make(chan error, benchImages)
 		sem := make(chan struct{}, runtime.GOMAXPROCS(0))
 		for i := 0; i < benchImages; i++ {
 			name := fmt.Sprintf("bench-%04d", i)
 			digest := fmt.Sprintf("sha256:%x", sha256.Sum256([]byte(rel+"/"+name)))
-			built[i] = Built{Name: name, Tag: "1.0.0", Platform: "linux/amd64", Digest: digest}
+			built[i] = record.Built{Name: name, Tag: "1.0.0", Platform: "linux/amd64", Digest: digest}
 			loc := sigstore.Location{Repository: "stagex/" + name, Digest: digest, Number: 1}
 			wg.Add(1)
 			sem <- struct{}{}
@@ -231,9 +233,9 @@ func buildSignFixture(b *testing.B, dir string) error {
 		if err := <-errs; err != nil {
 			return err
 		}
-		rec.Append(Run{Time: signNow, Source: "unknown", Dirty: "unknown", Platform: "linux/amd64",
+		rec.Append(record.Run{Time: signNow, Source: "unknown", Dirty: "unknown", Platform: "linux/amd64",
 			CPUVendor: "unknown", CPUModel: "unknown", Tally: "bench"}, built)
-		changes[benchImages] = gitstore.Change{Path: BuildRecordPath(rel, fpr), Data: rec.Marshal()}
+		changes[benchImages] = gitstore.Change{Path: policy.BuildRecordPath(rel, fpr), Data: rec.Marshal()}
 		_, tip, err := repo.Head()
 		if err != nil {
 			return err

@@ -19,6 +19,7 @@ import (
 	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/internal/sample"
 	"github.com/tally-sig/tally/internal/testkeys"
+	"github.com/tally-sig/tally/release/record"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -26,28 +27,6 @@ import (
 var signNow = time.Date(2027, 1, 1, 12, 0, 0, 0, time.UTC)
 
 func signClock() time.Time { return signNow }
-
-var (
-	signSignersMu sync.Mutex
-	signSigners   = map[string]*sigstore.KeySigner{}
-)
-
-// signerFor returns a KeySigner for a fixture key, made once per process;
-// every test of the package signs through it.
-func signerFor(t testing.TB, name string) *sigstore.KeySigner {
-	t.Helper()
-	signSignersMu.Lock()
-	defer signSignersMu.Unlock()
-	if s, ok := signSigners[name]; ok {
-		return s
-	}
-	s, err := sigstore.NewKeySigner(testkeys.Secret(name), func() ([]byte, error) { return []byte(testkeys.Passphrase), nil })
-	if err != nil {
-		t.Fatalf("NewKeySigner(%s): %v", name, err)
-	}
-	signSigners[name] = s
-	return s
-}
 
 // signFixtureKeys returns the public keys of the named fixtures for Init.
 func signFixtureKeys(names ...string) []PublicKey {
@@ -96,7 +75,7 @@ func signSampleImages(t testing.TB, specs ...sample.Spec) []buildout.Image {
 // signOpts are the options of a sign run by the named fixture key.
 func signOpts(t testing.TB, who string, images []buildout.Image) SignOptions {
 	return SignOptions{Release: "2026.11.0", Images: images, Signer: signerFor(t, who), Now: signClock,
-		Creator: "tally test", Run: Run{Source: "unknown", Dirty: "unknown", Platform: "linux/amd64",
+		Creator: "tally test", Run: record.Run{Source: "unknown", Dirty: "unknown", Platform: "linux/amd64",
 			CPUVendor: "unknown", CPUModel: "unknown", Tally: "test"}}
 }
 

@@ -17,6 +17,8 @@ import (
 	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/internal/sample"
 	"github.com/tally-sig/tally/internal/testkeys"
+	"github.com/tally-sig/tally/release/policy"
+	"github.com/tally-sig/tally/release/record"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -24,7 +26,7 @@ import (
 // one judgement every command uses, and returns the signer.
 func judgeAt(t *testing.T, repo *gitstore.Repo, p string) string {
 	t.Helper()
-	st, err := LoadHead(repo)
+	st, err := policy.LoadHead(repo)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,15 +116,15 @@ func TestSignNumbersIdempotenceAndRecords(t *testing.T) {
 			}
 
 			// The build records say what each built.
-			st, err := LoadHead(repo)
+			st, err := policy.LoadHead(repo)
 			if err != nil {
 				t.Fatal(err)
 			}
-			data, err := st.Snap.ReadFile(BuildRecordPath("2026.11.0", alice))
+			data, err := st.Snap.ReadFile(policy.BuildRecordPath("2026.11.0", alice))
 			if err != nil {
 				t.Fatal(err)
 			}
-			rec, err := ParseBuildRecord(data)
+			rec, err := record.ParseBuildRecord(data)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -131,7 +133,7 @@ func TestSignNumbersIdempotenceAndRecords(t *testing.T) {
 			}
 			for _, img := range imgs {
 				for _, m := range img.Manifests {
-					if !rec.Has(Built{Name: img.Name, Tag: img.Tag, Platform: m.Platform, Digest: m.Digest}) {
+					if !rec.Has(record.Built{Name: img.Name, Tag: img.Tag, Platform: m.Platform, Digest: m.Digest}) {
 						t.Errorf("alice's record lacks %s %s", img.Name, m.Platform)
 					}
 				}
@@ -251,7 +253,7 @@ func TestSignProgressCountsEverySignature(t *testing.T) {
 
 func readHead(t *testing.T, repo *gitstore.Repo, p string) []byte {
 	t.Helper()
-	st, err := LoadHead(repo)
+	st, err := policy.LoadHead(repo)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/tally-sig/tally/buildout"
 	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/internal/sample"
+	"github.com/tally-sig/tally/release/policy"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -30,7 +31,7 @@ func TestSignRefusals(t *testing.T) {
 		t.Fatalf("images out of order: %s first", imgs[0].Name)
 	}
 	sigPath := "stagex/core-hello@sha256=" + strings.TrimPrefix(helloDigest, "sha256:") + "/signature-1"
-	recPath := BuildRecordPath("2026.11.0", signerFor(t, "alice").Fingerprint())
+	recPath := policy.BuildRecordPath("2026.11.0", signerFor(t, "alice").Fingerprint())
 
 	writeFile := func(t *testing.T, repo *gitstore.Repo, p, data string) {
 		t.Helper()
@@ -222,7 +223,7 @@ func signKeyringUpdate(t *testing.T, repo *gitstore.Repo, name string, revoked b
 			t.Fatal(err)
 		}
 	}
-	st, err := LoadHead(repo)
+	st, err := policy.LoadHead(repo)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -310,11 +311,11 @@ func TestSignNotASignaturesRepository(t *testing.T) {
 	t.Parallel()
 	repo := gitstore.NewMemory(true)
 	opts := signOpts(t, "alice", signSampleImages(t, sample.Spec{Name: "core-hello", Tag: "1.0"}))
-	if _, err := Sign(context.Background(), repo, opts); !errors.Is(err, ErrNoPolicy) {
+	if _, err := Sign(context.Background(), repo, opts); !errors.Is(err, policy.ErrNoPolicy) {
 		t.Errorf("Sign on an empty repository: %v, want ErrNoPolicy", err)
 	}
 	signFirstCommit(t, repo, gitstore.Change{Path: "README", Data: []byte("not tally's\n")})
-	if _, err := Sign(context.Background(), repo, opts); !errors.Is(err, ErrNoPolicy) {
+	if _, err := Sign(context.Background(), repo, opts); !errors.Is(err, policy.ErrNoPolicy) {
 		t.Errorf("Sign on a repository without tally.toml: %v, want ErrNoPolicy", err)
 	}
 	opts.Signer = nil

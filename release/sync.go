@@ -14,6 +14,9 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/transport"
 
 	"github.com/tally-sig/tally/gitstore"
+	"github.com/tally-sig/tally/release/policy"
+	"github.com/tally-sig/tally/release/quorum"
+	"github.com/tally-sig/tally/release/record"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -326,9 +329,9 @@ func replay(repo *gitstore.Repo, onto, local plumbing.Hash, signer sigstore.Sign
 	if err != nil {
 		return nil, err
 	}
-	st, err := LoadCommit(repo, onto)
-	if errors.Is(err, ErrNoPolicy) {
-		st, err = LoadCommit(repo, local)
+	st, err := policy.LoadCommit(repo, onto)
+	if errors.Is(err, policy.ErrNoPolicy) {
+		st, err = policy.LoadCommit(repo, local)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading the upstream's trust policy: %w", err)
@@ -408,7 +411,7 @@ func replay(repo *gitstore.Repo, onto, local plumbing.Hash, signer sigstore.Sign
 					a.set(gitstore.Change{Path: p, Delete: true})
 				}
 			case a.isLookaside(d.Path):
-				if !isRegular(d.NewMode) {
+				if !quorum.IsRegular(d.NewMode) {
 					return nil, fail(fmt.Errorf("%s: %w: it is a %s, and tally writes only regular files", d.Path, ErrConflict, d.NewMode))
 				}
 				data, err := base.Blob(d.NewHash)
@@ -450,7 +453,7 @@ func replay(repo *gitstore.Repo, onto, local plumbing.Hash, signer sigstore.Sign
 					a.set(gitstore.Change{Path: d.Path, Data: data})
 					continue
 				}
-				merged, changed, err := unionRecord(cur, data)
+				merged, changed, err := record.UnionRecord(cur, data)
 				if err != nil {
 					return nil, fail(fmt.Errorf("%s: %w", d.Path, err))
 				}

@@ -8,6 +8,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/tally-sig/tally/gitstore"
+	"github.com/tally-sig/tally/release/policy"
+	"github.com/tally-sig/tally/release/record"
 )
 
 // syncFixture is a repository whose main holds unpublished commits and
@@ -165,10 +167,10 @@ func TestReplayBuildRecordsAndConflicts(t *testing.T) {
 		return "run time=2026-11-28T" + hour + ":00:00Z source=a dirty=no platform=p cpu-vendor=v cpu-model=m tally=t\n"
 	}
 	img := strings.Repeat("a", 64) + " core-a 1.0 linux/amd64\n"
-	rec := func(runs ...string) []byte { return []byte(recordHeader + "\n" + strings.Join(runs, "")) }
+	rec := func(runs ...string) []byte { return []byte(record.RecordHeader + "\n" + strings.Join(runs, "")) }
 
 	r := syncFixture(t, true)
-	path := BuildRecordPath("2026.11.0", signerFor(t, "alice").Fingerprint())
+	path := policy.BuildRecordPath("2026.11.0", signerFor(t, "alice").Fingerprint())
 	r.commit("main", "alice", "first", gitstore.Change{Path: path, Data: rec(run("10") + img)})
 	r.branch("up2", r.tip("main"))
 	// up: the first run was pushed, then another run from another clone.
@@ -184,9 +186,9 @@ func TestReplayBuildRecordsAndConflicts(t *testing.T) {
 
 	// A policy change on both sides is a conflict; nothing moves.
 	r = syncFixture(t, true)
-	p := r.read("main", PolicyFile)
-	r.commit("up", "bob", "t3", gitstore.Change{Path: PolicyFile, Data: []byte(strings.Replace(p, "threshold = 2", "threshold = 3", 1))})
-	r.commit("main", "alice", "t1", gitstore.Change{Path: PolicyFile, Data: []byte(strings.Replace(p, "threshold = 2", "threshold = 1", 1))})
+	p := r.read("main", policy.PolicyFile)
+	r.commit("up", "bob", "t3", gitstore.Change{Path: policy.PolicyFile, Data: []byte(strings.Replace(p, "threshold = 2", "threshold = 3", 1))})
+	r.commit("main", "alice", "t1", gitstore.Change{Path: policy.PolicyFile, Data: []byte(strings.Replace(p, "threshold = 2", "threshold = 1", 1))})
 	if _, err := replay(r.repo, r.tip("up"), r.tip("main"), signerFor(t, "alice"), mergeNow); !errors.Is(err, ErrConflict) {
 		t.Errorf("replay with a conflicting policy: %v, want ErrConflict", err)
 	}

@@ -3,13 +3,13 @@ package release
 import (
 	"context"
 	"slices"
-	"strings"
 	"time"
-
-	"github.com/google/go-containerregistry/pkg/authn"
 
 	"github.com/tally-sig/tally/buildout"
 	"github.com/tally-sig/tally/gitstore"
+	"github.com/tally-sig/tally/release/policy"
+	"github.com/tally-sig/tally/release/quorum"
+	"github.com/tally-sig/tally/release/registry"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -17,7 +17,7 @@ import (
 // root.
 type CheckOptions struct {
 	// Scope narrows the check; the zero Scope is the whole repository.
-	Scope Scope
+	Scope quorum.Scope
 	// Keys replaces the repository's keyring as the trust root: a
 	// consumer's own list of maintainer keys.
 	Keys *sigstore.Keyring
@@ -31,8 +31,8 @@ type CheckOptions struct {
 // within scope and tallies the quorum. It reads and updates the
 // verification cache in the git directory; failing to save it is a
 // warning, never an error.
-func Status(ctx context.Context, repo *gitstore.Repo, opts CheckOptions) (*Report, error) {
-	st, err := LoadHead(repo)
+func Status(ctx context.Context, repo *gitstore.Repo, opts CheckOptions) (*quorum.Report, error) {
+	st, err := policy.LoadHead(repo)
 	if err != nil {
 		return nil, err
 	}
@@ -40,8 +40,8 @@ func Status(ctx context.Context, repo *gitstore.Repo, opts CheckOptions) (*Repor
 	if keys == nil {
 		keys = st.Keys
 	}
-	cache := OpenVerifyCache(repo, keys)
-	ev, err := Evaluate(ctx, st, EvaluateOptions{Scope: opts.Scope, Keys: keys, Threshold: opts.Threshold, Cache: cache, Now: opts.Now})
+	cache := quorum.OpenVerifyCache(repo, keys)
+	ev, err := quorum.Evaluate(ctx, st, quorum.EvaluateOptions{Scope: opts.Scope, Keys: keys, Threshold: opts.Threshold, Cache: cache, Now: opts.Now})
 	if err != nil {
 		return nil, err
 	}
@@ -67,34 +67,23 @@ type VerifyOptions struct {
 	// serves must be ones that met quorum.
 	Registry []string
 	// Keychain authenticates to registries; nil is anonymous.
-	Keychain authn.Keychain
+	Keychain registry.Keychain
 }
 
-// Outcome is the verdict of Verify, from best to worst: what a script
-// branches on.
-type Outcome string
+// Outcome is quorum.Outcome, the verdict of Verify: what a script branches on.
+type Outcome = quorum.Outcome
 
-// Outcomes of Verify. When several apply, the worst wins: invalid, then
-// mismatch, then no-quorum.
+// Outcomes of Verify (see quorum.Outcome).
 const (
-	// OutcomeOK: every image in scope meets quorum without divergence, no
-	// file is invalid, and every compared digest met quorum.
-	OutcomeOK Outcome = "ok"
-	// OutcomeNoQuorum: an image is missing signatures, is divergent, is
-	// backed only by untrusted or duplicate signatures, or a compared image
-	// has no digest that met quorum to compare with.
-	OutcomeNoQuorum Outcome = "no-quorum"
-	// OutcomeMismatch: a local build or a registry serves a digest other
-	// than the one that met quorum.
-	OutcomeMismatch Outcome = "mismatch"
-	// OutcomeInvalid: a signature file in scope does not parse or verify,
-	// or claims another digest or image than the place it sits in.
-	OutcomeInvalid Outcome = "invalid"
+	OutcomeOK       = quorum.OutcomeOK
+	OutcomeNoQuorum = quorum.OutcomeNoQuorum
+	OutcomeMismatch = quorum.OutcomeMismatch
+	OutcomeInvalid  = quorum.OutcomeInvalid
 )
 
 // VerifyResult is the report of Verify.
 type VerifyResult struct {
-	*Report
+	*quorum.Report
 	// Comparisons are the digests of the local build and the registry,
 	// each against what met quorum.
 	Comparisons []Comparison `json:"comparisons"`
@@ -130,13 +119,13 @@ type Comparison struct {
 // the comparisons, then the Outcome. With local or registry images and no
 // names in scope, the scope is the names of those images.
 func Verify(ctx context.Context, repo *gitstore.Repo, opts VerifyOptions) (*VerifyResult, error) {
-	st, err := LoadHead(repo)
+	st, err := policy.LoadHead(repo)
 	if err != nil {
 		return nil, err
 	}
-	refs := make([]registryRef, 0, len(opts.Registry))
+	refs := make([]registry.RegistryRef, 0, len(opts.Registry))
 	for _, s := range opts.Registry {
-		r, err := parseRegistryRef(s, st.Policy)
+		r, err := registry.ParseRegistryRef(s, st.Policy)
 		if err != nil {
 			return nil, err
 		}
@@ -147,16 +136,16 @@ func Verify(ctx context.Context, repo *gitstore.Repo, opts VerifyOptions) (*Veri
 			opts.Scope.Names = append(opts.Scope.Names, img.Name)
 		}
 		for _, r := range refs {
-			opts.Scope.Names = append(opts.Scope.Names, r.name)
+			opts.Scope.Names = append(opts.Scope.Names, r.Name)
 		}
 		slices.Sort(opts.Scope.Names)
 		opts.Scope.Names = slices.Compact(opts.Scope.Names)
 	}
 	// Ask the registries first: an unreachable registry fails fast, before
 	// the work of verifying.
-	var remote []fetchedImage
+	var remote []registry.FetchedImage
 	for _, r := range refs {
-		img, err := fetchRegistry(ctx, r, opts.Keychain)
+		img, err := registry.FetchRegistry(ctx, r, opts.Keychain)
 		if err != nil {
 			return nil, err
 		}
@@ -168,14 +157,14 @@ func Verify(ctx context.Context, repo *gitstore.Repo, opts VerifyOptions) (*Veri
 	}
 	res := &VerifyResult{Report: rep, Comparisons: []Comparison{}}
 	for _, img := range opts.Local {
-		var ms []fetchedManifest
+		var ms []registry.FetchedManifest
 		for _, m := range img.Manifests {
-			ms = append(ms, fetchedManifest{digest: m.Digest, platform: m.Platform})
+			ms = append(ms, registry.FetchedManifest{Digest: m.Digest, Platform: m.Platform})
 		}
 		res.Comparisons = append(res.Comparisons, compare(rep, "local", img.Dir, img.Name, img.Tag, ms)...)
 	}
 	for _, img := range remote {
-		res.Comparisons = append(res.Comparisons, compare(rep, "registry", img.ref.String(), img.ref.name, img.ref.tag, img.manifests)...)
+		res.Comparisons = append(res.Comparisons, compare(rep, "registry", img.Ref.String(), img.Ref.Name, img.Ref.Tag, img.Manifests)...)
 	}
 	res.Outcome = res.outcome()
 	return res, nil
@@ -196,10 +185,10 @@ func (r *VerifyResult) outcome() Outcome {
 
 // compare checks the per-platform digests of image name:tag (tag "" for an
 // image named by digest: any tag) against the digests that met quorum.
-func compare(rep *Report, source, location, name, tag string, manifests []fetchedManifest) []Comparison {
+func compare(rep *quorum.Report, source, location, name, tag string, manifests []registry.FetchedManifest) []Comparison {
 	var out []Comparison
 	for _, m := range manifests {
-		c := Comparison{Source: source, Location: location, Name: name, Tag: tag, Platform: m.platform, Digest: m.digest, Quorum: []string{}}
+		c := Comparison{Source: source, Location: location, Name: name, Tag: tag, Platform: m.Platform, Digest: m.Digest, Quorum: []string{}}
 		for _, img := range rep.Images {
 			if img.Name != name || (tag != "" && img.Tag != tag) {
 				continue
@@ -207,7 +196,7 @@ func compare(rep *Report, source, location, name, tag string, manifests []fetche
 			for _, d := range img.Digests {
 				// A digest whose platform nobody knows is compared with
 				// every platform.
-				samePlatform := d.Platform == m.platform || d.Platform == "" || d.Platform == "unknown" || m.platform == ""
+				samePlatform := d.Platform == m.Platform || d.Platform == "" || d.Platform == "unknown" || m.Platform == ""
 				if d.Quorum && samePlatform && !slices.Contains(c.Quorum, d.Digest) {
 					c.Quorum = append(c.Quorum, d.Digest)
 				}
@@ -215,7 +204,7 @@ func compare(rep *Report, source, location, name, tag string, manifests []fetche
 		}
 		slices.Sort(c.Quorum)
 		switch {
-		case slices.Contains(c.Quorum, m.digest):
+		case slices.Contains(c.Quorum, m.Digest):
 			c.State = CompareMatch
 		case len(c.Quorum) > 0:
 			c.State = CompareDiffers
@@ -226,11 +215,3 @@ func compare(rep *Report, source, location, name, tag string, manifests []fetche
 	}
 	return out
 }
-
-// fetchedManifest is one per-platform manifest of a compared image.
-type fetchedManifest struct {
-	digest, platform string
-}
-
-// trimDocker removes the docker:// transport prefix of a reference.
-func trimDocker(s string) string { return strings.TrimPrefix(s, "docker://") }

@@ -31,6 +31,9 @@ import (
 	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/internal/interop"
 	"github.com/tally-sig/tally/internal/testkeys"
+	"github.com/tally-sig/tally/release/policy"
+	"github.com/tally-sig/tally/release/quorum"
+	"github.com/tally-sig/tally/release/record"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -99,7 +102,7 @@ func vbBuild(b *testing.B, dir string) error {
 	for _, n := range vbSigners {
 		pubs = append(pubs, testkeys.Public(n))
 	}
-	p := Policy{Namespace: "stagex", IdentityPrefix: "stagex", Threshold: 3, Keyring: "stagex-keyring.pgp"}
+	p := policy.Policy{Namespace: "stagex", IdentityPrefix: "stagex", Threshold: 3, Keyring: "stagex-keyring.pgp"}
 	when := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	commit := func(msg string, changes []gitstore.Change) error {
 		_, tip, err := repo.Head()
@@ -115,7 +118,7 @@ func vbBuild(b *testing.B, dir string) error {
 		_, err = repo.Commit(req)
 		return err
 	}
-	if err := commit("init", []gitstore.Change{{Path: PolicyFile, Data: p.Marshal()}, {Path: p.Keyring, Data: fxKeyring(b, pubs...)}}); err != nil {
+	if err := commit("init", []gitstore.Change{{Path: policy.PolicyFile, Data: p.Marshal()}, {Path: p.Keyring, Data: fxKeyring(b, pubs...)}}); err != nil {
 		return err
 	}
 	for r := range vbReleases {
@@ -123,7 +126,7 @@ func vbBuild(b *testing.B, dir string) error {
 		for n, who := range vbSigners {
 			signer := signerFor(b, who)
 			changes := make([]gitstore.Change, vbImages+1)
-			built := make([]Built, vbImages)
+			built := make([]record.Built, vbImages)
 			var wg sync.WaitGroup
 			var mu sync.Mutex
 			var firstErr error
@@ -131,7 +134,7 @@ func vbBuild(b *testing.B, dir string) error {
 			for i := range vbImages {
 				name := fmt.Sprintf("core-%03d-%03d", r, i)
 				digest := fmt.Sprintf("sha256:%x", sha256.Sum256([]byte(rel+"/"+name)))
-				built[i] = Built{Name: name, Tag: "1.0." + strconv.Itoa(r), Platform: "linux/amd64", Digest: digest}
+				built[i] = record.Built{Name: name, Tag: "1.0." + strconv.Itoa(r), Platform: "linux/amd64", Digest: digest}
 				wg.Add(1)
 				sem <- struct{}{}
 				go func() {
@@ -153,10 +156,10 @@ func vbBuild(b *testing.B, dir string) error {
 			if firstErr != nil {
 				return firstErr
 			}
-			var rec BuildRecord
-			rec.Append(Run{Time: when, Source: "0123456789abcdef0123456789abcdef01234567", Dirty: "no", Platform: "linux/amd64",
+			var rec record.BuildRecord
+			rec.Append(record.Run{Time: when, Source: "0123456789abcdef0123456789abcdef01234567", Dirty: "no", Platform: "linux/amd64",
 				CPUVendor: "AuthenticAMD", CPUModel: "bench", Tally: "bench"}, built)
-			changes[vbImages] = gitstore.Change{Path: BuildRecordPath(rel, testkeys.Fingerprint(who)), Data: rec.Marshal()}
+			changes[vbImages] = gitstore.Change{Path: policy.BuildRecordPath(rel, testkeys.Fingerprint(who)), Data: rec.Marshal()}
 			if err := commit("sign "+rel+" by "+who, changes); err != nil {
 				return err
 			}
@@ -208,7 +211,7 @@ func vbCopy(b *testing.B) string {
 
 // vbStatus is one run of tally status over the whole repository, as the
 // command does it: open the repository, read the cache, judge, tally, save.
-func vbStatus(b *testing.B, dir string) *Report {
+func vbStatus(b *testing.B, dir string) *quorum.Report {
 	b.Helper()
 	repo, err := gitstore.Open(dir)
 	if err != nil {
@@ -404,7 +407,7 @@ func BenchmarkVerifySigstore(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	st, err := LoadHead(repo)
+	st, err := policy.LoadHead(repo)
 	repo.Close()
 	if err != nil {
 		b.Fatal(err)

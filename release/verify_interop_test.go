@@ -11,6 +11,7 @@ import (
 	"github.com/tally-sig/tally/internal/interop"
 	"github.com/tally-sig/tally/internal/sample"
 	"github.com/tally-sig/tally/internal/testkeys"
+	"github.com/tally-sig/tally/release/quorum"
 )
 
 // TestInteropForeignSignatures: signature files made by the stock tools,
@@ -61,7 +62,7 @@ func TestInteropForeignSignatures(t *testing.T) {
 	}
 	r := newFxRepo(t, 3, fxPublic("alice", "carol", "dave")...)
 	r.commit(fxEpoch.Add(time.Hour), changes...)
-	rep := r.mustEvaluate(time.Now(), EvaluateOptions{}).Tally(Scope{})
+	rep := r.mustEvaluate(time.Now(), quorum.EvaluateOptions{}).Tally(quorum.Scope{})
 
 	if len(rep.Problems) != 0 {
 		t.Errorf("problems with signatures made by gpg and skopeo: %+v", rep.Problems)

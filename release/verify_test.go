@@ -15,6 +15,9 @@ import (
 	"github.com/tally-sig/tally/internal/interop"
 	"github.com/tally-sig/tally/internal/sample"
 	"github.com/tally-sig/tally/internal/testkeys"
+	"github.com/tally-sig/tally/release/quorum"
+	"github.com/tally-sig/tally/release/record"
+	"github.com/tally-sig/tally/release/registry"
 )
 
 // vfRepo is a signatures repository in memory (threshold 2 of alice, bob,
@@ -36,7 +39,7 @@ func vfRepo(t *testing.T, out string, signers ...string) *gitstore.Repo {
 	}
 	for _, who := range signers {
 		if _, err := Sign(ctx, repo, SignOptions{Release: "1.0", Images: images, Signer: signerFor(t, who),
-			Run: Run{Source: "unknown", Dirty: "unknown", Platform: "linux/amd64", CPUVendor: "unknown", CPUModel: "unknown", Tally: "test"}}); err != nil {
+			Run: record.Run{Source: "unknown", Dirty: "unknown", Platform: "linux/amd64", CPUVendor: "unknown", CPUModel: "unknown", Tally: "test"}}); err != nil {
 			t.Fatalf("%s signs: %v", who, err)
 		}
 	}
@@ -87,7 +90,7 @@ func TestVerifyLocal(t *testing.T) {
 			map[string]string{"local core-multi:2.0 linux/amd64": CompareDiffers, "local core-multi:2.0 linux/arm64": CompareDiffers}, 1},
 		{"nothing met quorum to compare with", VerifyOptions{Local: unsigned}, OutcomeNoQuorum,
 			map[string]string{"local core-new:0.1 linux/amd64": CompareNoQuorum}, 0},
-		{"names keep their scope", VerifyOptions{CheckOptions: CheckOptions{Scope: Scope{Names: []string{"core-hello"}}}, Local: out[:1]}, OutcomeOK,
+		{"names keep their scope", VerifyOptions{CheckOptions: CheckOptions{Scope: quorum.Scope{Names: []string{"core-hello"}}}, Local: out[:1]}, OutcomeOK,
 			map[string]string{"local core-hello:1.0 linux/amd64": CompareMatch}, 1},
 		{"a threshold nobody met", VerifyOptions{CheckOptions: CheckOptions{Threshold: 3}, Local: out}, OutcomeNoQuorum,
 			map[string]string{"local core-hello:1.0 linux/amd64": CompareNoQuorum, "local core-multi:2.0 linux/amd64": CompareNoQuorum, "local core-multi:2.0 linux/arm64": CompareNoQuorum}, 2},
@@ -119,24 +122,24 @@ func TestVerifyLocal(t *testing.T) {
 // TestOutcomeOrder: invalid wins over mismatch, which wins over no quorum.
 func TestOutcomeOrder(t *testing.T) {
 	t.Parallel()
-	invalid := []Problem{{Severity: "invalid"}}
-	met := []ImageStatus{{Quorum: true}}
-	unmet := []ImageStatus{{Quorum: false}}
+	invalid := []quorum.Problem{{Severity: "invalid"}}
+	met := []quorum.ImageStatus{{Quorum: true}}
+	unmet := []quorum.ImageStatus{{Quorum: false}}
 	differs := []Comparison{{State: CompareDiffers}}
 	tests := []struct {
 		name string
 		res  VerifyResult
 		want Outcome
 	}{
-		{"all good", VerifyResult{Report: &Report{Images: met}}, OutcomeOK},
-		{"no images", VerifyResult{Report: &Report{}}, OutcomeNoQuorum},
-		{"a warning is no failure", VerifyResult{Report: &Report{Images: met, Problems: []Problem{{Severity: "warning"}}}}, OutcomeOK},
-		{"divergent", VerifyResult{Report: &Report{Images: []ImageStatus{{Quorum: true, Divergent: true}}}}, OutcomeNoQuorum},
-		{"superseded images do not decide", VerifyResult{Report: &Report{Images: append([]ImageStatus{{Superseded: true}}, met...)}}, OutcomeOK},
-		{"nothing to compare with", VerifyResult{Report: &Report{Images: met}, Comparisons: []Comparison{{State: CompareNoQuorum}}}, OutcomeNoQuorum},
-		{"mismatch beats no quorum", VerifyResult{Report: &Report{Images: unmet}, Comparisons: differs}, OutcomeMismatch},
-		{"invalid beats no quorum", VerifyResult{Report: &Report{Images: unmet, Problems: invalid}}, OutcomeInvalid},
-		{"invalid beats mismatch", VerifyResult{Report: &Report{Images: met, Problems: invalid}, Comparisons: differs}, OutcomeInvalid},
+		{"all good", VerifyResult{Report: &quorum.Report{Images: met}}, OutcomeOK},
+		{"no images", VerifyResult{Report: &quorum.Report{}}, OutcomeNoQuorum},
+		{"a warning is no failure", VerifyResult{Report: &quorum.Report{Images: met, Problems: []quorum.Problem{{Severity: "warning"}}}}, OutcomeOK},
+		{"divergent", VerifyResult{Report: &quorum.Report{Images: []quorum.ImageStatus{{Quorum: true, Divergent: true}}}}, OutcomeNoQuorum},
+		{"superseded images do not decide", VerifyResult{Report: &quorum.Report{Images: append([]quorum.ImageStatus{{Superseded: true}}, met...)}}, OutcomeOK},
+		{"nothing to compare with", VerifyResult{Report: &quorum.Report{Images: met}, Comparisons: []Comparison{{State: CompareNoQuorum}}}, OutcomeNoQuorum},
+		{"mismatch beats no quorum", VerifyResult{Report: &quorum.Report{Images: unmet}, Comparisons: differs}, OutcomeMismatch},
+		{"invalid beats no quorum", VerifyResult{Report: &quorum.Report{Images: unmet, Problems: invalid}}, OutcomeInvalid},
+		{"invalid beats mismatch", VerifyResult{Report: &quorum.Report{Images: met, Problems: invalid}, Comparisons: differs}, OutcomeInvalid},
 	}
 	for _, tt := range tests {
 		if got := tt.res.outcome(); got != tt.want {
@@ -213,12 +216,12 @@ func TestInteropVerifyRegistry(t *testing.T) {
 		t.Errorf("a moved tag: outcome %s, comparisons %+v", res.Outcome, res.Comparisons)
 	}
 
-	if _, err := verify(docker("core-nothere:1.0")); !errors.Is(err, ErrImageNotFound) {
+	if _, err := verify(docker("core-nothere:1.0")); !errors.Is(err, registry.ErrImageNotFound) {
 		t.Errorf("a missing image: %v", err)
 	}
 	reg.Stop()
 	start := time.Now()
-	if _, err := verify(docker("core-hello:1.0")); !errors.Is(err, ErrRegistryUnavailable) {
+	if _, err := verify(docker("core-hello:1.0")); !errors.Is(err, registry.ErrRegistryUnavailable) {
 		t.Errorf("a registry that is down: %v", err)
 	}
 	t.Logf("a registry that is down failed after %v", time.Since(start))

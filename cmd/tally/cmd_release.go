@@ -10,6 +10,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/tally-sig/tally/release"
+	"github.com/tally-sig/tally/release/policy"
 )
 
 func releaseCommand(env *environment) *cli.Command {
@@ -269,7 +270,7 @@ func versionArg(c *cli.Context) (string, error) {
 	case len(args) > 1:
 		return "", usagef("%s takes one VERSION, got %q", c.Command.FullName(), strings.Join(args, " "))
 	}
-	if err := release.CheckReleaseName(args[0]); err != nil {
+	if err := policy.CheckReleaseName(args[0]); err != nil {
 		return "", fail(exitUsage, err)
 	}
 	return args[0], nil

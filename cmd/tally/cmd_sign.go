@@ -11,6 +11,8 @@ import (
 	"github.com/tally-sig/tally/buildout"
 	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/release"
+	"github.com/tally-sig/tally/release/policy"
+	"github.com/tally-sig/tally/release/record"
 )
 
 func signCommand(env *environment) *cli.Command {
@@ -50,7 +52,7 @@ EXAMPLES:
 			jsonFlag(),
 		}, signerFlags(true)...),
 		Action: func(c *cli.Context) error {
-			if err := release.CheckReleaseName(c.String("release")); err != nil {
+			if err := policy.CheckReleaseName(c.String("release")); err != nil {
 				return fail(exitUsage, err)
 			}
 			signer, err := openSigner(c, env, true)
@@ -79,7 +81,7 @@ EXAMPLES:
 				Release:  c.String("release"),
 				Images:   images,
 				Signer:   signer,
-				Run:      release.DescribeRun(source, timeNow(), version),
+				Run:      record.DescribeRun(source, timeNow(), version),
 				Now:      timeNow,
 				Creator:  "tally " + version,
 				LockWait: c.Duration("lock-wait"),

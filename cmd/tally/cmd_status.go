@@ -4,13 +4,14 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"regexp"
 	"slices"
 	"strings"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/tally-sig/tally/release"
+	"github.com/tally-sig/tally/release/policy"
+	"github.com/tally-sig/tally/release/quorum"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -63,7 +64,7 @@ EXAMPLES:
 			} else {
 				printStatus(env.stdout, rep, newPalette(env.stdout))
 			}
-			return exitFor(reportOutcome(rep))
+			return exitFor(rep.Verdict())
 		},
 	}
 }
@@ -80,20 +81,16 @@ func checkFlags() []cli.Flag {
 	}
 }
 
-// imageNamePattern is an image name below the namespace, as the lookaside
-// tree spells it ("core-gcc").
-var imageNamePattern = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$`)
-
 // checkOptions turns the shared flags and the image names into options.
 func checkOptions(c *cli.Context, names []string) (release.CheckOptions, error) {
-	opts := release.CheckOptions{Scope: release.Scope{Release: c.String("release"), Names: names}, Now: timeNow}
+	opts := release.CheckOptions{Scope: quorum.Scope{Release: c.String("release"), Names: names}, Now: timeNow}
 	if c.IsSet("release") {
-		if err := release.CheckReleaseName(opts.Scope.Release); err != nil {
+		if err := policy.CheckReleaseName(opts.Scope.Release); err != nil {
 			return opts, fail(exitUsage, err)
 		}
 	}
 	for _, n := range names {
-		if !imageNamePattern.MatchString(n) {
+		if !policy.IsImageName(n) {
 			return opts, usagef("%q is not an image name: give names below the namespace, like core-gcc (no tag, no registry)", n)
 		}
 	}
@@ -114,17 +111,6 @@ func checkOptions(c *cli.Context, names []string) (release.CheckOptions, error) 
 		}
 	}
 	return opts, nil
-}
-
-// reportOutcome is the verdict of a report without comparisons.
-func reportOutcome(rep *release.Report) release.Outcome {
-	switch {
-	case rep.Invalid():
-		return release.OutcomeInvalid
-	case !rep.QuorumMet():
-		return release.OutcomeNoQuorum
-	}
-	return release.OutcomeOK
 }
 
 // exitFor maps an outcome to the exit status of status and verify.
@@ -169,7 +155,7 @@ func (p palette) dim(s string) string    { return p.paint("2", s) }
 func (p palette) bold(s string) string   { return p.paint("1", s) }
 
 // table prints aligned columns; colour is applied after padding so that it
-// never shifts a column.
+// never shifts a quorum.Column.
 type table struct {
 	rows [][]cell
 }
@@ -210,92 +196,8 @@ func (t *table) print(w io.Writer) {
 	}
 }
 
-// column is one maintainer (or builder outside the trust root) of the
-// matrix.
-type column struct {
-	fpr, title string
-}
-
-// columns lists the trust root's keys, then builders outside it, with short
-// titles that are unique.
-func columns(rep *release.Report) []column {
-	var cols []column
-	seen := map[string]bool{}
-	for _, k := range rep.Maintainers {
-		cols = append(cols, column{fpr: k.Fingerprint, title: title(k.Name, k.Fingerprint)})
-		seen[k.Fingerprint] = true
-	}
-	for _, img := range rep.Images {
-		for _, c := range img.Builds {
-			if !seen[c.Fingerprint] {
-				seen[c.Fingerprint] = true
-				cols = append(cols, column{fpr: c.Fingerprint, title: title(c.Name, c.Fingerprint) + "?"})
-			}
-		}
-	}
-	slices.SortStableFunc(cols, func(a, b column) int { return strings.Compare(strings.ToLower(a.title), strings.ToLower(b.title)) })
-	count := map[string]int{}
-	for _, c := range cols {
-		count[c.title]++
-	}
-	for i := range cols {
-		if count[cols[i].title] > 1 {
-			cols[i].title += "/" + cols[i].fpr[len(cols[i].fpr)-4:]
-		}
-	}
-	return cols
-}
-
-// title is the short name of a key for a column: the first word of its
-// name, or the end of its fingerprint.
-func title(userID, fpr string) string {
-	if n := release.ShortName(userID); n != "" {
-		return strings.Fields(n)[0]
-	}
-	if len(fpr) > 8 {
-		return fpr[len(fpr)-8:]
-	}
-	return fpr
-}
-
-// slotsOf lists the rows of an image's matrix: its platforms, or for an
-// image without build records its digests.
-func slotsOf(img release.ImageStatus) []string {
-	var out []string
-	for _, c := range img.Builds {
-		k := slotKey(img, c.Platform, c.Digest)
-		if !slices.Contains(out, k) {
-			out = append(out, k)
-		}
-	}
-	if len(out) == 0 {
-		for _, d := range img.Digests {
-			out = append(out, slotKey(img, d.Platform, d.Digest))
-		}
-	}
-	return out
-}
-
-func slotKey(img release.ImageStatus, platform, digest string) string {
-	if img.Release == "" {
-		return digest
-	}
-	return platform
-}
-
-// slotRows returns the digest rows of one slot.
-func slotRows(img release.ImageStatus, slot string) []release.DigestStatus {
-	var out []release.DigestStatus
-	for _, d := range img.Digests {
-		if slotKey(img, d.Platform, d.Digest) == slot {
-			out = append(out, d)
-		}
-	}
-	return out
-}
-
 // imageState is the word for an image's outcome.
-func imageState(img release.ImageStatus, p palette) cell {
+func imageState(img quorum.ImageStatus, p palette) cell {
 	switch {
 	case img.Superseded:
 		return cell{"superseded", p.dim}
@@ -308,20 +210,20 @@ func imageState(img release.ImageStatus, p palette) cell {
 }
 
 // printStatus prints the matrix, the divergences and the problems.
-func printStatus(w io.Writer, rep *release.Report, p palette) {
+func printStatus(w io.Writer, rep *quorum.Report, p palette) {
 	printHeader(w, rep)
 	if len(rep.Images) == 0 {
 		fmt.Fprintln(w, "no signed images in scope")
 	} else {
-		cols := columns(rep)
+		cols := rep.Columns()
 		var t table
 		head := []cell{plain("IMAGE"), plain("RELEASE"), plain("PLATFORM")}
 		for _, c := range cols {
-			head = append(head, plain(strings.ToUpper(c.title)))
+			head = append(head, plain(strings.ToUpper(c.Title)))
 		}
 		t.add(append(head, plain("SIGNED"), plain("STATUS"))...)
 		for _, img := range rep.Images {
-			for i, slot := range slotsOf(img) {
+			for i, slot := range img.Slots() {
 				row := []cell{plain(""), plain(""), plain(slot)}
 				if i == 0 {
 					rel := img.Release
@@ -334,10 +236,10 @@ func printStatus(w io.Writer, rep *release.Report, p palette) {
 					row[2] = plain(release.ShortDigest(slot))
 				}
 				for _, col := range cols {
-					row = append(row, matrixCell(img, slot, col.fpr, p))
+					row = append(row, matrixCell(img, slot, col.Fingerprint, p))
 				}
 				best := 0
-				for _, d := range slotRows(img, slot) {
+				for _, d := range img.SlotRows(slot) {
 					best = max(best, d.Count)
 				}
 				row = append(row, plain(fmt.Sprintf("%d/%d", best, rep.Threshold)))
@@ -348,12 +250,12 @@ func printStatus(w io.Writer, rep *release.Report, p palette) {
 			}
 		}
 		t.print(w)
-		if slices.ContainsFunc(rep.Images, func(img release.ImageStatus) bool {
-			return slices.ContainsFunc(img.Builds, func(c release.BuildCell) bool { return c.State == release.CellMatch && !c.Signed })
+		if slices.ContainsFunc(rep.Images, func(img quorum.ImageStatus) bool {
+			return slices.ContainsFunc(img.Builds, func(c quorum.BuildCell) bool { return c.State == quorum.CellMatch && !c.Signed })
 		}) {
 			fmt.Fprintln(w, p.dim("match* = built the agreed digest, but no signature of it counts"))
 		}
-		if slices.ContainsFunc(cols, func(c column) bool { return strings.HasSuffix(c.title, "?") }) {
+		if slices.ContainsFunc(cols, func(c quorum.Column) bool { return strings.HasSuffix(c.Title, "?") }) {
 			fmt.Fprintln(w, p.dim("? = a build record by a key outside the keyring in use"))
 		}
 		printDivergences(w, rep, p)
@@ -362,7 +264,7 @@ func printStatus(w io.Writer, rep *release.Report, p palette) {
 	printSummary(w, rep, p)
 }
 
-func printHeader(w io.Writer, rep *release.Report) {
+func printHeader(w io.Writer, rep *quorum.Report) {
 	scope := "every release"
 	if rep.Release != "" {
 		scope = "release " + rep.Release
@@ -371,18 +273,18 @@ func printHeader(w io.Writer, rep *release.Report) {
 		scope, short(rep.Commit), rep.Threshold, len(rep.Maintainers))
 }
 
-func matrixCell(img release.ImageStatus, slot, fpr string, p palette) cell {
+func matrixCell(img quorum.ImageStatus, slot, fpr string, p palette) cell {
 	for _, c := range img.Builds {
-		if c.Fingerprint != fpr || slotKey(img, c.Platform, c.Digest) != slot {
+		if c.Fingerprint != fpr || img.Slot(c.Platform, c.Digest) != slot {
 			continue
 		}
 		switch c.State {
-		case release.CellMatch:
+		case quorum.CellMatch:
 			if c.Signed {
 				return cell{"match", p.green}
 			}
 			return cell{"match*", p.yellow}
-		case release.CellDivergent:
+		case quorum.CellDivergent:
 			return cell{"DIVERGENT", p.red}
 		}
 		return cell{"-", p.dim}
@@ -392,7 +294,7 @@ func matrixCell(img release.ImageStatus, slot, fpr string, p palette) cell {
 
 // printDivergences lists, for every divergent platform, who built what and
 // where.
-func printDivergences(w io.Writer, rep *release.Report, p palette) {
+func printDivergences(w io.Writer, rep *quorum.Report, p palette) {
 	first := true
 	for _, img := range rep.Images {
 		if !img.Divergent {
@@ -402,8 +304,8 @@ func printDivergences(w io.Writer, rep *release.Report, p palette) {
 			fmt.Fprintf(w, "\n%s\n", p.red("divergent builds:"))
 			first = false
 		}
-		for _, slot := range slotsOf(img) {
-			if len(slotRows(img, slot)) < 2 {
+		for _, slot := range img.Slots() {
+			if len(img.SlotRows(slot)) < 2 {
 				continue
 			}
 			fmt.Fprintf(w, "  %s %s (release %s):\n", img.Reference, slot, img.Release)
@@ -411,7 +313,7 @@ func printDivergences(w io.Writer, rep *release.Report, p palette) {
 				if c.Platform != slot || c.Digest == "" {
 					continue
 				}
-				line := fmt.Sprintf("    %-9s %s  %s", c.State, c.Digest, displayName(c.Name, c.Fingerprint))
+				line := fmt.Sprintf("    %-9s %s  %s", c.State, c.Digest, quorum.DisplayName(c.Name, c.Fingerprint))
 				if c.Builder != "" {
 					line += "  [" + c.Builder + "]"
 				}
@@ -421,20 +323,13 @@ func printDivergences(w io.Writer, rep *release.Report, p palette) {
 	}
 }
 
-func displayName(userID, fpr string) string {
-	if n := release.ShortName(userID); n != "" {
-		return n
-	}
-	return fpr + " (not in the keyring)"
-}
-
 // maxWarningsPerKind bounds how many warnings of one kind are listed; an
 // adopted repository can hold thousands of legacy signatures.
 const maxWarningsPerKind = 10
 
 // printProblems lists every invalid file and the first warnings of each
 // kind.
-func printProblems(w io.Writer, problems []release.Problem, p palette) {
+func printProblems(w io.Writer, problems []quorum.Problem, p palette) {
 	if len(problems) == 0 {
 		return
 	}
@@ -463,7 +358,7 @@ func printProblems(w io.Writer, problems []release.Problem, p palette) {
 }
 
 // printSummary prints the closing counts and the verdict.
-func printSummary(w io.Writer, rep *release.Report, p palette) {
+func printSummary(w io.Writer, rep *quorum.Report, p palette) {
 	var met, below, divergent, superseded, invalid, warnings int
 	for _, img := range rep.Images {
 		switch {
@@ -489,7 +384,7 @@ func printSummary(w io.Writer, rep *release.Report, p palette) {
 		parts = append(parts, fmt.Sprintf("%d superseded", superseded))
 	}
 	fmt.Fprintf(w, "\n%d image(s): %s; %d invalid file(s), %d warning(s)\n", len(rep.Images), strings.Join(parts, ", "), invalid, warnings)
-	switch reportOutcome(rep) {
+	switch rep.Verdict() {
 	case release.OutcomeInvalid:
 		fmt.Fprintln(w, p.red("INVALID: the repository holds invalid signature files"))
 	case release.OutcomeNoQuorum:

@@ -6,11 +6,11 @@ import (
 	"io"
 	"strings"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/urfave/cli/v2"
 
 	"github.com/tally-sig/tally/buildout"
 	"github.com/tally-sig/tally/release"
+	"github.com/tally-sig/tally/release/registry"
 )
 
 func verifyCommand(env *environment) *cli.Command {
@@ -68,7 +68,7 @@ EXAMPLES:
 			}
 			vopts := release.VerifyOptions{CheckOptions: opts, Registry: refs}
 			if len(refs) > 0 {
-				vopts.Keychain = authn.DefaultKeychain
+				vopts.Keychain = registry.DefaultKeychain
 			}
 			if out := c.Path("local"); out != "" {
 				images, err := buildout.Read(out, names)
@@ -86,13 +86,13 @@ EXAMPLES:
 			}
 			defer repo.Close()
 			res, err := release.Verify(c.Context, repo, vopts)
-			if errors.Is(err, release.ErrRegistryUnavailable) {
+			if errors.Is(err, registry.ErrRegistryUnavailable) {
 				return fail(exitTempFail, errors.New(err.Error()), "the registry could not be reached or failed; run the command again")
 			}
-			if errors.Is(err, release.ErrImageNotFound) {
+			if errors.Is(err, registry.ErrImageNotFound) {
 				return fail(exitData, err, "check the reference: the registry serves no image by that name and tag")
 			}
-			if errors.Is(err, release.ErrBadReference) {
+			if errors.Is(err, registry.ErrBadReference) {
 				return fail(exitUsage, err)
 			}
 			if err != nil {
@@ -123,7 +123,7 @@ func printVerify(w io.Writer, res *release.VerifyResult, p palette) {
 		if img.Release != "" {
 			name += " (release " + img.Release + ")"
 		}
-		for _, why := range imageFailures(img, rep.Threshold) {
+		for _, why := range img.Failures(rep.Threshold) {
 			fmt.Fprintf(w, "%s %s: %s\n", p.red("FAIL"), name, why)
 		}
 	}
@@ -165,54 +165,4 @@ func orUnknown(platform string) string {
 		return "(platform unknown)"
 	}
 	return platform
-}
-
-// imageFailures says why an image fails: divergent platforms, and
-// platforms without a digest that met quorum.
-func imageFailures(img release.ImageStatus, threshold int) []string {
-	var out []string
-	for _, slot := range slotsOf(img) {
-		rows := slotRows(img, slot)
-		label := slot
-		if img.Release == "" {
-			label = release.ShortDigest(slot)
-		}
-		if len(rows) > 1 {
-			var who []string
-			for _, c := range img.Builds {
-				if c.Platform == slot && c.Digest != "" {
-					who = append(who, fmt.Sprintf("%s built %s", displayName(c.Name, c.Fingerprint), release.ShortDigest(c.Digest)))
-				}
-			}
-			out = append(out, fmt.Sprintf("divergent builds of %s: %s", label, strings.Join(who, "; ")))
-			continue
-		}
-		if len(rows) == 0 || rows[0].Quorum {
-			continue
-		}
-		d := rows[0]
-		var counted, not []string
-		for _, s := range d.Signers {
-			switch {
-			case s.Counted:
-				counted = append(counted, displayName(s.Name, s.Fingerprint))
-			case !s.Trusted:
-				not = append(not, s.Fingerprint+" (not in the keyring)")
-			default:
-				not = append(not, displayName(s.Name, s.Fingerprint)+" ("+s.Reason+")")
-			}
-		}
-		msg := fmt.Sprintf("%s %s has %d of %d signature(s)", label, release.ShortDigest(d.Digest), d.Count, threshold)
-		if len(counted) > 0 {
-			msg += " (" + strings.Join(counted, ", ") + ")"
-		}
-		if len(not) > 0 {
-			msg += "; not counted: " + strings.Join(not, "; ")
-		}
-		out = append(out, msg)
-	}
-	if len(out) == 0 {
-		out = append(out, "no signed digest")
-	}
-	return out
 }

@@ -5,6 +5,9 @@ import (
 	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/hooks"
 	"github.com/tally-sig/tally/release"
+	"github.com/tally-sig/tally/release/policy"
+	"github.com/tally-sig/tally/release/quorum"
+	"github.com/tally-sig/tally/release/registry"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -25,14 +28,14 @@ var classes = []errorClass{
 		[]string{"the commit was made but the working tree is behind it; run: git -C REPO checkout -- ."}},
 	{[]error{gitstore.ErrNotRepository}, exitData,
 		[]string{"pass the signatures repository with --repo DIR, or create one with: tally init --repo DIR --key-file KEY.pub.asc"}},
-	{[]error{release.ErrBadThreshold}, exitUsage, []string{"give --threshold between 1 and the number of keys in the keyring you trust"}},
-	{[]error{release.ErrNoPolicy}, exitData,
+	{[]error{quorum.ErrBadThreshold}, exitUsage, []string{"give --threshold between 1 and the number of keys in the keyring you trust"}},
+	{[]error{policy.ErrNoPolicy}, exitData,
 		[]string{"create the trust policy with: tally init --repo DIR --key-file KEY.pub.asc"}},
 	{[]error{release.ErrPublishMismatch}, exitMismatch,
 		[]string{"publish only what the maintainers signed: rebuild until your digests match the release (tally release plan shows them), or point --out at that build"}},
-	{[]error{release.ErrRegistryUnavailable}, exitTempFail,
+	{[]error{registry.ErrRegistryUnavailable}, exitTempFail,
 		[]string{"the registry could not be reached or failed; run the command again: what is published already is skipped"}},
-	{[]error{release.ErrRegistryDenied}, exitData,
+	{[]error{registry.ErrRegistryDenied}, exitData,
 		[]string{"log in first (docker login REGISTRY): tally reads the docker config and its credential helpers"}},
 	{[]error{release.ErrNotCut}, exitData,
 		[]string{"cut the release first: tally release cut --repo DIR VERSION --key KEY.sec.asc"}},
@@ -40,7 +43,7 @@ var classes = []errorClass{
 		[]string{"check out the branch the release was cut on (and fetch it), then run the command again"}},
 	{[]error{release.ErrNoUpstream}, exitData,
 		[]string{"set an upstream: git -C REPO branch --set-upstream-to=origin/BRANCH (what was committed is kept; push again after)"}},
-	{[]error{release.ErrBadTarget, release.ErrBadPolicyOptions}, exitUsage, []string{`run "tally help release publish" or "tally help policy export" for usage`}},
+	{[]error{registry.ErrBadTarget, release.ErrBadPolicyOptions}, exitUsage, []string{`run "tally help release publish" or "tally help policy export" for usage`}},
 	{[]error{release.ErrInexpressible}, exitData,
 		[]string{"use --require all or --require any, or have the maintainers sign every platform of the image"}},
 	{[]error{release.ErrBadManifest}, exitData,

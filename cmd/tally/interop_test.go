@@ -18,6 +18,7 @@ import (
 	"github.com/tally-sig/tally/internal/sample"
 	"github.com/tally-sig/tally/internal/testkeys"
 	"github.com/tally-sig/tally/release"
+	"github.com/tally-sig/tally/release/policy"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -407,7 +408,7 @@ func judgeInteropHead(t *testing.T, dir string) map[string]string {
 		t.Fatal(err)
 	}
 	defer repo.Close()
-	st, err := release.LoadHead(repo)
+	st, err := policy.LoadHead(repo)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package release
+package quorum
 
 import (
 	"encoding/json"
@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tally-sig/tally/internal/testkeys"
+	"github.com/tally-sig/tally/release/record"
 )
 
 // TestReportJSONContract pins the JSON contract of a report that scripts
@@ -19,8 +20,8 @@ func TestReportJSONContract(t *testing.T) {
 	r := newFxRepo(t, 2, fxPublic("alice", "bob")...)
 	at := fxEpoch.Add(time.Hour)
 	r.commit(at,
-		r.record(rel, testkeys.Fingerprint("alice"), at, Built{Name: "core-a", Tag: "1.0", Platform: "linux/amd64", Digest: d1}),
-		r.record(rel, testkeys.Fingerprint("bob"), at, Built{Name: "core-a", Tag: "1.0", Platform: "linux/amd64", Digest: d2}),
+		r.record(rel, testkeys.Fingerprint("alice"), at, record.Built{Name: "core-a", Tag: "1.0", Platform: "linux/amd64", Digest: d1}),
+		r.record(rel, testkeys.Fingerprint("bob"), at, record.Built{Name: "core-a", Tag: "1.0", Platform: "linux/amd64", Digest: d2}),
 		file(fxPath("core-a", d1, 1), fxSign(t, signerFor(t, "alice"), "core-a", "1.0", d1)),
 		file(fxPath("core-a", d1, 2), fxSign(t, signerFor(t, "mallory"), "core-a", "1.0", d1)),
 		file(fxPath("core-a", d2, 1), []byte("garbage")),

@@ -1,4 +1,4 @@
-package release
+package quorum
 
 import (
 	"context"
@@ -17,6 +17,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 
 	"github.com/tally-sig/tally/gitstore"
+	"github.com/tally-sig/tally/release/policy"
+	"github.com/tally-sig/tally/release/record"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -117,7 +119,7 @@ type Evaluation struct {
 	// Commit is the commit judged.
 	Commit plumbing.Hash
 	// Policy is the repository's trust policy at Commit.
-	Policy Policy
+	Policy policy.Policy
 	// Threshold is M, the repository's or the caller's.
 	Threshold int
 	// Keys is the trust root: the repository's keyring or the caller's.
@@ -128,7 +130,7 @@ type Evaluation struct {
 	Files []JudgedFile
 	// Records are the build records in scope, by release and signer
 	// fingerprint.
-	Records map[string]map[string]BuildRecord
+	Records map[string]map[string]record.BuildRecord
 	// RecordProblems are files under builds/ that are not build records.
 	RecordProblems []Problem
 	// Verified counts the signatures whose cryptography was checked in this
@@ -168,7 +170,7 @@ type EvaluateOptions struct {
 // latest committer time of that commit's ancestors, so that a commit cannot
 // backdate a signature before the history it builds on. The time a signer
 // writes into the signature plays no part.
-func Evaluate(ctx context.Context, st *State, opts EvaluateOptions) (*Evaluation, error) {
+func Evaluate(ctx context.Context, st *policy.State, opts EvaluateOptions) (*Evaluation, error) {
 	ev := &Evaluation{Commit: st.Tip, Policy: st.Policy, Threshold: st.Policy.Threshold, Keys: st.Keys, Scope: opts.Scope}
 	if opts.Keys != nil {
 		ev.Keys = opts.Keys
@@ -176,14 +178,14 @@ func Evaluate(ctx context.Context, st *State, opts EvaluateOptions) (*Evaluation
 	if opts.Threshold != 0 {
 		ev.Threshold = opts.Threshold
 	}
-	if err := CheckThreshold(ev.Threshold, len(ev.Keys.Keys())); err != nil {
+	if err := policy.CheckThreshold(ev.Threshold, len(ev.Keys.Keys())); err != nil {
 		if opts.Threshold != 0 || opts.Keys != nil {
 			return nil, fmt.Errorf("%w: %w", ErrBadThreshold, err)
 		}
 		return nil, err
 	}
 	if opts.Scope.Release != "" {
-		if err := CheckReleaseName(opts.Scope.Release); err != nil {
+		if err := policy.CheckReleaseName(opts.Scope.Release); err != nil {
 			return nil, err
 		}
 	}
@@ -229,7 +231,7 @@ func Evaluate(ctx context.Context, st *State, opts EvaluateOptions) (*Evaluation
 
 // walker walks the lookaside tree and judges what the cache does not know.
 type walker struct {
-	st        *State
+	st        *policy.State
 	ev        *Evaluation
 	sec       *cacheSection
 	scope     Scope
@@ -382,8 +384,8 @@ func (w *walker) walkDir(ctx context.Context, dir, rel string, jobs chan<- job) 
 	return nil
 }
 
-// malformed is the verdict on a file at path that is no lookaside location.
-func malformed(path, msg string) sigstore.Verdict {
+// Malformed is the verdict on a file at path that is no lookaside location.
+func Malformed(path, msg string) sigstore.Verdict {
 	return sigstore.Verdict{Problem: sigstore.KindMalformedPath, Severity: sigstore.KindMalformedPath.Severity(),
 		Message: fmt.Sprintf("%s: %s", path, msg)}
 }
@@ -420,7 +422,7 @@ func (w *walker) walkUnit(path, name string, tree plumbing.Hash, jobs chan<- job
 		switch {
 		case perr != nil:
 			f.kind, f.msg = sigstore.KindMalformedPath, perr.Error()
-		case !isRegular(e.Mode):
+		case !IsRegular(e.Mode):
 			f.loc = loc
 			f.kind, f.msg = sigstore.KindMalformedPath, fmt.Sprintf("%s is not a regular file (mode %s): the lookaside tree holds only signature files", p, e.Mode)
 		case loc.Repository != ns+"/"+name:
@@ -455,7 +457,8 @@ func (w *walker) walkUnit(path, name string, tree plumbing.Hash, jobs chan<- job
 	return nil
 }
 
-func isRegular(m filemode.FileMode) bool {
+// IsRegular reports whether a tree entry is a regular file (executable or not).
+func IsRegular(m filemode.FileMode) bool {
 	return m == filemode.Regular || m == filemode.Executable || m == filemode.Deprecated
 }
 
@@ -575,7 +578,7 @@ func (w *walker) flatten(units []*unitWork, out []JudgedFile) (sorted bool) {
 
 // judgeLifetimes decides which good signatures count: their own expiry has
 // not passed, and their key was valid when the file entered the history.
-func (ev *Evaluation) judgeLifetimes(st *State, sec *cacheSection) {
+func (ev *Evaluation) judgeLifetimes(st *policy.State, sec *cacheSection) {
 	type validity struct {
 		ok     bool
 		reason string
@@ -642,7 +645,7 @@ func (ev *Evaluation) judgeLifetimes(st *State, sec *cacheSection) {
 // effective times). Only the namespace subtree is compared, and only the
 // subtrees that changed, so the cost follows the size of the history's
 // changes.
-func enteredTimes(st *State, want map[string]plumbing.Hash) (map[string]time.Time, error) {
+func enteredTimes(st *policy.State, want map[string]plumbing.Hash) (map[string]time.Time, error) {
 	commits, err := st.Repo.CommitsBetween(plumbing.ZeroHash, st.Tip)
 	if err != nil {
 		return nil, fmt.Errorf("reading history: %w", err)
@@ -713,12 +716,12 @@ func enteredTimes(st *State, want map[string]plumbing.Hash) (map[string]time.Tim
 var recordFileName = regexp.MustCompile(`^[0-9A-F]{40}\.txt$`)
 
 // readRecords reads the build records in scope: every release, or one.
-func readRecords(snap *gitstore.Snapshot, scope Scope, sec *cacheSection) (map[string]map[string]BuildRecord, []Problem) {
-	records := map[string]map[string]BuildRecord{}
+func readRecords(snap *gitstore.Snapshot, scope Scope, sec *cacheSection) (map[string]map[string]record.BuildRecord, []Problem) {
+	records := map[string]map[string]record.BuildRecord{}
 	var problems []Problem
-	dir := BuildsDir
+	dir := policy.BuildsDir
 	if scope.Release != "" {
-		dir = BuildsDir + "/" + scope.Release
+		dir = policy.BuildsDir + "/" + scope.Release
 	}
 	bad := func(path, msg string) {
 		problems = append(problems, Problem{Path: path, Kind: KindBadRecord, Severity: string(sigstore.SeverityWarning), Error: msg})
@@ -726,13 +729,13 @@ func readRecords(snap *gitstore.Snapshot, scope Scope, sec *cacheSection) (map[s
 	err := snap.Walk(dir, func(p string, e gitstore.Entry) error {
 		parts := strings.Split(p, "/")
 		if e.IsDir() {
-			if len(parts) == 2 && CheckReleaseName(parts[1]) == nil {
+			if len(parts) == 2 && policy.CheckReleaseName(parts[1]) == nil {
 				return nil
 			}
 			bad(p+"/", "not a release directory of build records (builds/<release>/<FINGERPRINT>.txt)")
 			return fs.SkipDir
 		}
-		if len(parts) != 3 || !recordFileName.MatchString(parts[2]) || !isRegular(e.Mode) {
+		if len(parts) != 3 || !recordFileName.MatchString(parts[2]) || !IsRegular(e.Mode) {
 			bad(p, "not a build record (builds/<release>/<FINGERPRINT>.txt)")
 			return nil
 		}
@@ -742,7 +745,7 @@ func readRecords(snap *gitstore.Snapshot, scope Scope, sec *cacheSection) (map[s
 			return nil
 		}
 		if records[parts[1]] == nil {
-			records[parts[1]] = map[string]BuildRecord{}
+			records[parts[1]] = map[string]record.BuildRecord{}
 		}
 		records[parts[1]][strings.TrimSuffix(parts[2], ".txt")] = rec
 		return nil

@@ -1,4 +1,4 @@
-package release
+package record
 
 import (
 	"strings"
@@ -46,7 +46,7 @@ var digestSeeds = func() []string {
 func TestIsDigestMatchesRegexp(t *testing.T) {
 	t.Parallel()
 	for _, d := range digestSeeds {
-		if got, want := isDigest(d), digestPattern.MatchString(d); got != want {
+		if got, want := isDigest(d), DigestPattern.MatchString(d); got != want {
 			t.Errorf("isDigest(%q) = %v, the regexp says %v", d, got, want)
 		}
 	}
@@ -57,7 +57,7 @@ func FuzzIsDigest(f *testing.F) {
 		f.Add(d)
 	}
 	f.Fuzz(func(t *testing.T, d string) {
-		if got, want := isDigest(d), digestPattern.MatchString(d); got != want {
+		if got, want := isDigest(d), DigestPattern.MatchString(d); got != want {
 			t.Errorf("isDigest(%q) = %v, the regexp says %v", d, got, want)
 		}
 	})

@@ -1,4 +1,4 @@
-package release
+package quorum
 
 import (
 	"fmt"
@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tally-sig/tally/release/policy"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -35,7 +36,7 @@ func TestWalkerFilesInPathOrder(t *testing.T) {
 				slices.Reverse(units)
 				units[1].memo.files[0], units[1].memo.files[1] = units[1].memo.files[1], units[1].memo.files[0]
 			}
-			w := &walker{st: &State{Policy: Policy{Namespace: "stagex"}}, items: units}
+			w := &walker{st: &policy.State{Policy: policy.Policy{Namespace: "stagex"}}, items: units}
 			files := w.files()
 			if len(files) != 3*n+1 {
 				t.Fatalf("n=%d shuffled=%v: %d files, want %d", n, shuffled, len(files), 3*n+1)

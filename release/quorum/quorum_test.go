@@ -1,4 +1,4 @@
-package release
+package quorum
 
 import (
 	"errors"
@@ -11,6 +11,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/tally-sig/tally/internal/testkeys"
+	"github.com/tally-sig/tally/release/policy"
+	"github.com/tally-sig/tally/release/record"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -398,8 +400,8 @@ func TestQuorumThresholdRefused(t *testing.T) {
 		{"caller threshold 0 with a negative value", 2, -1, nil, ErrBadThreshold},
 		{"caller threshold above the number of keys", 2, 4, nil, ErrBadThreshold},
 		{"consumer keyring smaller than the repository threshold", 2, 0, []string{"alice"}, ErrBadThreshold},
-		{"repository threshold above the number of keys", 4, 0, nil, ErrBadPolicy},
-		{"repository threshold 0", 0, 0, nil, ErrBadPolicy},
+		{"repository threshold above the number of keys", 4, 0, nil, policy.ErrBadPolicy},
+		{"repository threshold 0", 0, 0, nil, policy.ErrBadPolicy},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -428,8 +430,10 @@ func TestQuorumDivergence(t *testing.T) {
 	const rel = "2026.11.0"
 	d1, d2, arm := fxDigest("amd64-1"), fxDigest("amd64-2"), fxDigest("arm64")
 	fpr := testkeys.Fingerprint
-	amd := func(d string) Built { return Built{Name: "core-a", Tag: "1.0", Platform: "linux/amd64", Digest: d} }
-	arm64 := Built{Name: "core-a", Tag: "1.0", Platform: "linux/arm64", Digest: arm}
+	amd := func(d string) record.Built {
+		return record.Built{Name: "core-a", Tag: "1.0", Platform: "linux/amd64", Digest: d}
+	}
+	arm64 := record.Built{Name: "core-a", Tag: "1.0", Platform: "linux/arm64", Digest: arm}
 	at := fxEpoch.Add(time.Hour)
 	sign := func(t *testing.T, who, d string, n int) gitstoreChange {
 		return file(fxPath("core-a", d, n), fxSign(t, signerFor(t, who), "core-a", "1.0", d))

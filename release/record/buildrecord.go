@@ -1,4 +1,4 @@
-package release
+package record
 
 import (
 	"bufio"
@@ -15,14 +15,8 @@ import (
 // ErrBadRecord means a build record does not follow the documented format.
 var ErrBadRecord = errors.New("invalid build record")
 
-// recordHeader opens every build record file.
-const recordHeader = "# tally build record: a \"run\" line per tally sign, then one line per image platform it built"
-
-// BuildRecordPath returns where the build record of one signer for one release lives:
-// builds/<release>/<FINGERPRINT>.txt.
-func BuildRecordPath(release, fingerprint string) string {
-	return BuildsDir + "/" + release + "/" + fingerprint + ".txt"
-}
+// RecordHeader opens every build record file.
+const RecordHeader = "# tally build record: a \"run\" line per tally sign, then one line per image platform it built"
 
 // Run describes one tally sign run: when, from which source commit, on what machine.
 type Run struct {
@@ -53,18 +47,9 @@ type BuildRecord struct {
 }
 
 var (
-	digestPattern  = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
-	tokenPattern   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+/:-]*$`)
-	releasePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+	DigestPattern = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+	tokenPattern  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+/:-]*$`)
 )
-
-// CheckReleaseName refuses a release version that cannot be a path component and a tag name.
-func CheckReleaseName(v string) error {
-	if !releasePattern.MatchString(v) || strings.Contains(v, "..") || strings.HasSuffix(v, ".lock") {
-		return fmt.Errorf("release %q: use letters, digits, '.', '_' and '-' (like 2026.11.0)", v)
-	}
-	return nil
-}
 
 // Latest returns, for each image name, tag and platform, the digest recorded last.
 func (r BuildRecord) Latest() map[BuiltKey]string {
@@ -118,7 +103,7 @@ func (r *BuildRecord) Append(run Run, built []Built) int {
 // bytes, so appending a run only adds lines at the end of the file.
 func (r BuildRecord) Marshal() []byte {
 	var b bytes.Buffer
-	b.WriteString(recordHeader + "\n")
+	b.WriteString(RecordHeader + "\n")
 	for i, run := range r.Runs {
 		fmt.Fprintf(&b, "run time=%s source=%s dirty=%s platform=%s cpu-vendor=%s cpu-model=%s tally=%s\n",
 			run.Time.UTC().Format(time.RFC3339), field(run.Source), field(run.Dirty), field(run.Platform),
@@ -166,8 +151,8 @@ func ParseBuildRecord(data []byte) (BuildRecord, error) {
 		n++
 		line := sc.Text()
 		if n == 1 {
-			if line != recordHeader {
-				return BuildRecord{}, fmt.Errorf("%w: line 1: missing the header %q", ErrBadRecord, recordHeader)
+			if line != RecordHeader {
+				return BuildRecord{}, fmt.Errorf("%w: line 1: missing the header %q", ErrBadRecord, RecordHeader)
 			}
 			continue
 		}

@@ -1,4 +1,4 @@
-package release
+package quorum
 
 import (
 	"context"
@@ -15,6 +15,8 @@ import (
 
 	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/internal/testkeys"
+	"github.com/tally-sig/tally/release/policy"
+	"github.com/tally-sig/tally/release/record"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -33,7 +35,7 @@ func evalVariety(t *testing.T, r *fxRepo, k *fxKey, kc time.Time) (time.Time, in
 		t.Fatal(err)
 	}
 	r.commit(kc.Add(time.Hour),
-		r.record(rel, testkeys.Fingerprint("alice"), kc, Built{Name: "core-a", Tag: "1.0", Platform: "linux/amd64", Digest: a}),
+		r.record(rel, testkeys.Fingerprint("alice"), kc, record.Built{Name: "core-a", Tag: "1.0", Platform: "linux/amd64", Digest: a}),
 		file(fxPath("core-a", a, 1), fxSign(t, signerFor(t, "alice"), "core-a", "1.0", a)),
 		file(fxPath("core-a", a, 2), fxSign(t, signerFor(t, "dave"), "core-a", "1.0", a)),
 		file(fxPath("core-a", a, 3), fxSign(t, k.signer, "core-a", "1.0", a)),
@@ -42,7 +44,7 @@ func evalVariety(t *testing.T, r *fxRepo, k *fxKey, kc time.Time) (time.Time, in
 		file(fxPath("core-b", b, 2), []byte("garbage\n")),
 		file(fxPath("core-b", b, 4), fxSign(t, signerFor(t, "alice"), "core-b", "2.0", b)),
 		file("stagex/README", []byte("not a signature\n")),
-		file(BuildsDir+"/"+rel+"/notes.txt", []byte("not a record\n")),
+		file(policy.BuildsDir+"/"+rel+"/notes.txt", []byte("not a record\n")),
 	)
 	return kc.Add(72 * time.Hour), 7
 }
@@ -69,7 +71,7 @@ func TestEvaluateCache(t *testing.T) {
 
 	run := func(t *testing.T, repo *gitstore.Repo, keys *sigstore.Keyring) (*Evaluation, *VerifyCache) {
 		t.Helper()
-		st, err := LoadHead(repo)
+		st, err := policy.LoadHead(repo)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -131,7 +133,7 @@ func TestEvaluateCache(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := LoadHead(reopened)
+	st, err := policy.LoadHead(reopened)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +170,7 @@ func TestEvaluateCache(t *testing.T) {
 	// outcomes still serve.
 	p := st.Policy
 	p.IdentityPrefix = "quay.io/stagex"
-	r.commit(kc.Add(3*time.Hour), file(PolicyFile, p.Marshal()))
+	r.commit(kc.Add(3*time.Hour), file(policy.PolicyFile, p.Marshal()))
 	moved, _ := run(t, reopened, nil)
 	if moved.Verified != 0 {
 		t.Errorf("a new identity prefix re-verified %d signatures", moved.Verified)
@@ -190,8 +192,10 @@ func TestEvaluateScopes(t *testing.T) {
 	sign := func(who, name, tag, d string, n int) gitstoreChange {
 		return file(fxPath(name, d, n), fxSign(t, signerFor(t, who), name, tag, d))
 	}
-	bA := func(d string) Built { return Built{Name: "core-a", Tag: "1.0", Platform: "linux/amd64", Digest: d} }
-	bB := Built{Name: "core-b", Tag: "2.0", Platform: "linux/amd64", Digest: b}
+	bA := func(d string) record.Built {
+		return record.Built{Name: "core-a", Tag: "1.0", Platform: "linux/amd64", Digest: d}
+	}
+	bB := record.Built{Name: "core-b", Tag: "2.0", Platform: "linux/amd64", Digest: b}
 	r.commit(at,
 		// release 2026.10.0 built core-a:1.0 as a0; release 2026.11.0 rebuilt
 		// it as a1 (same tag, other toolchain) and added core-b.
@@ -324,7 +328,7 @@ func TestEvaluateAnyCommit(t *testing.T) {
 	if len(ev.Files) != 1 || !ev.Files[0].Counts || !ev.Tally(Scope{}).QuorumMet() {
 		t.Errorf("bare repository: %+v", ev.Files)
 	}
-	st, err := LoadCommit(repo, empty)
+	st, err := policy.LoadCommit(repo, empty)
 	if err != nil {
 		t.Fatal(err)
 	}

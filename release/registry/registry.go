@@ -1,4 +1,4 @@
-package release
+package registry
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/tally-sig/tally/release/policy"
 )
 
 // Errors of the registry comparison of Verify.
@@ -28,96 +29,96 @@ var (
 // maxIndexDepth bounds nested image indexes in a registry.
 const maxIndexDepth = 2
 
-// registryRef is an image reference to compare: a repository below the
+// RegistryRef is an image reference to compare: a repository below the
 // namespace of the signatures repository, with a tag or a digest.
-type registryRef struct {
+type RegistryRef struct {
 	ref  name.Reference
-	name string // image name below the namespace
-	tag  string // "" for a digest reference
+	Name string // image name below the namespace
+	Tag  string // "" for a digest reference
 }
 
-func (r registryRef) String() string { return "docker://" + r.ref.Name() }
+func (r RegistryRef) String() string { return "docker://" + r.ref.Name() }
 
-// parseRegistryRef parses "docker://host/ns/name:tag" (the transport
-// prefix is optional) for policy p.
-func parseRegistryRef(s string, p Policy) (registryRef, error) {
+// ParseRegistryRef parses "docker://host/ns/name:tag" (the transport
+// Prefix is optional) for policy p.
+func ParseRegistryRef(s string, p policy.Policy) (RegistryRef, error) {
 	raw := trimDocker(s)
 	if i := strings.Index(raw, "://"); i >= 0 {
-		return registryRef{}, fmt.Errorf("%w: %q: only docker:// references name registry images", ErrBadReference, s)
+		return RegistryRef{}, fmt.Errorf("%w: %q: only docker:// references name registry images", ErrBadReference, s)
 	}
 	ref, err := name.ParseReference(raw)
 	if err != nil {
-		return registryRef{}, fmt.Errorf("%w: %q: %v", ErrBadReference, s, err)
+		return RegistryRef{}, fmt.Errorf("%w: %q: %v", ErrBadReference, s, err)
 	}
-	r := registryRef{ref: ref}
+	r := RegistryRef{ref: ref}
 	switch v := ref.(type) {
 	case name.Tag:
 		if !strings.HasSuffix(raw, ":"+v.TagStr()) {
-			return registryRef{}, fmt.Errorf("%w: %q names no tag: say which (NAME:TAG) or give a digest (NAME@sha256:…)", ErrBadReference, s)
+			return RegistryRef{}, fmt.Errorf("%w: %q names no tag: say which (NAME:TAG) or give a digest (NAME@sha256:…)", ErrBadReference, s)
 		}
-		r.tag = v.TagStr()
+		r.Tag = v.TagStr()
 	case name.Digest:
 	}
 	repo := ref.Context().RepositoryStr()
 	var ok bool
-	if r.name, ok = strings.CutPrefix(repo, p.Namespace+"/"); !ok {
-		return registryRef{}, fmt.Errorf("%w: %q: repository %s is not below the namespace %s of this signatures repository",
+	if r.Name, ok = strings.CutPrefix(repo, p.Namespace+"/"); !ok {
+		return RegistryRef{}, fmt.Errorf("%w: %q: repository %s is not below the namespace %s of this signatures repository",
 			ErrBadReference, s, repo, p.Namespace)
 	}
 	return r, nil
 }
 
-// fetchedImage is what a registry serves for a reference: its per-platform
+// FetchedImage is what a registry serves for a reference: its per-platform
 // image manifests.
-type fetchedImage struct {
-	ref       registryRef
-	manifests []fetchedManifest
+type FetchedImage struct {
+	Ref       RegistryRef
+	Manifests []FetchedManifest
 }
 
-// fetchRegistry asks the registry for the manifest (or index) of ref, the
+// FetchRegistry asks the registry for the manifest (or index) of ref, the
 // way a consumer pulling it would get it: digests are of the exact bytes
 // served, checked by go-containerregistry.
-func fetchRegistry(ctx context.Context, ref registryRef, keychain authn.Keychain) (fetchedImage, error) {
+func FetchRegistry(ctx context.Context, ref RegistryRef, keychain authn.Keychain) (FetchedImage, error) {
 	opts := []remote.Option{remote.WithContext(ctx)}
 	if keychain != nil {
 		opts = append(opts, remote.WithAuthFromKeychain(keychain))
 	}
 	desc, err := remote.Get(ref.ref, opts...)
 	if err != nil {
-		return fetchedImage{}, fetchError(ref, err)
+		return FetchedImage{}, fetchError(ref, err)
 	}
-	img := fetchedImage{ref: ref}
+	img := FetchedImage{Ref: ref}
 	switch {
 	case desc.MediaType.IsIndex():
 		idx, err := desc.ImageIndex()
 		if err != nil {
-			return fetchedImage{}, fetchError(ref, err)
+			return FetchedImage{}, fetchError(ref, err)
 		}
 		if err := img.addIndex(idx, 1); err != nil {
-			return fetchedImage{}, fetchError(ref, err)
+			return FetchedImage{}, fetchError(ref, err)
 		}
 	case desc.MediaType.IsImage():
 		im, err := desc.Image()
 		if err != nil {
-			return fetchedImage{}, fetchError(ref, err)
+			return FetchedImage{}, fetchError(ref, err)
 		}
 		cfg, err := im.ConfigFile()
 		if err != nil {
-			return fetchedImage{}, fetchError(ref, err)
+			return FetchedImage{}, fetchError(ref, err)
 		}
-		img.manifests = append(img.manifests, fetchedManifest{digest: desc.Digest.String(), platform: platformString(cfg.OS, cfg.Architecture, cfg.Variant)})
+		img.Manifests = append(img.Manifests, FetchedManifest{Digest: desc.Digest.String(), Platform: platformString(cfg.OS, cfg.Architecture, cfg.Variant)})
 	default:
-		return fetchedImage{}, fmt.Errorf("reading %s: a %s, not an image or image index", ref, desc.MediaType)
+		return FetchedImage{}, fmt.Errorf("reading %s: a %s, not an image or image index", ref, desc.MediaType)
 	}
-	if len(img.manifests) == 0 {
-		return fetchedImage{}, fmt.Errorf("reading %s: an image index without image manifests", ref)
+	if len(img.Manifests) == 0 {
+		return FetchedImage{}, fmt.Errorf("reading %s: an image index without image manifests", ref)
 	}
 	return img, nil
 }
 
 // addIndex adds the image manifests of an index, leaving out BuildKit's
 // attestation manifests as buildout does.
-func (img *fetchedImage) addIndex(idx v1.ImageIndex, depth int) error {
+func (img *FetchedImage) addIndex(idx v1.ImageIndex, depth int) error {
 	im, err := idx.IndexManifest()
 	if err != nil {
 		return err
@@ -154,7 +155,7 @@ func (img *fetchedImage) addIndex(idx v1.ImageIndex, depth int) error {
 				}
 				platform = platformString(cfg.OS, cfg.Architecture, cfg.Variant)
 			}
-			img.manifests = append(img.manifests, fetchedManifest{digest: d.Digest.String(), platform: platform})
+			img.Manifests = append(img.Manifests, FetchedManifest{Digest: d.Digest.String(), Platform: platform})
 		}
 	}
 	return nil
@@ -175,10 +176,27 @@ func platformString(os, arch, variant string) string {
 
 // fetchError classifies an error of go-containerregistry: no such image,
 // or what registryError says.
-func fetchError(ref registryRef, err error) error {
+func fetchError(ref RegistryRef, err error) error {
 	var terr *transport.Error
 	if errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound {
 		return fmt.Errorf("%w: %s", ErrImageNotFound, ref)
 	}
-	return registryError("reading "+ref.String(), err)
+	return RegistryError("reading "+ref.String(), err)
 }
+
+// FetchedManifest is one per-platform manifest of a compared image.
+type FetchedManifest struct {
+	Digest, Platform string
+}
+
+// TrimDocker removes the docker:// transport prefix of a reference.
+func trimDocker(s string) string { return strings.TrimPrefix(s, "docker://") }
+
+// Keychain gives registry credentials: go-containerregistry's
+// authn.Keychain, named here so that callers of Verify and Publish need not
+// import authn.
+type Keychain = authn.Keychain
+
+// DefaultKeychain is authn.DefaultKeychain: the credentials docker and
+// podman use (their config files and credential helpers).
+var DefaultKeychain = authn.DefaultKeychain

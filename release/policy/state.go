@@ -1,17 +1,22 @@
-package release
+package policy
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io/fs"
-	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
 
 	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/sigstore"
 )
+
+// ErrUntrustedSigner means the signing key is not in the repository's keyring,
+// so its signatures would count for nothing.
+var ErrUntrustedSigner = errors.New("signing key is not a maintainer key of this repository")
+
+// ErrDetached means HEAD is not on a branch, so there is no branch to move.
+var ErrDetached = errors.New("HEAD is detached: check out the signing branch first")
 
 // State is a signatures repository as of one commit: its trust policy, its
 // keyring and a read-only snapshot of its tree.
@@ -68,39 +73,4 @@ func load(repo *gitstore.Repo, branch plumbing.ReferenceName, tip plumbing.Hash)
 		return nil, err
 	}
 	return st, nil
-}
-
-// lockRepo takes the repository's lock, waiting at most wait (0: as long
-// as ctx allows).
-func lockRepo(ctx context.Context, repo *gitstore.Repo, wait time.Duration) (func() error, error) {
-	if wait > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, wait)
-		defer cancel()
-	}
-	unlock, err := repo.Lock(ctx)
-	if err != nil && wait > 0 && errors.Is(err, context.DeadlineExceeded) {
-		return nil, fmt.Errorf("waited %s: %w", wait, err)
-	}
-	return unlock, err
-}
-
-// lockHead locks the repository (waiting at most wait, when positive) and
-// loads the state of the checked-out branch, refusing a detached HEAD: what
-// every command that commits on the branch starts with. The caller releases
-// the lock with unlock.
-func lockHead(ctx context.Context, repo *gitstore.Repo, wait time.Duration) (st *State, unlock func() error, err error) {
-	unlock, err = lockRepo(ctx, repo, wait)
-	if err != nil {
-		return nil, nil, err
-	}
-	st, err = LoadHead(repo)
-	if err == nil && st.Branch == "" {
-		err = ErrDetached
-	}
-	if err != nil {
-		unlock() //nolint:errcheck // releasing a flock cannot lose data
-		return nil, nil, err
-	}
-	return st, unlock, nil
 }

@@ -1,11 +1,10 @@
-package hooks
+package policy
 
 import (
 	"fmt"
 	"regexp"
 	"strings"
 
-	"github.com/tally-sig/tally/release"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -67,17 +66,17 @@ var (
 // ClassifyPath says which part of a signatures repository governed by p the
 // slash-separated path belongs to, and whether it is well formed there. It
 // never fails: a path it does not know is ClassUnknown.
-func ClassifyPath(p release.Policy, path string) PathInfo {
-	if path == release.PolicyFile || path == p.Keyring {
+func ClassifyPath(p Policy, path string) PathInfo {
+	if path == PolicyFile || path == p.Keyring {
 		return PathInfo{Class: ClassPolicy}
 	}
 	top, rest, _ := strings.Cut(path, "/")
 	switch top {
-	case release.BuildsDir:
+	case BuildsDir:
 		return classifyBuildRecord(path, rest)
-	case release.ReleasesDir:
+	case ReleasesDir:
 		return classifyRelease(rest)
-	case release.ApprovalsDir:
+	case ApprovalsDir:
 		return classifyApproval(rest)
 	}
 	if ns := p.Namespace; ns != "" && strings.HasPrefix(path, ns+"/") {
@@ -109,7 +108,7 @@ func classifyBuildRecord(path, rest string) PathInfo {
 		info.Problem = "not a build record path: want builds/<release>/<FINGERPRINT>.txt"
 		return info
 	}
-	if err := release.CheckReleaseName(parts[0]); err != nil {
+	if err := CheckReleaseName(parts[0]); err != nil {
 		info.Problem = err.Error()
 		return info
 	}
@@ -119,7 +118,7 @@ func classifyBuildRecord(path, rest string) PathInfo {
 		return info
 	}
 	info.Release, info.Fingerprint = parts[0], fpr
-	if release.BuildRecordPath(info.Release, fpr) != path {
+	if BuildRecordPath(info.Release, fpr) != path {
 		info.Problem = "not a build record path: want builds/<release>/<FINGERPRINT>.txt"
 	}
 	return info
@@ -132,7 +131,7 @@ func classifyRelease(rest string) PathInfo {
 		info.Problem = "not a release manifest path: want releases/<release>/<file>"
 		return info
 	}
-	if err := release.CheckReleaseName(version); err != nil {
+	if err := CheckReleaseName(version); err != nil {
 		info.Problem = err.Error()
 		return info
 	}

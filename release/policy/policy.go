@@ -1,4 +1,4 @@
-package release
+package policy
 
 import (
 	"bytes"
@@ -126,9 +126,13 @@ func quoteList(n Names) string {
 	return "[" + strings.Join(list, ", ") + "]"
 }
 
-// namespacePattern is the docker repository path grammar (lowercase components
+// NamespacePattern is the docker repository path grammar (lowercase components
 // separated by slashes), which the lookaside tree mirrors.
-var namespacePattern = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$`)
+var NamespacePattern = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$`)
+
+// IsImageName reports whether s is an image name below the namespace, as the
+// lookaside tree spells it ("core-gcc"): the grammar of NamespacePattern.
+func IsImageName(s string) bool { return NamespacePattern.MatchString(s) }
 
 // prefixPattern accepts an optional registry host (with port) before the repository path.
 var prefixPattern = regexp.MustCompile(`^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$`)
@@ -157,7 +161,7 @@ func ParsePolicy(data []byte) (Policy, error) {
 	if p.IdentityPrefix == "" {
 		p.IdentityPrefix = p.Namespace
 	}
-	if err := p.validate(); err != nil {
+	if err := p.Validate(); err != nil {
 		return Policy{}, err
 	}
 	return p, nil
@@ -171,7 +175,7 @@ func (p Policy) Marshal() []byte {
 	b.WriteString("# Images live at <namespace>/<name>; the lookaside tree is <namespace>/<name>@sha256=<hex>/signature-N.\n")
 	fmt.Fprintf(&b, "namespace = %s\n", quote(p.Namespace))
 	b.WriteString("# Signatures claim the identity <identity_prefix>/<name>:<tag>.\n")
-	fmt.Fprintf(&b, "identity_prefix = %s\n", quote(p.prefix()))
+	fmt.Fprintf(&b, "identity_prefix = %s\n", quote(p.Prefix()))
 	b.WriteString("# M: distinct trusted maintainer keys that must sign the same digest.\n")
 	fmt.Fprintf(&b, "threshold = %d\n", p.Threshold)
 	b.WriteString("# The maintainers' public keys (binary OpenPGP keyring).\n")
@@ -194,7 +198,8 @@ func quote(s string) string {
 	return strings.TrimSpace(strings.TrimPrefix(b.String(), "v = "))
 }
 
-func (p Policy) prefix() string {
+// Prefix is the identity prefix, or the namespace when none is set.
+func (p Policy) Prefix() string {
 	if p.IdentityPrefix == "" {
 		return p.Namespace
 	}
@@ -203,13 +208,13 @@ func (p Policy) prefix() string {
 
 // Reference returns the docker reference a signature for image name:tag claims.
 func (p Policy) Reference(name, tag string) string {
-	return p.prefix() + "/" + name + ":" + tag
+	return p.Prefix() + "/" + name + ":" + tag
 }
 
 // Repository returns the docker repository (without tag) that signatures in the
 // lookaside directory of image name must claim.
 func (p Policy) Repository(name string) string {
-	return p.prefix() + "/" + name
+	return p.Prefix() + "/" + name
 }
 
 // CheckThreshold refuses a threshold that no set of keys can meet honestly:
@@ -224,15 +229,16 @@ func CheckThreshold(threshold, keys int) error {
 	return nil
 }
 
-func (p Policy) validate() error {
-	if !namespacePattern.MatchString(p.Namespace) {
+// Validate checks the fields of a policy as ParsePolicy does.
+func (p Policy) Validate() error {
+	if !NamespacePattern.MatchString(p.Namespace) {
 		return fmt.Errorf("%w: namespace %q is not a repository path (lowercase letters, digits, separators, slashes)", ErrBadPolicy, p.Namespace)
 	}
 	if top := strings.SplitN(p.Namespace, "/", 2)[0]; top == BuildsDir || top == ReleasesDir || top == ApprovalsDir {
 		return fmt.Errorf("%w: namespace %q is reserved for tally's own records", ErrBadPolicy, p.Namespace)
 	}
-	if !prefixPattern.MatchString(p.prefix()) {
-		return fmt.Errorf("%w: identity_prefix %q is not a repository reference prefix", ErrBadPolicy, p.prefix())
+	if !prefixPattern.MatchString(p.Prefix()) {
+		return fmt.Errorf("%w: identity_prefix %q is not a repository reference prefix", ErrBadPolicy, p.Prefix())
 	}
 	if p.Threshold < 1 {
 		return fmt.Errorf("%w: threshold %d: it must be at least 1", ErrBadPolicy, p.Threshold)

@@ -1,4 +1,4 @@
-package release
+package record
 
 import (
 	"bytes"
@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/tally-sig/tally/release/policy"
 )
 
 const (
@@ -98,7 +99,7 @@ func TestCheckReleaseName(t *testing.T) {
 	t.Parallel()
 	for v, ok := range map[string]bool{"2026.11.0": true, "1.0": true, "v2_rc-1": true,
 		"": false, "../x": false, "a/b": false, "a..b": false, ".hidden": false, "x.lock": false, "a b": false} {
-		if err := CheckReleaseName(v); (err == nil) != ok {
+		if err := policy.CheckReleaseName(v); (err == nil) != ok {
 			t.Errorf("CheckReleaseName(%q) = %v, want ok=%v", v, err, ok)
 		}
 	}

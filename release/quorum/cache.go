@@ -1,4 +1,4 @@
-package release
+package quorum
 
 import (
 	"encoding/binary"
@@ -16,6 +16,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 
 	"github.com/tally-sig/tally/gitstore"
+	"github.com/tally-sig/tally/release/policy"
+	"github.com/tally-sig/tally/release/record"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -80,7 +82,7 @@ type VerifyCache struct {
 // trust root Evaluate will use: Evaluate with another keyring does not use
 // it. A cache file that cannot be read is ignored and rebuilt.
 func OpenVerifyCache(repo *gitstore.Repo, keys *sigstore.Keyring) *VerifyCache {
-	c := &VerifyCache{sec: newSection(keys.ID(), Policy{})}
+	c := &VerifyCache{sec: newSection(keys.ID(), policy.Policy{})}
 	if repo.GitDir() != "" {
 		c.path = filepath.Join(repo.GitDir(), "tally", c.sec.fileName())
 		c.sec.load(c.path)
@@ -103,7 +105,7 @@ func (c *VerifyCache) Save() error {
 // section starts a run with keyring and policy p and returns the part of
 // the cache it uses; done ends the run. A nil cache, or one for another
 // keyring, gives a fresh section that is thrown away.
-func (c *VerifyCache) section(keyring string, p Policy) *cacheSection {
+func (c *VerifyCache) section(keyring string, p policy.Policy) *cacheSection {
 	s := newSection(keyring, p)
 	if c != nil && c.sec.keyring == keyring {
 		s = c.sec
@@ -187,12 +189,12 @@ func (f *memoFile) verdict() sigstore.Verdict {
 
 // recordMemo is a parsed build record, or why it did not parse.
 type recordMemo struct {
-	rec BuildRecord
+	rec record.BuildRecord
 	err string
 }
 
-func newSection(keyring string, p Policy) *cacheSection {
-	return &cacheSection{keyring: keyring, namespace: p.Namespace, prefix: p.prefix(),
+func newSection(keyring string, p policy.Policy) *cacheSection {
+	return &cacheSection{keyring: keyring, namespace: p.Namespace, prefix: p.Prefix(),
 		units: map[string]*unitMemo{}, records: map[plumbing.Hash]recordMemo{}}
 }
 
@@ -206,12 +208,12 @@ func (s *cacheSection) fileName() string {
 
 // begin starts a run under policy p: units judged under another namespace
 // or identity prefix are forgotten (their Verify outcomes stay usable).
-func (s *cacheSection) begin(p Policy) {
+func (s *cacheSection) begin(p policy.Policy) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if p.Namespace != s.namespace || p.prefix() != s.prefix {
+	if p.Namespace != s.namespace || p.Prefix() != s.prefix {
 		s.buildBlobIndex()
-		s.namespace, s.prefix = p.Namespace, p.prefix()
+		s.namespace, s.prefix = p.Namespace, p.Prefix()
 		s.units = map[string]*unitMemo{}
 		s.nsTree, s.nsUnits = plumbing.ZeroHash, nil
 		s.dirty = true
@@ -331,7 +333,7 @@ func (s *cacheSection) buildBlobIndex() {
 }
 
 // record returns the parsed build record in blob.
-func (s *cacheSection) record(snap *gitstore.Snapshot, blob plumbing.Hash) (BuildRecord, error) {
+func (s *cacheSection) record(snap *gitstore.Snapshot, blob plumbing.Hash) (record.BuildRecord, error) {
 	s.mu.Lock()
 	m, ok := s.records[blob]
 	s.visitedRecords[blob] = true
@@ -339,9 +341,9 @@ func (s *cacheSection) record(snap *gitstore.Snapshot, blob plumbing.Hash) (Buil
 	if !ok {
 		data, err := snap.Blob(blob)
 		if err != nil {
-			return BuildRecord{}, err // not remembered: it may be readable next time
+			return record.BuildRecord{}, err // not remembered: it may be readable next time
 		}
-		rec, err := ParseBuildRecord(data)
+		rec, err := record.ParseBuildRecord(data)
 		m = recordMemo{rec: rec}
 		if err != nil {
 			m = recordMemo{err: err.Error()}
@@ -352,13 +354,13 @@ func (s *cacheSection) record(snap *gitstore.Snapshot, blob plumbing.Hash) (Buil
 		s.mu.Unlock()
 	}
 	if m.err != "" {
-		return BuildRecord{}, errors.New(m.err)
+		return record.BuildRecord{}, errors.New(m.err)
 	}
 	return m.rec, nil
 }
 
 // enteredTimes is enteredTimes(st, want), remembered for the last commit.
-func (s *cacheSection) enteredTimes(st *State, want map[string]plumbing.Hash) (map[string]time.Time, error) {
+func (s *cacheSection) enteredTimes(st *policy.State, want map[string]plumbing.Hash) (map[string]time.Time, error) {
 	s.mu.Lock()
 	if s.enteredTip == st.Tip {
 		out := make(map[string]time.Time, len(want))
@@ -496,7 +498,7 @@ func (s *cacheSection) load(path string) {
 	if err != nil {
 		return
 	}
-	fresh := newSection(s.keyring, Policy{})
+	fresh := newSection(s.keyring, policy.Policy{})
 	if err := fresh.decode(data); err != nil {
 		return
 	}
@@ -635,7 +637,7 @@ func (e *encoder) file(f *memoFile) {
 	e.str(f.msg)
 }
 
-func (e *encoder) record(r *BuildRecord) {
+func (e *encoder) record(r *record.BuildRecord) {
 	e.uint(uint64(len(r.Runs)))
 	for _, run := range r.Runs {
 		e.time(run.Time)
@@ -768,9 +770,9 @@ func (d *decoder) file(f *memoFile) {
 	f.msg = d.str()
 }
 
-func (d *decoder) record(r *BuildRecord) {
+func (d *decoder) record(r *record.BuildRecord) {
 	if n := d.countOf(7); n > 0 {
-		r.Runs = make([]Run, n)
+		r.Runs = make([]record.Run, n)
 		for i := range r.Runs {
 			run := &r.Runs[i]
 			run.Time = d.time()
@@ -779,7 +781,7 @@ func (d *decoder) record(r *BuildRecord) {
 		}
 	}
 	if n := d.countOf(5); n > 0 {
-		r.Built = make([]Built, n)
+		r.Built = make([]record.Built, n)
 		for i := range r.Built {
 			b := &r.Built[i]
 			b.Name, b.Tag, b.Platform, b.Digest = d.str(), d.str(), d.str(), d.str()

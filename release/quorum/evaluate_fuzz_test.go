@@ -1,4 +1,4 @@
-package release
+package quorum
 
 import (
 	"bytes"
@@ -12,6 +12,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/tally-sig/tally/gitstore"
+	"github.com/tally-sig/tally/release/policy"
+	"github.com/tally-sig/tally/release/record"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -51,7 +53,7 @@ func FuzzEvaluateBlob(f *testing.F) {
 	f.Fuzz(func(t *testing.T, blob []byte) {
 		r := newFxRepoKeyring(t, gitstore.NewMemory(false), 1, keyring)
 		r.commit(fxEpoch.Add(time.Hour), file(fxPath("core-a", digest, 1), blob), file(fxPath("core-a", digest, 2), bob))
-		st, err := LoadHead(r.repo)
+		st, err := policy.LoadHead(r.repo)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -68,7 +70,7 @@ func FuzzEvaluateBlob(f *testing.F) {
 		if diff := cmp.Diff(cold, warm, evalCmp); diff != "" || warm.Verified != 0 {
 			t.Fatalf("warm run (verified %d) differs from cold:\n%s", warm.Verified, diff)
 		}
-		fresh := newSection(cache.sec.keyring, Policy{})
+		fresh := newSection(cache.sec.keyring, policy.Policy{})
 		if err := fresh.decode(cache.sec.encode()); err != nil {
 			t.Fatalf("decoding the cache it encoded: %v", err)
 		}
@@ -123,21 +125,21 @@ func FuzzEvaluateBlob(f *testing.F) {
 // FuzzCacheDecode feeds damaged cache contents to the decoder: it never
 // panics, and what it accepts encodes back to something it reads the same.
 func FuzzCacheDecode(f *testing.F) {
-	s := newSection("keyring", Policy{Namespace: "stagex"})
+	s := newSection("keyring", policy.Policy{Namespace: "stagex"})
 	s.units["stagex/core-a@sha256=00"] = &unitMemo{files: []memoFile{{path: "p", kind: sigstore.KindGap, msg: "m",
 		sig: sigstore.Signature{Signer: "S", Created: time.Unix(1700000000, 0).UTC()}}}}
-	s.records[[20]byte{1}] = recordMemo{rec: BuildRecord{Runs: []Run{{Time: time.Unix(1700000000, 0).UTC(), Source: "x"}},
-		Built: []Built{{Name: "core-a", Tag: "1", Platform: "linux/amd64", Digest: "sha256:00"}}}}
+	s.records[[20]byte{1}] = recordMemo{rec: record.BuildRecord{Runs: []record.Run{{Time: time.Unix(1700000000, 0).UTC(), Source: "x"}},
+		Built: []record.Built{{Name: "core-a", Tag: "1", Platform: "linux/amd64", Digest: "sha256:00"}}}}
 	s.entered = map[string]time.Time{"p": time.Unix(1700000000, 0).UTC()}
 	valid := s.encode()
 	f.Add(valid[len(cacheMagic) : len(valid)-4])
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, body []byte) {
-		a := newSection("keyring", Policy{})
+		a := newSection("keyring", policy.Policy{})
 		if err := a.decodeBody(string(body)); err != nil {
 			return
 		}
-		b := newSection("keyring", Policy{})
+		b := newSection("keyring", policy.Policy{})
 		if err := b.decode(a.encode()); err != nil {
 			t.Fatalf("re-decoding: %v", err)
 		}

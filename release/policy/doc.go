@@ -1,0 +1,9 @@
+// Package policy is the trust policy of a signatures repository and the
+// repository's layout: tally.toml (Policy, ParsePolicy), the keyring it
+// names, the state of both at one commit (State, LoadHead, LoadCommit), the
+// names of the top-level directories (builds/, releases/, approvals/) and
+// the one classifier of repository paths (ClassifyPath), which both the
+// verbs of release and the guard in hooks use.
+//
+// Start with LoadHead: the policy and keyring of the checked-out branch.
+package policy
