@@ -15,7 +15,6 @@ import (
 
 	"github.com/go-git/go-git/v5/plumbing"
 
-	"github.com/tally-sig/tally/internal/fault"
 	"github.com/tally-sig/tally/internal/interop"
 )
 
@@ -43,7 +42,7 @@ func crashChild(spec string) {
 		n, _ = strconv.Atoi(rest[1])
 	}
 	var count atomic.Int64
-	fault.Set(func(name string) {
+	SetFaultHook(func(name string) {
 		if name == point && count.Add(1) == int64(n) {
 			_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
 			select {}

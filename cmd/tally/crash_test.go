@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tally-sig/tally/internal/fault"
+	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/internal/interop"
 	"github.com/tally-sig/tally/internal/testkeys"
 )
@@ -25,7 +25,7 @@ import (
 // The crash harness. TestCrashCommands runs sign, merge, sync, repair,
 // release cut and release publish (to a real docker-registry) and stops
 // them with SIGKILL and SIGINT at the write steps of the library (the fault
-// points of internal/fault, by TALLY_TEST_FAULT) and after random delays.
+// points of gitstore.SetFaultHook, by TALLY_TEST_FAULT) and after random delays.
 // After each kill it checks git fsck --strict, that the branch is at the old
 // commit or at one with the clean run's files, that the next tally command
 // leaves index and working tree matching HEAD with nothing of tally's left
@@ -45,7 +45,7 @@ func installFault() {
 		f, err := os.OpenFile(log, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o666)
 		if err == nil {
 			var mu sync.Mutex
-			fault.Set(func(p string) { mu.Lock(); fmt.Fprintln(f, p); mu.Unlock() })
+			gitstore.SetFaultHook(func(p string) { mu.Lock(); fmt.Fprintln(f, p); mu.Unlock() })
 		}
 		return
 	}
@@ -60,7 +60,7 @@ func installFault() {
 		sig = syscall.SIGKILL
 	}
 	var count atomic.Int64
-	fault.Set(func(p string) {
+	gitstore.SetFaultHook(func(p string) {
 		if p != point || count.Add(1) != int64(n) {
 			return
 		}
