@@ -44,7 +44,7 @@ test: ## run every test with the race detector (interop tests included)
 # times the timed kills (make test runs a bounded set).
 SOAK ?= 10
 soak: ## the crash harness at length: kills at every write step, many timed kills
-	TALLY_CRASH_SOAK=$(SOAK) go test -count=1 -timeout 2h -run 'TestCrash' -v ./gitstore/ ./cmd/tally/ 2>&1 | grep -E '^(---|ok|FAIL|PASS)|kills survived|SIGKILL,'
+	TALLY_CRASH_SOAK=$(SOAK) go test -count=1 -timeout 2h -run 'TestCrash|TestGitMaintenance|TestTwoTallies' -v ./gitstore/ ./cmd/tally/ 2>&1 | grep -E '^(---|ok|FAIL|PASS)|kills survived|SIGKILL,|rounds'
 
 lint: ## gofmt, go vet, then golangci-lint (or LINTER=staticcheck)
 	@files=$$(gofmt -l $$(find . -name '*.go' -not -path './.git/*' -not -path '*/testdata/*' -not -path './bin/*')); \
