@@ -26,6 +26,9 @@ type objectReader interface {
 	// readObject returns the type and contents of object h, or an error
 	// wrapping plumbing.ErrObjectNotFound.
 	readObject(h plumbing.Hash) (plumbing.ObjectType, []byte, error)
+	// objectSize returns the type and size of object h from its header,
+	// without inflating its contents.
+	objectSize(h plumbing.Hash) (plumbing.ObjectType, int64, error)
 	// reset forgets what the reader knows about the packs in the repository,
 	// after a fetch or an outside git process has repacked it.
 	reset()

@@ -344,8 +344,10 @@ func parsePackEntry(buf []byte) (packEntry, error) {
 }
 
 // appendPackEntryHeader appends the type-and-size header of a whole
-// (undeltified) object, the inverse of parsePackEntry's first step.
-func appendPackEntryHeader(b []byte, typ plumbing.ObjectType, size int64) []byte {
+// (undeltified) object, the inverse of parsePackEntry's first step. It
+// appends, as strconv's Append functions do, although every caller today
+// starts from nil.
+func appendPackEntryHeader(b []byte, typ plumbing.ObjectType, size int64) []byte { //nolint:unparam // an append-style API
 	c := byte(typ)<<4 | byte(size&0x0f)
 	size >>= 4
 	for size > 0 {
@@ -404,13 +406,24 @@ func (o *packObjects) readLoose(h plumbing.Hash) (plumbing.ObjectType, []byte, e
 		return 0, nil, fmt.Errorf("reading loose object %s: %w: %w", h, ErrBadObject, err)
 	}
 	defer zr.Close()
-	raw, err := io.ReadAll(io.LimitReader(zr, maxObjectSize+64))
-	if err != nil {
-		return 0, nil, fmt.Errorf("reading loose object %s: %w: %w", h, ErrBadObject, err)
+	// The header first: the contents are read into a buffer of exactly the
+	// size it gives, never grown, and the stream must end there.
+	br := bufio.NewReaderSize(zr, 4096)
+	header, err := br.ReadSlice(0)
+	if err != nil || len(header) > maxLooseHeader {
+		return 0, nil, fmt.Errorf("reading loose object %s: no object header: %w", h, ErrBadObject)
 	}
-	typ, data, err := parseLooseObject(raw)
+	typ, size, err := parseLooseHeader(header[:len(header)-1])
 	if err != nil {
 		return 0, nil, fmt.Errorf("reading loose object %s: %w", h, err)
+	}
+	data := make([]byte, size)
+	if _, err := io.ReadFull(br, data); err != nil {
+		return 0, nil, fmt.Errorf("reading loose object %s: %w: %w", h, ErrBadObject, err)
+	}
+	var one [1]byte
+	if n, err := br.Read(one[:]); n != 0 || err != io.EOF {
+		return 0, nil, fmt.Errorf("reading loose object %s: more than the %d bytes its header gives: %w", h, size, ErrBadObject)
 	}
 	if got := hashObject(typ, data); got != h {
 		return 0, nil, fmt.Errorf("reading loose object %s: contents hash to %s: %w", h, got, ErrBadObject)
@@ -424,16 +437,28 @@ func parseLooseObject(raw []byte) (plumbing.ObjectType, []byte, error) {
 	if !ok || len(header) > 32 {
 		return 0, nil, fmt.Errorf("no object header: %w", ErrBadObject)
 	}
+	typ, n, err := parseLooseHeader(header)
+	if err != nil {
+		return 0, nil, err
+	}
+	if n != int64(len(data)) {
+		return 0, nil, fmt.Errorf("bad object size %d for %d bytes: %w", n, len(data), ErrBadObject)
+	}
+	return typ, data, nil
+}
+
+// parseLooseHeader parses the "<type> <size>" header of a loose object.
+func parseLooseHeader(header []byte) (plumbing.ObjectType, int64, error) {
 	name, size, ok := strings.Cut(string(header), " ")
 	typ, err := plumbing.ParseObjectType(name)
 	if !ok || err != nil || typ < plumbing.CommitObject || typ > plumbing.TagObject {
-		return 0, nil, fmt.Errorf("bad object type %q: %w", name, ErrBadObject)
+		return 0, 0, fmt.Errorf("bad object type %q: %w", name, ErrBadObject)
 	}
 	n, err := strconv.ParseUint(size, 10, 63)
-	if err != nil || size != strconv.FormatUint(n, 10) || n != uint64(len(data)) {
-		return 0, nil, fmt.Errorf("bad object size %q for %d bytes: %w", size, len(data), ErrBadObject)
+	if err != nil || size != strconv.FormatUint(n, 10) || n > maxObjectSize {
+		return 0, 0, fmt.Errorf("bad object size %q: %w", size, ErrBadObject)
 	}
-	return typ, data, nil
+	return typ, int64(n), nil
 }
 
 // loadPacks opens the packs not yet open; with rescan it lists the pack

@@ -156,7 +156,7 @@ func countEntries(t *testing.T, packPath string, typ plumbing.ObjectType) int {
 	n := 0
 	for {
 		ie, err := entries.Next()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
@@ -331,7 +331,7 @@ func TestPackFindMatchesIndex(t *testing.T) {
 	var ids []plumbing.Hash
 	for {
 		e, err := entries.Next()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {

@@ -2,6 +2,7 @@ package gitstore
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -168,4 +169,81 @@ func hasFileNamed(entries []Entry, name string) bool {
 		return compareNames(entries[i].Name, entries[i].IsDir(), name, false) >= 0
 	})
 	return i < len(entries) && entries[i].Name == name && !entries[i].IsDir()
+}
+
+// BadEntry is a tree entry whose name is not a safe path component (a
+// newline or another control character, a backslash, ".", "..", ".git"):
+// ListTree reports it instead of failing the whole tree, so that a reader
+// can judge everything else. tally never writes such a path.
+type BadEntry struct {
+	Entry
+	// Reason says what is wrong with the name.
+	Reason string
+}
+
+// parseTreeLenient is parseTree where an entry with an unsafe name is
+// returned in bad instead of failing the tree; every other malformation
+// still fails it.
+func parseTreeLenient(data []byte) (entries []Entry, bad []BadEntry, err error) {
+	for len(data) > 0 {
+		if len(entries)+len(bad) == maxTreeEntries {
+			return nil, nil, fmt.Errorf("tree has more than %d entries: %w", maxTreeEntries, ErrBadObject)
+		}
+		sp := bytes.IndexByte(data, ' ')
+		if sp < 0 {
+			return nil, nil, fmt.Errorf("tree entry %d: no mode: %w", len(entries)+len(bad), ErrBadObject)
+		}
+		mode, err := parseMode(data[:sp])
+		if err != nil {
+			return nil, nil, fmt.Errorf("tree entry %d: %w", len(entries)+len(bad), err)
+		}
+		data = data[sp+1:]
+		nul := bytes.IndexByte(data, 0)
+		if nul < 0 {
+			return nil, nil, fmt.Errorf("tree entry %d: no name terminator: %w", len(entries)+len(bad), ErrBadObject)
+		}
+		name := string(data[:nul])
+		data = data[nul+1:]
+		if len(data) < len(plumbing.ZeroHash) {
+			return nil, nil, fmt.Errorf("tree entry %q: truncated hash: %w", name, ErrBadObject)
+		}
+		var h plumbing.Hash
+		copy(h[:], data)
+		data = data[len(h):]
+		e := Entry{Name: name, Hash: h, Mode: mode}
+		if err := checkName(name); err != nil {
+			bad = append(bad, BadEntry{Entry: e, Reason: err.Error()})
+			continue
+		}
+		if n := len(entries); n > 0 && compareEntries(entries[n-1], e) >= 0 {
+			return nil, nil, fmt.Errorf("tree entry %q: out of order or repeated: %w", name, ErrBadObject)
+		}
+		if e.IsDir() && hasFileNamed(entries, name) {
+			return nil, nil, fmt.Errorf("tree entry %q: both a file and a directory: %w", name, ErrBadObject)
+		}
+		entries = append(entries, e)
+	}
+	return entries, bad, nil
+}
+
+// ListTree returns the entries of the tree with id h, in git's order, and
+// separately those whose names are not safe path components (see
+// BadEntry). A tree that is malformed otherwise is an error.
+func (s *Snapshot) ListTree(h plumbing.Hash) ([]Entry, []BadEntry, error) {
+	entries, err := s.repo.tree(h)
+	if err == nil {
+		return append([]Entry(nil), entries...), nil, nil
+	}
+	if !errors.Is(err, ErrUnsafePath) {
+		return nil, nil, err
+	}
+	data, oerr := s.repo.object(plumbing.TreeObject, h)
+	if oerr != nil {
+		return nil, nil, oerr
+	}
+	entries, bad, perr := parseTreeLenient(data)
+	if perr != nil {
+		return nil, nil, fmt.Errorf("reading tree %s: %w", h, perr)
+	}
+	return entries, bad, nil
 }

@@ -1,6 +1,7 @@
 package hooks
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -86,34 +87,34 @@ func Approve(ctx context.Context, repo *gitstore.Repo, opts ApproveOptions) (*Ap
 		from = head
 	}
 	var sts states
-	load := func(commit plumbing.Hash, what string) (*policyState, *gitstore.Snapshot, error) {
+	load := func(commit plumbing.Hash, what string) (*policyState, error) {
 		if commit.IsZero() {
-			return nil, nil, fmt.Errorf("%s: %w: the branch has no commits yet", what, policy.ErrNoPolicy)
+			return nil, fmt.Errorf("%s: %w: the branch has no commits yet", what, policy.ErrNoPolicy)
 		}
 		snap, err := repo.Snapshot(commit)
 		if err != nil {
-			return nil, nil, fmt.Errorf("%s: %w", what, err)
+			return nil, fmt.Errorf("%s: %w", what, err)
 		}
 		s, err := sts.load(snap)
 		if err != nil {
-			return nil, nil, fmt.Errorf("%s (%s): %w", what, short(commit), err)
+			return nil, fmt.Errorf("%s (%s): %w", what, short(commit), err)
 		}
-		return s, snap, nil
+		return s, nil
 	}
-	cur, _, err := load(from, "the current trust policy")
+	cur, err := load(from, "the current trust policy")
 	if err != nil {
 		return nil, err
 	}
-	proposed, _, err := load(opts.Proposal, "the proposed trust policy")
+	proposed, err := load(opts.Proposal, "the proposed trust policy")
 	if err != nil {
 		return nil, err
 	}
-	st, need := changeStatement(cur, proposed)
+	st, need := changeStatement(cur, proposed, from)
 	if st.From == st.To {
 		return nil, fmt.Errorf("%w: %s holds the same trust policy as %s", ErrNothingToApprove, short(opts.Proposal), short(from))
 	}
 	if len(need) == 0 {
-		return nil, fmt.Errorf("%w: the change (%s) only raises the threshold or refreshes keys, which needs no approvals: commit it signed by a maintainer",
+		return nil, fmt.Errorf("%w: the change (%s) only raises the threshold or refreshes keys with what their holders made, which needs no approvals: commit it signed by a maintainer",
 			ErrNothingToApprove, strings.Join(st.Changes, "; "))
 	}
 	fpr := opts.Signer.Fingerprint()
@@ -125,14 +126,23 @@ func Approve(ctx context.Context, repo *gitstore.Repo, opts ApproveOptions) (*Ap
 	if ok, why := cur.keys.ValidAt(fpr, now); !ok {
 		return nil, fmt.Errorf("signing key %s cannot approve now: %s", fpr, why)
 	}
-	id, text := st.ID(), st.Marshal()
-	res := &ApproveResult{ID: id, Statement: string(text), NeedsApproval: need, Signer: fpr,
-		Path: approvalPath(id, fpr), Threshold: cur.policy.Threshold, Branch: branch.Short()}
-
 	headSnap, err := repo.Snapshot(head)
 	if err != nil {
 		return nil, err
 	}
+	c := newChecker(repo, Options{Now: func() time.Time { return now }})
+	// Another maintainer may have written the statement already, based on
+	// an earlier commit with the same policy: sign that one, so that every
+	// approval of this change is in one directory.
+	if prev, err := c.existingStatement(headSnap, cur, proposed, from); err != nil {
+		return nil, err
+	} else if prev != nil {
+		st = *prev
+	}
+	id, text := st.ID(), st.Marshal()
+	res := &ApproveResult{ID: id, Statement: string(text), NeedsApproval: need, Signer: fpr,
+		Path: approvalPath(id, fpr), Threshold: cur.policy.Threshold, Branch: branch.Short()}
+
 	var changes []gitstore.Change
 	if _, err := headSnap.Stat(res.Path); err == nil {
 		res.Already = true
@@ -143,7 +153,7 @@ func Approve(ctx context.Context, repo *gitstore.Repo, opts ApproveOptions) (*Ap
 		if err != nil {
 			return nil, fmt.Errorf("signing the approval: %w", err)
 		}
-		if _, err := verifyDetached(cur, text, sig, now); err != nil {
+		if _, err := sigstore.VerifyDetached(cur.entities, text, sig, now); err != nil {
 			return nil, fmt.Errorf("the approval signature the key made does not verify: %v", err)
 		}
 		if _, err := headSnap.Stat(statementPath(id)); errors.Is(err, fs.ErrNotExist) {
@@ -157,7 +167,9 @@ func Approve(ctx context.Context, repo *gitstore.Repo, opts ApproveOptions) (*Ap
 		if err := repo.CheckPaths(paths); err != nil {
 			return nil, err
 		}
-		who := identity(key.Name, now)
+		// The commit's time is taken after signing, which a smart card
+		// may take its time over.
+		who := identity(key.Name, opts.Now().UTC().Truncate(time.Second))
 		hash, err := repo.Commit(gitstore.CommitRequest{
 			Branch:    branch,
 			Parents:   []plumbing.Hash{head},
@@ -174,17 +186,53 @@ func Approve(ctx context.Context, repo *gitstore.Repo, opts ApproveOptions) (*Ap
 		res.Commit = hash.String()
 		head = hash
 	}
-	// Who has approved so far, as HEAD holds it.
+	// Who has approved so far, as HEAD holds it, for the change made on
+	// top of HEAD.
 	snap, err := repo.Snapshot(head)
 	if err != nil {
 		return nil, err
 	}
-	c := newChecker(repo, Options{Now: func() time.Time { return now }})
-	j := &job{parent: cur, newTree: snap, when: now}
-	if res.Approvers, err = c.approvers(j, st); err != nil {
+	j := &job{parent: cur, newTree: snap, when: now, parentCommit: head}
+	if res.Approvers, _, err = c.approvers(j, cur, proposed); err != nil {
 		return nil, err
 	}
 	return res, nil
+}
+
+// existingStatement returns the statement of the change from one policy to
+// the other that t already holds and that may approve it on top of commit
+// at, or nil.
+func (c *checker) existingStatement(t tree, from, to *policyState, at plumbing.Hash) (*Statement, error) {
+	dirs, err := t.List(policy.ApprovalsDir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range dirs {
+		e, err := t.Stat(policy.ApprovalsDir + "/" + d.Name + "/" + policy.StatementFile)
+		if err != nil {
+			continue
+		}
+		data, _, ok, err := readBlobMax(t, e.Hash, maxStatementSize)
+		if err != nil || !ok {
+			continue
+		}
+		st, err := ParseStatement(data)
+		if err != nil || st.Version != 2 || st.From != from.digest() || st.To != to.digest() {
+			continue
+		}
+		if want, _ := changeStatement(from, to, plumbing.NewHash(st.Base)); !bytes.Equal(want.Marshal(), data) {
+			continue
+		}
+		if ok, err := c.baseValid(plumbing.NewHash(st.Base), at, from); err != nil {
+			return nil, err
+		} else if ok {
+			return &st, nil
+		}
+	}
+	return nil, nil
 }
 
 // identity turns a key's user ID ("Name (comment) <email>") into a git

@@ -99,8 +99,12 @@ func (c *checker) judgeChanges(j *job) error {
 		}
 	}
 	if len(policyPaths) > 0 {
-		if err := c.judgePolicyChange(j, policyPaths); err != nil {
+		approved, err := c.judgePolicyChange(j, policyPaths)
+		if err != nil {
 			return err
+		}
+		if j.approved != nil {
+			j.approved[j.parentCommit] = approved
 		}
 	}
 	return c.judgeSignatures(j, added)
@@ -156,9 +160,13 @@ func judgeBuildRecordChange(j *job, ch gitstore.DiffEntry, info policy.PathInfo)
 		j.refuse(ch.Path, RuleAppendOnly, "mode changed from %s to %s: build records are regular files (mode 100644)", modeString(ch.OldMode), modeString(ch.NewMode))
 		return nil
 	}
-	data, err := j.newTree.Blob(ch.NewHash)
+	data, size, ok, err := readBlobMax(j.newTree, ch.NewHash, maxBuildRecordSize)
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", ch.Path, err)
+	}
+	if !ok {
+		j.refuse(ch.Path, RuleBuildRecord, "the build record is %d bytes, more than the %d tally reads", size, maxBuildRecordSize)
+		return nil
 	}
 	rec, err := record.ParseBuildRecord(data)
 	if err != nil {
@@ -170,11 +178,11 @@ func judgeBuildRecordChange(j *job, ch gitstore.DiffEntry, info policy.PathInfo)
 		return nil
 	}
 	if ch.Action == gitstore.Modified {
-		old, err := j.oldTree.Blob(ch.OldHash)
+		old, _, ok, err := readBlobMax(j.oldTree, ch.OldHash, maxBuildRecordSize)
 		if err != nil {
 			return fmt.Errorf("reading %s: %w", ch.Path, err)
 		}
-		if !bytes.HasPrefix(data, old) {
+		if !ok || !bytes.HasPrefix(data, old) {
 			j.refuse(ch.Path, RuleAppendOnly, "rewritten: a build record only grows, runs are appended at its end and never changed or removed")
 		}
 	}
@@ -190,21 +198,25 @@ func mergedFromOtherParent(j *job, ch gitstore.DiffEntry) bool {
 	if len(j.merged) == 0 {
 		return false
 	}
-	data, err := j.newTree.Blob(ch.NewHash)
-	if err != nil {
+	data, _, ok, err := readBlobMax(j.newTree, ch.NewHash, maxBuildRecordSize)
+	if err != nil || !ok {
 		return false
 	}
 	if ch.Action == gitstore.Modified {
-		old, err := j.oldTree.Blob(ch.OldHash)
-		if err != nil || !bytes.HasPrefix(data, old) {
+		old, _, ok, err := readBlobMax(j.oldTree, ch.OldHash, maxBuildRecordSize)
+		if err != nil || !ok || !bytes.HasPrefix(data, old) {
 			return false
 		}
 		data = data[len(old):]
 	}
 	lines := map[string]bool{}
 	for _, other := range j.merged {
-		theirs, err := other.ReadFile(ch.Path)
+		e, err := other.Stat(ch.Path)
 		if err != nil {
+			continue
+		}
+		theirs, _, ok, err := readBlobMax(other, e.Hash, maxBuildRecordSize)
+		if err != nil || !ok {
 			continue
 		}
 		for _, l := range bytes.SplitAfter(theirs, []byte("\n")) {
@@ -246,9 +258,17 @@ func (c *checker) judgeApprovalChange(j *job, ch gitstore.DiffEntry) error {
 		j.refuse(ch.Path, RuleApproval, "%s", info.Problem)
 		return nil
 	}
-	data, err := j.newTree.Blob(ch.NewHash)
+	limit := int64(sigstore.MaxDetachedSize)
+	if info.Statement {
+		limit = maxStatementSize
+	}
+	data, size, ok, err := readBlobMax(j.newTree, ch.NewHash, limit)
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", ch.Path, err)
+	}
+	if !ok {
+		j.refuse(ch.Path, RuleApproval, "%d bytes, more than the %d an approval file may have", size, limit)
+		return nil
 	}
 	if info.Statement {
 		if got := sha256Hex(data); got != "sha256:"+info.ApprovalID {
@@ -261,7 +281,7 @@ func (c *checker) judgeApprovalChange(j *job, ch gitstore.DiffEntry) error {
 		return nil
 	}
 	stPath := statementPath(info.ApprovalID)
-	st, err := j.newTree.ReadFile(stPath)
+	se, err := j.newTree.Stat(stPath)
 	if errors.Is(err, fs.ErrNotExist) {
 		j.refuse(ch.Path, RuleApproval, "there is no %s for it to approve: add the statement with the approval (tally approve does)", stPath)
 		return nil
@@ -270,20 +290,21 @@ func (c *checker) judgeApprovalChange(j *job, ch gitstore.DiffEntry) error {
 		j.refuse(ch.Path, RuleApproval, "reading %s: %v", stPath, err)
 		return nil
 	}
-	if sha256Hex(st) != "sha256:"+info.ApprovalID {
+	st, _, ok, err := readBlobMax(j.newTree, se.Hash, maxStatementSize)
+	if err != nil || !ok || sha256Hex(st) != "sha256:"+info.ApprovalID {
 		return nil // the statement itself is refused
 	}
-	d, err := verifyDetached(j.parent, st, data, j.when)
+	d, err := sigstore.VerifyDetached(j.parent.entities, st, data, j.when)
 	switch {
-	case errors.Is(err, errUnknownSigner):
-		j.refuse(ch.Path, RuleApproval, "signed by key %s, which is not a current maintainer's key: only maintainers approve changes of the trust policy", d.issuer)
+	case errors.Is(err, sigstore.ErrUnknownSigner):
+		j.refuse(ch.Path, RuleApproval, "signed by key %s, which is not a current maintainer's key: only maintainers approve changes of the trust policy", d.Issuer)
 	case err != nil:
 		j.refuse(ch.Path, RuleApproval, "bad approval signature: %v", err)
-	case d.primary != info.Fingerprint:
-		j.refuse(ch.Path, RuleApproval, "signed by %s, not by the %s its file name says", d.primary, info.Fingerprint)
+	case d.Primary != info.Fingerprint:
+		j.refuse(ch.Path, RuleApproval, "signed by %s, not by the %s its file name says", d.Primary, info.Fingerprint)
 	default:
-		if why := c.keyInvalid(j, d.issuer); why != "" {
-			j.refuse(ch.Path, RuleApproval, "signed by %s, but %s", d.primary, why)
+		if why := c.keyInvalid(j, d.Issuer, d.At); why != "" {
+			j.refuse(ch.Path, RuleApproval, "signed by %s, but %s", d.Primary, why)
 		}
 	}
 	return nil
@@ -291,20 +312,23 @@ func (c *checker) judgeApprovalChange(j *job, ch gitstore.DiffEntry) error {
 
 // judgePolicyChange checks a change of tally.toml or the keyring: the new
 // policy must be valid, new keys usable by stock clients, and a change that
-// widens trust needs approvals from as many current maintainers as the
-// threshold.
-func (c *checker) judgePolicyChange(j *job, paths []string) error {
+// widens trust or edits a key beyond what its holder adds needs approvals
+// from as many current maintainers as the threshold, by statements bound to
+// this transition (see Statement). It reports whether the change is
+// accepted.
+func (c *checker) judgePolicyChange(j *job, paths []string) (bool, error) {
 	sort.Strings(paths)
 	at := paths[0]
 	next, err := c.states.load(j.newTree)
 	if err != nil {
 		if errors.Is(err, policy.ErrNoPolicy) || errors.Is(err, policy.ErrBadPolicy) {
 			j.refuse(at, RulePolicy, "the new trust policy is invalid: %v", err)
-			return nil
+			return false, nil
 		}
-		return err
+		return false, err
 	}
-	st, need := changeStatement(j.parent, next)
+	st, need := changeStatement(j.parent, next, j.parentCommit)
+	accepted := true
 	for _, k := range next.keys.Keys() {
 		if _, ok := j.parent.keys.Key(k.Fingerprint); ok {
 			continue
@@ -313,75 +337,194 @@ func (c *checker) judgePolicyChange(j *job, paths []string) error {
 		for _, issue := range sigstore.CheckKey(e, j.when) {
 			if issue.Refuse {
 				j.refuse(at, RulePolicy, "adds %v", issue)
+				accepted = false
 			}
 		}
 	}
 	if len(need) == 0 {
-		return nil
+		return accepted, nil
 	}
 	threshold := j.parent.policy.Threshold
 	if j.base != nil {
 		threshold = max(threshold, j.base.policy.Threshold)
 	}
-	approvers, err := c.approvers(j, st)
+	approvers, legacy, err := c.approvers(j, j.parent, next)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if len(approvers) >= threshold {
-		c.res.Notes = append(c.res.Notes, fmt.Sprintf("commit %s changes the trust policy (%s), approved by %s",
-			short(j.commit), shortList(need, 3), strings.Join(approvers, ", ")))
-		return nil
+		what := "approved"
+		if legacy {
+			what = "approved (counting version 1 statements, which only an audit without a clock counts: they could be replayed)"
+		}
+		c.res.Notes = append(c.res.Notes, fmt.Sprintf("commit %s changes the trust policy (%s), %s by %s",
+			short(j.commit), shortList(need, 3), what, strings.Join(approvers, ", ")))
+		return accepted, nil
 	}
 	have := "none"
 	if len(approvers) > 0 {
 		have = fmt.Sprintf("%d (%s)", len(approvers), strings.Join(approvers, ", "))
 	}
-	j.refuse(at, RulePolicy, "this change %s, which needs approvals by %d current maintainer(s); it has %s: each maintainer records theirs with tally approve (in %s)",
+	j.refuse(at, RulePolicy, "this change %s, which needs approvals by %d current maintainer(s); it has %s: each maintainer records theirs with tally approve (in %s); approvals are used once, for the change from the policy of one commit",
 		shortList(need, 3), threshold, have, path.Dir(approvalPath(st.ID(), "x")))
-	return nil
+	return false, nil
 }
 
 // approvers returns the current maintainers (primary fingerprints, sorted)
-// whose valid approvals of st are in j's new tree or its tip.
-func (c *checker) approvers(j *job, st Statement) ([]string, error) {
-	id, data := st.ID(), st.Marshal()
-	dir := policy.ApprovalsDir + "/" + id
-	var out []string
-	for _, t := range []tree{j.newTree, j.tip} {
-		if t == nil {
-			continue
+// whose valid approvals of the change from one policy to the other, on top
+// of j.parentCommit, are in j's new tree or its tip: signatures of a
+// version 2 statement of exactly this change whose base commit is
+// j.parentCommit, or an ancestor of it with the from policy in every commit
+// since (Statement). Version 1 statements count only when the check has no
+// clock (an audit of old history); legacy reports that one did.
+func (c *checker) approvers(j *job, from, to *policyState) (out []string, legacy bool, err error) {
+	type source struct {
+		t       tree
+		claimed time.Time
+	}
+	sources := []source{{j.newTree, j.when}}
+	if j.tip != nil {
+		claimed := j.tipTime
+		if claimed.Before(j.when) {
+			claimed = j.when
 		}
-		entries, err := t.List(dir)
+		sources = append(sources, source{j.tip, claimed})
+	}
+	fromDigest, toDigest := from.digest(), to.digest()
+	for _, src := range sources {
+		dirs, err := src.t.List(policy.ApprovalsDir)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("reading %s: %w", dir, err)
+			return nil, false, fmt.Errorf("reading %s: %w", policy.ApprovalsDir, err)
 		}
-		for _, e := range entries {
-			fpr, ok := strings.CutSuffix(e.Name, ".asc")
-			if !ok || e.Mode != filemode.Regular || slices.Contains(out, fpr) {
+		for _, d := range dirs {
+			if !d.IsDir() {
 				continue
 			}
-			sig, err := t.Blob(e.Hash)
+			dir := policy.ApprovalsDir + "/" + d.Name
+			se, err := src.t.Stat(dir + "/" + policy.StatementFile)
 			if err != nil {
-				return nil, fmt.Errorf("reading %s/%s: %w", dir, e.Name, err)
-			}
-			d, err := verifyDetached(j.parent, data, sig, j.when)
-			if err != nil || d.primary != fpr || c.keyInvalid(j, d.issuer) != "" {
 				continue
 			}
-			out = append(out, fpr)
+			data, _, ok, err := readBlobMax(src.t, se.Hash, maxStatementSize)
+			if err != nil || !ok {
+				continue
+			}
+			st, err := ParseStatement(data)
+			if err != nil || st.From != fromDigest || st.To != toDigest {
+				continue
+			}
+			switch st.Version {
+			case 2:
+				want, _ := changeStatement(from, to, plumbing.NewHash(st.Base))
+				if !bytes.Equal(want.Marshal(), data) {
+					continue
+				}
+				valid, err := c.baseValid(plumbing.NewHash(st.Base), j.parentCommit, from)
+				if err != nil {
+					return nil, false, err
+				}
+				if !valid {
+					continue
+				}
+			case 1:
+				want, _ := changeStatement(from, to, plumbing.ZeroHash)
+				want.Version = 1
+				if c.hasNow || !bytes.Equal(want.Marshal(), data) {
+					continue
+				}
+			}
+			entries, err := src.t.List(dir)
+			if err != nil {
+				return nil, false, fmt.Errorf("reading %s: %w", dir, err)
+			}
+			for _, e := range entries {
+				fpr, ok := strings.CutSuffix(e.Name, ".asc")
+				if !ok || e.Mode != filemode.Regular || slices.Contains(out, fpr) {
+					continue
+				}
+				sig, _, ok, err := readBlobMax(src.t, e.Hash, sigstore.MaxDetachedSize)
+				if err != nil {
+					return nil, false, fmt.Errorf("reading %s/%s: %w", dir, e.Name, err)
+				}
+				if !ok {
+					continue
+				}
+				v, err := sigstore.VerifyDetached(from.entities, data, sig, src.claimed)
+				if err != nil || v.Primary != fpr || c.keyInvalid(j, v.Issuer, v.At) != "" {
+					continue
+				}
+				out = append(out, fpr)
+				legacy = legacy || st.Version == 1
+			}
 		}
 	}
 	sort.Strings(out)
-	return out, nil
+	return out, legacy, nil
+}
+
+// baseValid reports whether a statement based on commit base may approve a
+// change made on top of commit at, whose policy is from: base is at, or an
+// ancestor of it, and base and every commit since hold from's policy
+// files, so the statement's change has not happened in between.
+func (c *checker) baseValid(base, at plumbing.Hash, from *policyState) (bool, error) {
+	if base.IsZero() || at.IsZero() {
+		return false, nil
+	}
+	key := [2]plumbing.Hash{base, at}
+	c.mu.Lock()
+	v, ok := c.bases[key]
+	c.mu.Unlock()
+	if ok {
+		return v, nil
+	}
+	v, err := c.policyStable(base, at, from)
+	if err != nil {
+		return false, err
+	}
+	c.mu.Lock()
+	c.bases[key] = v
+	c.mu.Unlock()
+	return v, nil
+}
+
+func (c *checker) policyStable(base, at plumbing.Hash, from *policyState) (bool, error) {
+	if _, err := c.repo.ReadCommit(base); err != nil {
+		return false, nil // not a commit of this repository
+	}
+	if base != at {
+		ok, err := c.repo.IsAncestor(base, at)
+		if err != nil || !ok {
+			return false, err
+		}
+	}
+	commits, err := c.repo.CommitsBetween(base, at)
+	if err != nil {
+		return false, err
+	}
+	hashes := []plumbing.Hash{base}
+	for _, ci := range commits {
+		hashes = append(hashes, ci.Hash)
+	}
+	for _, h := range hashes {
+		snap, err := c.repo.Snapshot(h)
+		if err != nil {
+			return false, err
+		}
+		if policyIDs(snap, from.policy.Keyring) != from.ids {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // judgeSignatures gives every added signature file the one judgement
-// (sigstore.JudgeVerified, then JudgeDirectory over its whole directory as
-// the commit leaves it) with the parent's keyring, and checks that its key is
-// a current maintainer's valid key.
+// (sigstore.JudgeFiles over its whole directory as the commit leaves it,
+// with the parent's keyring, the file entering at the commit's time and
+// judged again now when the checker has a clock), and checks that the
+// repository's current trust policy accepts its key too.
 func (c *checker) judgeSignatures(j *job, added []addedSig) error {
 	c.res.Signatures += len(added)
 	if len(added) == 0 {
@@ -395,7 +538,6 @@ func (c *checker) judgeSignatures(j *job, added []addedSig) error {
 		blob plumbing.Hash
 		mode filemode.FileMode
 		new  bool
-		v    sigstore.Verdict
 	}
 	isNew := make(map[string]bool, len(added))
 	var dirs []string
@@ -430,16 +572,24 @@ func (c *checker) judgeSignatures(j *job, added []addedSig) error {
 		mu       sync.Mutex
 		firstErr error
 		next     = make(chan int)
+		files    = make([]sigstore.File, len(items))
 	)
+	// The file enters the history at the commit's time, and with a clock
+	// (a hook, tally check) it must still count now.
+	times := sigstore.Times{Entered: j.when, Now: j.when}
+	if c.hasNow {
+		times.Now, times.KeyNow = c.now, true
+	}
 	for w := 0; w < c.opts.Parallel; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := range next {
 				it := &items[i]
+				f := &files[i]
+				f.Location, f.Repository, f.Times = it.loc, j.parent.policy.Repository(it.name), times
 				if it.mode != filemode.Regular {
-					it.v = sigstore.Verdict{Location: it.loc, Problem: sigstore.KindMalformedPath,
-						Severity: sigstore.KindMalformedPath.Severity(), Message: fmt.Sprintf("not a regular file (mode %s)", modeString(it.mode))}
+					f.Malformed = fmt.Sprintf("not a regular file (mode %s)", modeString(it.mode))
 					continue
 				}
 				sig, verr, err := c.verify(j.newTree, it.blob, keys)
@@ -451,7 +601,7 @@ func (c *checker) judgeSignatures(j *job, added []addedSig) error {
 					mu.Unlock()
 					continue
 				}
-				it.v = sigstore.JudgeVerified(it.loc, j.parent.policy.Repository(it.name), sig, verr)
+				f.Signature, f.VerifyErr = sig, verr
 			}
 		}()
 	}
@@ -463,36 +613,30 @@ func (c *checker) judgeSignatures(j *job, added []addedSig) error {
 	if firstErr != nil {
 		return firstErr
 	}
+	// The one judgement (sigstore.JudgeFiles), directory by directory.
 	for _, dir := range dirs {
 		idx := byDir[dir]
-		verdicts := make([]sigstore.Verdict, len(idx))
+		in := make([]sigstore.File, len(idx))
 		for k, i := range idx {
-			verdicts[k] = items[i].v
+			in[k] = files[i]
 		}
-		judged := sigstore.JudgeDirectory(verdicts)
-		byNumber := make(map[int]sigstore.Verdict, len(judged))
-		for _, v := range judged {
-			byNumber[v.Location.Number] = v
-		}
-		for _, i := range idx {
+		judged := sigstore.JudgeFiles(in, keys)
+		for k, i := range idx {
 			it := items[i]
 			if !it.new {
 				continue
 			}
-			v := byNumber[it.loc.Number]
+			v := judged[k]
 			if v.Problem != "" {
 				j.out = append(j.out, Refusal{Ref: j.ref, Commit: j.commit, Path: it.path, Rule: RuleSignature,
 					Kind: v.Problem, Reason: string(v.Problem) + ": " + v.Message})
 				continue
 			}
+			// The repository's current trust policy, when it is another one
+			// than the parent's, must accept the key as well.
 			if why := c.keyInvalid(j, v.Signature.Issuer); why != "" {
 				j.out = append(j.out, Refusal{Ref: j.ref, Commit: j.commit, Path: it.path, Rule: RuleSignature,
-					Reason: fmt.Sprintf("signed by %s, but %s", v.Signature.Signer, why)})
-				continue
-			}
-			if exp := v.Signature.Expires; !exp.IsZero() && (!j.when.Before(exp) || c.hasNow && !c.now.Before(exp)) {
-				j.out = append(j.out, Refusal{Ref: j.ref, Commit: j.commit, Path: it.path, Rule: RuleSignature,
-					Reason: fmt.Sprintf("the signature expired on %s: clients reject it, so it can never count", exp.UTC().Format(time.RFC3339))})
+					Kind: sigstore.KindKeyNotValid, Reason: fmt.Sprintf("%s: signed by %s, but %s", sigstore.KindKeyNotValid, v.Signature.Signer, why)})
 			}
 		}
 	}

@@ -97,7 +97,7 @@ func approve(t testing.TB, f *fixture, from, tip plumbing.Hash, keys ...string) 
 		}
 		return s
 	}
-	st, _ := changeStatement(load(from), load(tip))
+	st, _ := changeStatement(load(from), load(tip), from)
 	edits := []edit{add(statementPath(st.ID()), st.Marshal())}
 	for _, k := range keys {
 		sig, err := signer(t, k).SignDetached(st.Marshal())

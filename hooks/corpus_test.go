@@ -66,9 +66,12 @@ func armored(t testing.TB, blob []byte) []byte {
 
 // someStatement is an approval statement of a made-up change.
 var someStatement = Statement{
-	From:    "tally.toml sha256:" + strings.Repeat("1", 64) + " stagex-keyring.pgp sha256:" + strings.Repeat("2", 64),
-	To:      "tally.toml sha256:" + strings.Repeat("3", 64) + " stagex-keyring.pgp sha256:" + strings.Repeat("4", 64),
-	Changes: []string{"threshold 2 -> 1"},
+	Version:    2,
+	Repository: "stagex",
+	Base:       strings.Repeat("ab", 20),
+	From:       "tally.toml sha256:" + strings.Repeat("1", 64) + " stagex-keyring.pgp sha256:" + strings.Repeat("2", 64),
+	To:         "tally.toml sha256:" + strings.Repeat("3", 64) + " stagex-keyring.pgp sha256:" + strings.Repeat("4", 64),
+	Changes:    []string{"threshold 2 -> 1"},
 }
 
 func approvalBy(key string, as string) func(testing.TB, *fixture) []edit {

@@ -2,15 +2,19 @@ package hooks
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/ProtonMail/go-crypto/openpgp/packet"
 	git "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
@@ -100,6 +104,9 @@ type world struct {
 	dir   string
 	git   *git.Repository
 	clock time.Time
+	// signLate, when set, makes commit signatures this long after the
+	// committer time, as a slow signer (a smart card) or another clock does.
+	signLate time.Duration
 }
 
 func newWorld(t testing.TB) *world {
@@ -269,7 +276,12 @@ func (w *world) commit(by string, msg string, parents []plumbing.Hash, edits ...
 		if err != nil {
 			w.t.Fatal(err)
 		}
-		sig, err := signer(w.t, by).SignDetached(b.Bytes())
+		var sig []byte
+		if w.signLate != 0 {
+			sig, err = detachedAt(w.t, by, b.Bytes(), w.clock.Add(w.signLate))
+		} else {
+			sig, err = signer(w.t, by).SignDetached(b.Bytes())
+		}
 		if err != nil {
 			w.t.Fatal(err)
 		}
@@ -396,4 +408,45 @@ func describe(res *Result) string {
 		return " (none)"
 	}
 	return b.String()
+}
+
+// detachedAt makes an armored detached signature by a fixture key as if the
+// clock said at.
+func detachedAt(t testing.TB, name string, data []byte, at time.Time) ([]byte, error) {
+	t.Helper()
+	el, err := openpgp.ReadArmoredKeyRing(bytes.NewReader(testkeys.Secret(name)))
+	if err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	cfg := &packet.Config{DefaultHash: crypto.SHA256, Time: func() time.Time { return at }}
+	if err := openpgp.ArmoredDetachSign(&b, el[0], bytes.NewReader(data), cfg); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+// filesOf returns edits that write every file of commit's tree as it is.
+func (f *fixture) filesOf(commit plumbing.Hash, except ...string) []edit {
+	f.t.Helper()
+	snap, err := f.open().Snapshot(commit)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	var out []edit
+	err = snap.Walk("", func(p string, e gitstore.Entry) error {
+		if e.IsDir() || slices.Contains(except, p) {
+			return nil
+		}
+		data, err := snap.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		out = append(out, add(p, data))
+		return nil
+	})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return out
 }

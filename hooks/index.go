@@ -104,6 +104,9 @@ func (t *indexTree) ReadFile(p string) ([]byte, error) {
 // Blob implements tree.
 func (t *indexTree) Blob(h plumbing.Hash) ([]byte, error) { return t.blobs.Blob(h) }
 
+// BlobSize implements tree.
+func (t *indexTree) BlobSize(h plumbing.Hash) (int64, error) { return t.blobs.BlobSize(h) }
+
 // diffToIndex lists what committing the index would change in head.
 func diffToIndex(head *gitstore.Snapshot, idx *indexTree) ([]gitstore.DiffEntry, error) {
 	old := map[string]gitstore.Entry{}
@@ -177,7 +180,7 @@ func CheckStaged(repo *gitstore.Repo, indexFile string, opts Options) (*Result, 
 	if err != nil {
 		return nil, err
 	}
-	j := &job{oldTree: headSnap, newTree: idx, when: c.now}
+	j := &job{oldTree: headSnap, newTree: idx, when: c.now, parentCommit: head}
 	j.parent, err = c.states.load(headSnap)
 	switch {
 	case err == nil:

@@ -62,6 +62,14 @@ func CheckPush(repo *gitstore.Repo, push Push, opts Options) (*Result, error) {
 	}
 	var known map[plumbing.Hash]bool
 	judged := map[plumbing.Hash]bool{}
+	type contain struct {
+		ref      string
+		old, new plumbing.Hash
+	}
+	var (
+		list     []*pending
+		contains []contain
+	)
 	for _, u := range push.Updates {
 		refuse := func(rule Rule, format string, args ...any) {
 			c.res.refuse(Refusal{Ref: u.Name, Rule: rule, Reason: fmt.Sprintf(format, args...)})
@@ -109,6 +117,7 @@ func CheckPush(repo *gitstore.Repo, push Push, opts Options) (*Result, error) {
 				refuse(RuleHistory, "non-fast-forward update from %s to %s: it would drop published commits (force-push); fetch, merge and push again", short(u.Old), short(newCommit))
 				continue
 			}
+			contains = append(contains, contain{u.Name, u.Old, newCommit})
 		}
 		if known == nil {
 			if known, err = c.reachable(push.Refs); err != nil {
@@ -129,11 +138,27 @@ func CheckPush(repo *gitstore.Repo, push Push, opts Options) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
+		// What the updated reference published: a merge must keep it.
+		old := u.Old
+		published := func(h plumbing.Hash) (bool, error) {
+			if old.IsZero() || !known[h] {
+				return false, nil
+			}
+			return repo.IsAncestor(h, old)
+		}
 		for _, info := range commits {
 			judged[info.Hash] = true
-			if err := c.judgeCommit(info, u.Name, tip, base); err != nil {
-				return nil, err
-			}
+			list = append(list, &pending{info: info, ref: u.Name, tip: tip, base: base, published: published})
+		}
+	}
+	// Signatures and references first; content only when they pass.
+	ok, err := c.judgeAll(list)
+	if err != nil || !ok {
+		return c.res, err
+	}
+	for _, k := range contains {
+		if err := c.judgeContainment(k.ref, k.old, k.new); err != nil {
+			return nil, err
 		}
 	}
 	return c.res, nil

@@ -24,6 +24,22 @@ type tree interface {
 	List(dir string) ([]gitstore.Entry, error)
 	ReadFile(path string) ([]byte, error)
 	Blob(h plumbing.Hash) ([]byte, error)
+	// BlobSize reads a blob's size from its header, without inflating it.
+	BlobSize(h plumbing.Hash) (int64, error)
+}
+
+// readBlobMax reads a blob of t when it has at most max bytes; otherwise it
+// returns ok false and its size, without reading its contents.
+func readBlobMax(t tree, h plumbing.Hash, max int64) (data []byte, size int64, ok bool, err error) {
+	size, err = t.BlobSize(h)
+	if err != nil {
+		return nil, 0, false, err
+	}
+	if size > max {
+		return nil, size, false, nil
+	}
+	data, err = t.Blob(h)
+	return data, size, err == nil, err
 }
 
 // policyState is a trust policy as one tree holds it: tally.toml, the
@@ -34,6 +50,7 @@ type policyState struct {
 	entities    openpgp.EntityList
 	policyData  []byte
 	keyringData []byte
+	ids         [2]plumbing.Hash // the blob ids of tally.toml and the keyring
 }
 
 // digest names the state's two files by content, as approval statements do.
@@ -70,9 +87,12 @@ func (c *states) load(t tree) (*policyState, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", policy.PolicyFile, err)
 	}
-	data, err := t.ReadFile(policy.PolicyFile)
-	if err != nil {
+	data, size, ok, err := readBlobMax(t, pe.Hash, policy.MaxPolicySize)
+	switch {
+	case err != nil:
 		return nil, fmt.Errorf("%w: reading %s: %v", policy.ErrBadPolicy, policy.PolicyFile, err)
+	case !ok:
+		return nil, fmt.Errorf("%w: %s is %d bytes, more than the %d a trust policy may have", policy.ErrBadPolicy, policy.PolicyFile, size, policy.MaxPolicySize)
 	}
 	p, err := policy.ParsePolicy(data)
 	if err != nil {
@@ -89,9 +109,12 @@ func (c *states) load(t tree) (*policyState, error) {
 		return s, nil
 	}
 	c.mu.Unlock()
-	keyData, err := t.ReadFile(p.Keyring)
-	if err != nil {
+	keyData, size, ok, err := readBlobMax(t, ke.Hash, sigstore.MaxKeyringSize)
+	switch {
+	case err != nil:
 		return nil, fmt.Errorf("%w: reading keyring %s: %v", policy.ErrBadPolicy, p.Keyring, err)
+	case !ok:
+		return nil, fmt.Errorf("%w: keyring %s is %d bytes, more than the %d a keyring may have", policy.ErrBadPolicy, p.Keyring, size, sigstore.MaxKeyringSize)
 	}
 	keys, err := sigstore.ReadKeyring(keyData)
 	if err != nil {
@@ -100,7 +123,7 @@ func (c *states) load(t tree) (*policyState, error) {
 	if err := policy.CheckThreshold(p.Threshold, len(keys.Keys())); err != nil {
 		return nil, err
 	}
-	s := &policyState{policy: p, keys: keys, policyData: data, keyringData: keyData}
+	s := &policyState{policy: p, keys: keys, policyData: data, keyringData: keyData, ids: key}
 	for _, k := range keys.Keys() {
 		e, _ := keys.Entity(k.Fingerprint)
 		s.entities = append(s.entities, e)
@@ -112,4 +135,17 @@ func (c *states) load(t tree) (*policyState, error) {
 	c.byBlobs[key] = s
 	c.mu.Unlock()
 	return s, nil
+}
+
+// policyIDs returns the blob ids of tally.toml and of the keyring path of
+// p in t (zero ids for missing files): two trees hold the same trust policy
+// when these are equal.
+func policyIDs(t tree, keyring string) [2]plumbing.Hash {
+	var ids [2]plumbing.Hash
+	for i, p := range []string{policy.PolicyFile, keyring} {
+		if e, err := t.Stat(p); err == nil && !e.IsDir() {
+			ids[i] = e.Hash
+		}
+	}
+	return ids
 }

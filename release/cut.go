@@ -284,7 +284,10 @@ func Cut(ctx context.Context, repo *gitstore.Repo, opts CutOptions) (*CutResult,
 			changes = append(changes, f)
 		}
 	}
-	who := authorOf(key.Name, now)
+	// The commit's time is taken now, after the plan (which verifies every
+	// signature of the release and can take a while), so that the commit
+	// signature comes right after the time the commit claims.
+	who := authorOf(key.Name, opts.Now().UTC().Truncate(time.Second))
 	if len(changes) > 0 {
 		paths := make([]string, len(changes))
 		for i, c := range changes {
@@ -308,11 +311,12 @@ func Cut(ctx context.Context, repo *gitstore.Repo, opts CutOptions) (*CutResult,
 		}
 		res.Commit, res.Committed = h.String(), true
 	}
+	tagger := authorOf(key.Name, opts.Now().UTC().Truncate(time.Second))
 	tag, err := repo.CreateTag(gitstore.TagRequest{
 		Name:    opts.Release,
 		Target:  plumbing.NewHash(res.Commit),
 		Message: tagMessage(m),
-		Tagger:  who,
+		Tagger:  tagger,
 		Sign:    opts.Signer.SignDetached,
 	})
 	if err != nil {

@@ -85,7 +85,7 @@ type MergedFile struct {
 type DroppedFile struct {
 	Source   string `json:"source"`
 	From     string `json:"from"`
-	Reason   string `json:"reason"`             // DropIdentical, DropSameKey, DropDeleted, DropPathTaken
+	Reason   string `json:"reason"`             // DropIdentical, DropSameKey, DropDeleted, DropPathTaken, DropRefused
 	Existing string `json:"existing,omitempty"` // the file that makes it redundant
 }
 
@@ -95,22 +95,22 @@ const (
 	DropSameKey   = "same-key"   // the same primary key signed this digest already
 	DropDeleted   = "deleted"    // the source deleted it; signatures are never deleted
 	DropPathTaken = "path-taken" // an invalid file whose name cannot be renumbered, and its path is taken
+	// DropRefused: sync only: a replayed signature file that fails the
+	// judgement now, or would not count where it lands (Existing then says
+	// its kind and why): the guard would refuse it.
+	DropRefused = "refused"
 )
 
 // RejectedFile is an incoming file that failed the judgement.
 type RejectedFile struct {
 	Source   string `json:"source"`
 	From     string `json:"from"`
-	Kind     string `json:"kind"`     // a sigstore.Kind, or "key-lifetime"
+	Kind     string `json:"kind"`     // a sigstore.Kind (or "bad-record")
 	Severity string `json:"severity"` // "invalid" or "warning"
 	Error    string `json:"error"`
 	// Merged is true when AllowInvalid let it in anyway.
 	Merged bool `json:"merged"`
 }
-
-// KindKeyLifetime marks an incoming signature whose key was expired or
-// revoked at the time it would enter the branch.
-const KindKeyLifetime = "key-lifetime"
 
 // MergeResult is what a merge did.
 type MergeResult struct {
@@ -151,9 +151,10 @@ func (r *MergeResult) UpToDate() bool { return r.Commit == "" }
 // file with the same bytes and no good signature by the same primary key for
 // that digest) is added at the first free number of its directory, in a
 // fixed order: sources as given, then directory, then incoming number.
-// Incoming files that fail the judgement (sigstore.JudgeVerified, and the
-// key's lifetime at the time of the merge) are reported and left out unless
-// opts.AllowInvalid. Build records merge as the union of their runs; other
+// Incoming files that fail sigstore's judgement as the guard would judge
+// the merge commit (format, location, the signature's expiry and the key's
+// lifetime now, then the directory rules where they land) are reported and
+// left out unless opts.AllowInvalid. Build records merge as the union of their runs; other
 // files merge when only one side changed them (ErrConflict otherwise).
 // Merging a source the branch already contains changes nothing. Only the
 // trees the sources changed since their merge base are read.
@@ -281,8 +282,8 @@ func Merge(ctx context.Context, repo *gitstore.Repo, opts MergeOptions) (*MergeR
 				continue
 			}
 			c := candidate{src: i, d: d}
-			c.dir, _, _ = cutLastSlash(d.Path)
-			_, name, _ := cutLastSlash(d.Path)
+			c.dir, _ = cutLastSlash(d.Path)
+			_, name := cutLastSlash(d.Path)
 			c.num, _ = signatureNumber(name)
 			cands = append(cands, c)
 			refs = append(refs, blobRef{d.NewHash, d.Path})
@@ -321,16 +322,13 @@ func Merge(ctx context.Context, repo *gitstore.Repo, opts MergeOptions) (*MergeR
 	})
 	for _, c := range cands {
 		in := todo[c.src]
-		v, late := a.judge(c.d.Path, c.d.NewMode, c.d.NewHash)
-		good := v.OK() && late == ""
+		v := a.judge(c.d.Path, c.d.NewMode, c.d.NewHash)
+		good := v.OK()
 		if !good {
 			// Only regular files can be merged, even with AllowInvalid: a
 			// symbolic link or submodule would become a file.
 			allow := opts.AllowInvalid && quorum.IsRegular(c.d.NewMode)
 			rf := RejectedFile{Source: in.name, From: c.d.Path, Kind: string(v.Problem), Severity: string(v.Severity), Error: v.Message, Merged: allow}
-			if v.OK() {
-				rf.Kind, rf.Severity, rf.Error = KindKeyLifetime, string(sigstore.SeverityWarning), late
-			}
 			res.Rejected = append(res.Rejected, rf)
 			if !allow {
 				continue
@@ -355,6 +353,13 @@ func Merge(ctx context.Context, repo *gitstore.Repo, opts MergeOptions) (*MergeR
 		}
 		res.Added = append(res.Added, MergedFile{Source: in.name, From: c.d.Path, Path: pl.path,
 			Signer: v.Signature.Signer, Invalid: !good})
+	}
+
+	// The directory rules over what the merge leaves: an added file that
+	// would not count there (a directory an earlier file poisons, say) is
+	// what the guard refuses, so it is left out and reported too.
+	if err := a.dropRefused(res, opts.AllowInvalid); err != nil {
+		return nil, err
 	}
 
 	// Build records: the union of what every side recorded.
@@ -423,6 +428,43 @@ func Merge(ctx context.Context, repo *gitstore.Repo, opts MergeOptions) (*MergeR
 	}
 	res.Commit = hash.String()
 	return res, nil
+}
+
+// dropRefused takes out of the merge the good incoming files that the
+// directory rules refuse where they landed (with allowInvalid they stay,
+// reported), and reports them as rejected.
+func (a *assembly) dropRefused(res *MergeResult, allowInvalid bool) error {
+	added := map[string]bool{}
+	for _, f := range res.Added {
+		if !f.Invalid {
+			added[f.Path] = true
+		}
+	}
+	if len(added) == 0 {
+		return nil
+	}
+	refused, err := a.refusedAdded(added)
+	if err != nil || len(refused) == 0 {
+		return err
+	}
+	kept := res.Added[:0]
+	for _, f := range res.Added {
+		v, bad := refused[f.Path]
+		if !bad {
+			kept = append(kept, f)
+			continue
+		}
+		res.Rejected = append(res.Rejected, RejectedFile{Source: f.Source, From: f.From, Kind: string(v.Problem),
+			Severity: string(v.Severity), Error: v.Message, Merged: allowInvalid})
+		if allowInvalid {
+			f.Invalid = true
+			kept = append(kept, f)
+			continue
+		}
+		delete(a.changes, f.Path)
+	}
+	res.Added = kept
+	return nil
 }
 
 // mergeMessage is the commit message of a merge: what came from where.
@@ -767,37 +809,90 @@ func (a *assembly) verifyAll(blobs []blobRef) error {
 	return nil
 }
 
-// judge gives the verdict on a signature file at path, with the key lifetime
-// judged at the assembly's time (when the file enters this history). The
-// blob must have been verified (verifyAll) unless the path is malformed.
-func (a *assembly) judge(path string, mode filemode.FileMode, blob plumbing.Hash) (sigstore.Verdict, string) {
+// judge gives the verdict on a signature file at path: steps 1-3 of
+// sigstore's judgement, with the file entering at the assembly's time (the
+// key must be valid then, and the signature not expired). The directory
+// rules come after placement (judgeDirs). The blob must have been verified
+// (verifyAll) unless the path is malformed.
+func (a *assembly) judge(path string, mode filemode.FileMode, blob plumbing.Hash) sigstore.Verdict {
 	ns := a.policy.Namespace
 	loc, err := sigstore.ParseLocation(path)
 	switch {
 	case mode != filemode.Regular && mode != filemode.Executable && mode != filemode.Deprecated:
-		return quorum.Malformed(path, fmt.Sprintf("not a regular file (mode %s): the lookaside tree holds only signature files", mode)), ""
+		return quorum.Malformed(path, fmt.Sprintf("not a regular file (mode %s): the lookaside tree holds only signature files", mode))
 	case err != nil:
-		return quorum.Malformed(path, err.Error()), ""
+		return quorum.Malformed(path, err.Error())
 	case !strings.HasPrefix(loc.Repository, ns+"/"):
-		return quorum.Malformed(path, fmt.Sprintf("repository %s is not below the namespace %s", loc.Repository, ns)), ""
+		return quorum.Malformed(path, fmt.Sprintf("repository %s is not below the namespace %s", loc.Repository, ns))
 	}
 	out, ok := a.verified[blob]
 	if !ok {
 		// Not prefetched: check it now.
 		if err := a.verifyAll([]blobRef{{blob, path}}); err != nil {
-			return sigstore.Verdict{Location: loc, Problem: sigstore.KindGarbage, Severity: sigstore.SeverityInvalid, Message: err.Error()}, ""
+			return sigstore.Verdict{Location: loc, Problem: sigstore.KindGarbage, Severity: sigstore.SeverityInvalid, Message: err.Error()}
 		}
 		out = a.verified[blob]
 	}
 	name := strings.TrimPrefix(loc.Repository, ns+"/")
 	v := sigstore.JudgeVerified(loc, a.policy.Repository(name), out.sig, out.err)
-	if !v.OK() {
-		return v, ""
+	return sigstore.JudgeLifetime(v, a.keys, sigstore.Times{Now: a.now, KeyNow: true})
+}
+
+// refusedAdded judges the directories that gained files in the assembly as
+// the guard judges a commit (sigstore's directory rules over the assembled
+// directory) and returns the added paths that would not count there, with
+// their verdicts: a file the guard would refuse.
+func (a *assembly) refusedAdded(added map[string]bool) (map[string]sigstore.Verdict, error) {
+	dirs := map[string]bool{}
+	for p := range added {
+		dir, _ := cutLastSlash(p)
+		dirs[dir] = true
 	}
-	if valid, why := a.keys.ValidAt(v.Signature.Issuer, a.now); !valid {
-		return v, why
+	out := map[string]sigstore.Verdict{}
+	for dir := range dirs {
+		entries, err := a.base.List(dir)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("reading %s: %w", dir, err)
+		}
+		var verdicts []sigstore.Verdict
+		paths := map[int]string{}
+		seen := map[string]bool{}
+		judge := func(p string, mode filemode.FileMode, blob plumbing.Hash) error {
+			if err := a.verifyAll([]blobRef{{blob, p}}); err != nil {
+				return err
+			}
+			v := a.judge(p, mode, blob)
+			if v.Problem == sigstore.KindMalformedPath {
+				return nil
+			}
+			paths[v.Location.Number] = p
+			verdicts = append(verdicts, v)
+			return nil
+		}
+		for p, ch := range a.changes {
+			if parent, _ := cutLastSlash(p); parent == dir {
+				seen[p] = true
+				if !ch.Delete {
+					if err := judge(p, filemode.Regular, plumbing.ComputeHash(plumbing.BlobObject, ch.Data)); err != nil {
+						return nil, err
+					}
+				}
+			}
+		}
+		for _, e := range entries {
+			if p := dir + "/" + e.Name; !e.IsDir() && !seen[p] {
+				if err := judge(p, e.Mode, e.Hash); err != nil {
+					return nil, err
+				}
+			}
+		}
+		for _, v := range sigstore.JudgeDirectory(verdicts) {
+			if p := paths[v.Location.Number]; added[p] && !v.OK() {
+				out[p] = v
+			}
+		}
 	}
-	return v, ""
+	return out, nil
 }
 
 // dir returns what the assembly knows of a lookaside directory, reading and
@@ -829,7 +924,7 @@ func (a *assembly) dir(dir string) (*sigDir, error) {
 			d.used[n] = true
 		}
 		d.blobs[e.Hash] = p
-		if v, late := a.judge(p, e.Mode, e.Hash); v.OK() && late == "" {
+		if v := a.judge(p, e.Mode, e.Hash); v.OK() {
 			if _, dup := d.signers[v.Signature.Signer]; !dup {
 				d.signers[v.Signature.Signer] = p
 			}
@@ -837,7 +932,7 @@ func (a *assembly) dir(dir string) (*sigDir, error) {
 	}
 	// Changes made earlier in this assembly (a replay reloads its base).
 	for p, ch := range a.changes {
-		if parent, name, _ := cutLastSlash(p); parent == dir {
+		if parent, name := cutLastSlash(p); parent == dir {
 			a.noteChange(d, p, name, ch)
 		}
 	}
@@ -926,12 +1021,13 @@ func signatureNumber(name string) (int, bool) {
 	return n, true
 }
 
-func cutLastSlash(p string) (dir, name string, ok bool) {
+// cutLastSlash splits p at its last "/": dir is "" when there is none.
+func cutLastSlash(p string) (dir, name string) {
 	i := strings.LastIndexByte(p, '/')
 	if i < 0 {
-		return "", p, false
+		return "", p
 	}
-	return p[:i], p[i+1:], true
+	return p[:i], p[i+1:]
 }
 
 // maintainer checks that signer is a maintainer whose key may sign now and

@@ -137,6 +137,10 @@ func (e *NotReadyError) Unwrap() error { return ErrNotReady }
 type PlanOptions struct {
 	Release string           // the release version, as given to tally sign --release
 	Now     func() time.Time // the clock for key lifetimes; time.Now when nil
+	// StrictClients counts only signatures that stock podman and skopeo
+	// with the current keyring accept (see Signer.Clients): for releases
+	// published to stock consumers.
+	StrictClients bool
 }
 
 // NewPlan computes the plan of a release at the tip of the checked-out
@@ -152,7 +156,7 @@ func NewPlan(ctx context.Context, repo *gitstore.Repo, opts PlanOptions) (*Plan,
 	if err != nil {
 		return nil, err
 	}
-	p, err := planAt(ctx, st, opts.Release, opts.Now)
+	p, err := planAt(ctx, st, opts.Release, opts.Now, opts.StrictClients)
 	if err != nil {
 		return nil, err
 	}
@@ -172,9 +176,13 @@ func tagTarget(repo *gitstore.Repo, release string) (plumbing.Hash, bool) {
 }
 
 // planAt evaluates st (its policy and keys are the trust root) and plans release.
-func planAt(ctx context.Context, st *policy.State, release string, now func() time.Time) (*Plan, error) {
+func planAt(ctx context.Context, st *policy.State, release string, now func() time.Time, strictClients ...bool) (*Plan, error) {
+	if err := checkScope(st, quorum.Scope{Release: release}); err != nil {
+		return nil, err
+	}
 	cache := quorum.OpenVerifyCache(st.Repo, st.Keys)
-	ev, err := quorum.Evaluate(ctx, st, quorum.EvaluateOptions{Keys: st.Keys, Threshold: st.Policy.Threshold, Cache: cache, Now: now})
+	ev, err := quorum.Evaluate(ctx, st, quorum.EvaluateOptions{Keys: st.Keys, Threshold: st.Policy.Threshold, Cache: cache, Now: now,
+		StrictClients: len(strictClients) > 0 && strictClients[0]})
 	if err != nil {
 		return nil, err
 	}

@@ -130,6 +130,22 @@ func relPlan(t testing.TB, repo *gitstore.Repo, rel string) *Plan {
 	return p
 }
 
+// TestPlanUnknownRelease: a release nobody recorded is an error naming the
+// releases that exist, never an empty plan that reads like "not signed yet".
+func TestPlanUnknownRelease(t *testing.T) {
+	t.Parallel()
+	repo := relMemRepo(t, 2, "alice", "bob")
+	_, err := NewPlan(context.Background(), repo, PlanOptions{Release: "r1", Now: relClock})
+	if !errors.Is(err, ErrUnknownRelease) || !strings.Contains(err.Error(), "no release has build records yet") {
+		t.Errorf("plan of a repository without releases: %v", err)
+	}
+	relSign(t, repo, "alice", "2026.11.0", relImage("core-hello", "1.0", "linux/amd64=a"))
+	_, err = NewPlan(context.Background(), repo, PlanOptions{Release: "2026.11.1", Now: relClock})
+	if !errors.Is(err, ErrUnknownRelease) || !strings.Contains(err.Error(), "did you mean 2026.11.0?") {
+		t.Errorf("plan of a mistyped release: %v", err)
+	}
+}
+
 func TestPlanReady(t *testing.T) {
 	t.Parallel()
 	repo := relMemRepo(t, 2, "alice", "bob", "carol")
@@ -188,11 +204,6 @@ func TestPlanBlockers(t *testing.T) {
 		message string   // in some blocker's message
 		invalid bool
 	}{
-		{
-			name:  "nothing recorded",
-			setup: func(*testing.T, *gitstore.Repo) {},
-			kinds: []string{BlockEmpty},
-		},
 		{
 			name: "one signature of two",
 			setup: func(t *testing.T, repo *gitstore.Repo) {

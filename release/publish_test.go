@@ -652,7 +652,7 @@ func TestRegistryErrorClasses(t *testing.T) {
 				t.Errorf("%v does not wrap %v with context", err, tt.err)
 			}
 			for _, class := range []error{registry.ErrRegistryDenied, registry.ErrRegistryUnavailable} {
-				if got := errors.Is(err, class); got != (class == tt.want) {
+				if got := errors.Is(err, class); got != (class == tt.want) { //nolint:errorlint // which of the table's sentinels, not an error's cause
 					t.Errorf("%v: errors.Is(%v) = %v", err, class, got)
 				}
 			}

@@ -80,7 +80,7 @@ func Repair(ctx context.Context, repo *gitstore.Repo, opts RepairOptions) (*Repa
 		if e.IsDir() {
 			return nil
 		}
-		dir, name, _ := cutLastSlash(p)
+		dir, name := cutLastSlash(p)
 		n, ok := signatureNumber(name)
 		if _, derr := sigstore.ParseLocationDir(dir); !ok || derr != nil || !e.Mode.IsFile() {
 			res.Ignored = append(res.Ignored, p)
@@ -210,7 +210,7 @@ func publishedFiles(repo *gitstore.Repo, branch plumbing.ReferenceName) (func(pa
 func repairMessage(res *RepairResult, signer string) string {
 	dirs := map[string]bool{}
 	for _, m := range res.Moved {
-		d, _, _ := cutLastSlash(m.From)
+		d, _ := cutLastSlash(m.From)
 		dirs[d] = true
 	}
 	var b strings.Builder

@@ -59,6 +59,10 @@ type SignedImage struct {
 	Digest    string `json:"digest"`
 	Reference string `json:"reference"`
 	Path      string `json:"path"` // the signature file (existing one when skipped)
+	// Resigned says why the key signed again although it has a signature
+	// file for the digest: none of its files there counts (expired, a key
+	// lifetime, behind a numbering gap, the wrong identity...). "" otherwise.
+	Resigned string `json:"resigned,omitempty"`
 }
 
 // SignResult is what a sign run did.
@@ -107,13 +111,13 @@ func Sign(ctx context.Context, repo *gitstore.Repo, opts SignOptions) (*SignResu
 		return nil, fmt.Errorf("%w: %s", ErrUntrustedSigner, fpr)
 	}
 	now := opts.Now().UTC().Truncate(time.Second)
-	if err := checkSigningKey(st.Keys, fpr, now); err != nil {
+	if err := checkSigningKeyOf(st.Keys, fpr, signingKey(opts.Signer), now); err != nil {
 		return nil, err
 	}
 
 	res := &SignResult{Release: opts.Release, Signer: fpr, Branch: st.Branch.Short(), Images: len(opts.Images),
 		Signed: []SignedImage{}, Skipped: []SignedImage{}}
-	todo, err := planSignatures(st, fpr, opts.Images, res)
+	todo, err := planSignatures(st, fpr, opts.Images, res, now)
 	if err != nil {
 		return nil, err
 	}
@@ -177,7 +181,9 @@ func Sign(ctx context.Context, repo *gitstore.Repo, opts SignOptions) (*SignResu
 	changes = append(changes, recChange...)
 	res.Signed = append(res.Signed, todo...)
 
-	who := authorOf(key.Name, now)
+	// The commit's time is taken now, after the slow signing: the commit
+	// signature must not come long after the time the commit claims.
+	who := authorOf(key.Name, opts.Now().UTC().Truncate(time.Second))
 	hash, err := repo.Commit(gitstore.CommitRequest{
 		Branch:    st.Branch,
 		Parents:   []plumbing.Hash{st.Tip},
@@ -195,33 +201,45 @@ func Sign(ctx context.Context, repo *gitstore.Repo, opts SignOptions) (*SignResu
 	return res, nil
 }
 
-// checkSigningKey refuses a key whose signatures would not count if made
+// signingKey returns the fingerprint of the key (primary or subkey) a
+// signer signs with, when it says; else its primary fingerprint.
+func signingKey(s sigstore.Signer) string {
+	if k, ok := s.(interface{ SigningKey() string }); ok && k.SigningKey() != "" {
+		return k.SigningKey()
+	}
+	return s.Fingerprint()
+}
+
+// checkSigningKeyOf refuses a key whose signatures would not count if made
 // now: expired, revoked, or not valid yet according to the repository's
 // keyring (which may know of an expiry or revocation that the secret key
 // file does not). Errors wrap sigstore.ErrKeyExpired or ErrKeyRevoked where
 // that is the reason.
-func checkSigningKey(keys *sigstore.Keyring, fpr string, now time.Time) error {
-	ok, why := keys.ValidAt(fpr, now)
-	if ok {
-		return nil
-	}
-	e, found := keys.Entity(fpr)
-	if !found {
+//
+// signWith is the key (primary or subkey) of the maintainer key fpr that
+// makes the signatures: a subkey the repository's keyring says is revoked
+// or expired is refused too, before anything is signed.
+func checkSigningKeyOf(keys *sigstore.Keyring, fpr, signWith string, now time.Time) error {
+	if _, found := keys.Entity(fpr); !found {
 		return fmt.Errorf("%w: %s", ErrUntrustedSigner, fpr)
 	}
-	for _, issue := range sigstore.CheckKey(e, now) {
-		if issue.Refuse && (errors.Is(issue, sigstore.ErrKeyExpired) || errors.Is(issue, sigstore.ErrKeyRevoked)) {
-			return fmt.Errorf("signing key %s cannot sign at %s: %s (the repository's keyring says so): %w",
-				fpr, now.Format(time.RFC3339), issue.Reason, issue.Unwrap())
-		}
+	if k, _, err := keys.Resolve(signWith); err != nil || k.Fingerprint != fpr {
+		return fmt.Errorf("%w: %s signs with %s, which the repository's keyring does not hold as its key", ErrUntrustedSigner, fpr, signWith)
 	}
-	return fmt.Errorf("signing key %s cannot sign now: %s", fpr, why)
+	if err := keys.CanSign(signWith, now); err != nil {
+		return fmt.Errorf("signing key %s cannot sign at %s: %w (the repository's keyring says so)", fpr, now.Format(time.RFC3339), err)
+	}
+	if ok, why := keys.ValidAt(signWith, now); !ok {
+		return fmt.Errorf("signing key %s cannot sign now: %s", fpr, why)
+	}
+	return nil
 }
 
 // planSignatures decides, for every manifest digest, whether this key already
-// signed it and otherwise which signature-N the new signature takes. It reads
-// only the lookaside directories of the images' digests.
-func planSignatures(st *policy.State, fpr string, images []buildout.Image, res *SignResult) ([]SignedImage, error) {
+// has a signature of it that counts and otherwise which signature-N the new
+// signature takes. It reads only the lookaside directories of the images'
+// digests.
+func planSignatures(st *policy.State, fpr string, images []buildout.Image, res *SignResult, now time.Time) ([]SignedImage, error) {
 	var todo []SignedImage
 	seen := map[string]bool{}
 	for _, img := range images {
@@ -245,42 +263,21 @@ func planSignatures(st *policy.State, fpr string, images []buildout.Image, res *
 				continue
 			}
 			seen[loc.Dir()] = true
-			existing, err := st.Snap.List(loc.Dir())
-			if err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return nil, fmt.Errorf("reading %s: %w", loc.Dir(), err)
-			}
-			used := map[int]bool{}
-			var done *sigstore.Signature
-			for _, e := range existing {
-				l, err := sigstore.ParseLocation(loc.Dir() + "/" + e.Name)
-				if err != nil {
-					continue // not a signature-N name: readers never look at it
-				}
-				used[l.Number] = true
-				if done != nil || !e.Mode.IsFile() {
-					continue
-				}
-				blob, err := st.Snap.Blob(e.Hash)
-				if err != nil {
-					return nil, fmt.Errorf("reading %s/%s: %w", loc.Dir(), e.Name, err)
-				}
-				// A file that does not verify (corrupt, another key, legacy)
-				// keeps its number and is otherwise left alone.
-				sig, err := sigstore.Verify(blob, st.Keys)
-				if err == nil && sig.Signer == fpr && sig.Payload.Digest == m.Digest {
-					done = &sig
-					item.Path = loc.Dir() + "/" + e.Name
-				}
+			done, used, why, err := ownSignature(st, loc, img.Name, fpr, now)
+			if err != nil {
+				return nil, err
 			}
 			if done != nil {
-				if done.Payload.Reference != item.Reference {
+				item.Path = done.Location.Path()
+				if done.Signature.Payload.Reference != item.Reference {
 					res.Warnings = append(res.Warnings, fmt.Sprintf(
-						"%s already signed %s as %s, not as %s: one key signs a digest once, so a pull of %s by that tag needs a policy with matchRepository",
-						fpr, m.Digest, done.Payload.Reference, item.Reference, item.Reference))
+						"%s already signed %s as %s, not as %s: one key signs a digest once, so a pull of %s by that tag passes only a policy that matches by repository (tally policy export --any-tag, which uses exactRepository and works when pulling from another registry too)",
+						fpr, m.Digest, done.Signature.Payload.Reference, item.Reference, item.Reference))
 				}
 				res.Skipped = append(res.Skipped, item)
 				continue
 			}
+			item.Resigned = why
 			for loc.Number = 1; used[loc.Number]; loc.Number++ {
 			}
 			item.Path = loc.Path()
@@ -288,6 +285,55 @@ func planSignatures(st *policy.State, fpr string, images []buildout.Image, res *
 		}
 	}
 	return todo, nil
+}
+
+// ownSignature judges the signature directory of loc (sigstore.JudgeFiles,
+// with the key's files entering now, as a new one would) and returns the
+// key fpr's file that counts there, or nil. used holds the signature
+// numbers taken (any file named signature-N, whatever it holds). When the
+// key has files there but none counts, why says why (the first such file
+// and its problem), and a new signature is made at the first free number.
+// A file that does not verify (corrupt, another key, legacy) keeps its
+// number and is otherwise left alone.
+func ownSignature(st *policy.State, loc sigstore.Location, name, fpr string, now time.Time) (done *sigstore.Verdict, used map[int]bool, why string, err error) {
+	entries, err := st.Snap.List(loc.Dir())
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, "", fmt.Errorf("reading %s: %w", loc.Dir(), err)
+	}
+	used = map[int]bool{}
+	var files []sigstore.File
+	for _, e := range entries {
+		l, perr := sigstore.ParseLocation(loc.Dir() + "/" + e.Name)
+		if perr != nil {
+			continue // not a signature-N name: readers never look at it
+		}
+		used[l.Number] = true
+		f := sigstore.File{Location: l, Repository: st.Policy.Repository(name), Times: sigstore.Times{Now: now, KeyNow: true}}
+		if !e.Mode.IsFile() {
+			f.Malformed = fmt.Sprintf("not a regular file (mode %s)", e.Mode)
+		} else {
+			blob, err := st.Snap.Blob(e.Hash)
+			if err != nil {
+				return nil, nil, "", fmt.Errorf("reading %s/%s: %w", loc.Dir(), e.Name, err)
+			}
+			f.Signature, f.VerifyErr = sigstore.Verify(blob, st.Keys)
+		}
+		files = append(files, f)
+	}
+	for _, v := range sigstore.JudgeFiles(files, st.Keys) {
+		if v.Signature.Signer != fpr {
+			continue
+		}
+		// In a poisoned directory no signature counts, and a new one would
+		// not either: the key's file stands (tally status names the poison).
+		if v.OK() || v.Problem == sigstore.KindPoisoned {
+			return &v, used, "", nil
+		}
+		if why == "" && v.Problem != sigstore.KindDuplicateSigner {
+			why = fmt.Sprintf("%s does not count: %s: %s", v.Location.Path(), v.Problem, v.Message)
+		}
+	}
+	return nil, used, why, nil
 }
 
 // checkImageName refuses an image name that would put its lookaside

@@ -1,6 +1,7 @@
 package release
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -9,12 +10,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
 	"github.com/go-git/go-git/v5/plumbing"
 
 	"github.com/tally-sig/tally/buildout"
 	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/internal/sample"
+	"github.com/tally-sig/tally/internal/testkeys"
 	"github.com/tally-sig/tally/release/policy"
 	"github.com/tally-sig/tally/sigstore"
 )
@@ -162,6 +165,15 @@ func TestSignRefusals(t *testing.T) {
 			want: sigstore.ErrKeyRevoked, msg: "revoked",
 		},
 		{
+			name: "signing subkey revoked in the repository's keyring",
+			setup: func(t *testing.T, repo *gitstore.Repo, o *SignOptions) {
+				// dave signs with his only signing subkey; the keyring says
+				// it was superseded yesterday, his secret key file does not.
+				o.Signer = signSubkeyRevoked(t, repo, "dave")
+			},
+			want: sigstore.ErrKeyRevoked, msg: "subkey ",
+		},
+		{
 			name: "canceled",
 			setup: func(_ *testing.T, _ *gitstore.Repo, o *SignOptions) {
 				o.Images = imgs
@@ -235,6 +247,42 @@ func signKeyringUpdate(t *testing.T, repo *gitstore.Repo, name string, revoked b
 	s, err := sigstore.NewKeySigner(secret, nil)
 	if err != nil {
 		t.Fatalf("NewKeySigner(%s): %v", name, err)
+	}
+	return s
+}
+
+// signSubkeyRevoked adds a fixture key to the repository's keyring with its
+// signing subkey revoked (key superseded) a day before signNow, and returns a
+// signer for its secret key file, which knows nothing of that.
+func signSubkeyRevoked(t *testing.T, repo *gitstore.Repo, name string) sigstore.Signer {
+	t.Helper()
+	el, err := openpgp.ReadArmoredKeyRing(bytes.NewReader(testkeys.Secret(name)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := el[0]
+	if err := e.RevokeSubkey(&e.Subkeys[0], packet.KeySuperseded, "new subkey", &packet.Config{Time: func() time.Time { return signNow.Add(-24 * time.Hour) }}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := policy.LoadHead(repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ring, err := st.Snap.ReadFile(st.Policy.Keyring)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pub bytes.Buffer
+	if err := e.Serialize(&pub); err != nil {
+		t.Fatal(err)
+	}
+	signCommitDirect(t, repo, "add "+name, gitstore.Change{Path: st.Policy.Keyring, Data: append(ring, pub.Bytes()...)})
+	s, err := sigstore.NewKeySigner(testkeys.Secret(name), nil)
+	if err != nil {
+		t.Fatalf("NewKeySigner(%s): %v", name, err)
+	}
+	if s.SigningKey() == s.Fingerprint() {
+		t.Fatalf("%s signs with its primary key; the test would prove nothing", name)
 	}
 	return s
 }

@@ -4,14 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
 
-	git "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
-	"github.com/go-git/go-git/v5/plumbing/transport"
 
 	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/release/policy"
@@ -265,7 +264,7 @@ func fetchUpstream(ctx context.Context, repo *gitstore.Repo, remote string, merg
 	err := repo.Fetch(ctx, remote, "+"+merge.String()+":"+tracking.String())
 	switch {
 	case err == nil:
-	case errors.Is(err, git.NoMatchingRefSpecError{}), errors.Is(err, transport.ErrEmptyRemoteRepository):
+	case errors.Is(err, gitstore.ErrNoRemoteRef):
 		return plumbing.ZeroHash, nil
 	default:
 		return plumbing.ZeroHash, fmt.Errorf("fetching %s from %s: %w", merge.Short(), remote, err)
@@ -394,6 +393,7 @@ func replay(repo *gitstore.Repo, onto, local plumbing.Hash, signer sigstore.Sign
 			return nil, fail(err)
 		}
 		var notes []string
+		placed := map[string]string{} // new path -> the path in the replayed commit
 		for _, d := range diff {
 			switch {
 			case a.isLookaside(d.Path) && d.Action == gitstore.Deleted:
@@ -418,9 +418,16 @@ func replay(repo *gitstore.Repo, onto, local plumbing.Hash, signer sigstore.Sign
 				if err != nil {
 					return nil, fail(err)
 				}
-				v, late := a.judge(d.Path, d.NewMode, d.NewHash)
-				good := v.OK() && late == ""
-				dir, name, _ := cutLastSlash(d.Path)
+				v := a.judge(d.Path, d.NewMode, d.NewHash)
+				good := v.OK()
+				if !good {
+					// The guard refuses it: it never reaches the upstream.
+					why := string(v.Problem) + ": " + v.Message
+					out.dropped = append(out.dropped, DroppedFile{Source: short(c.Hash), From: d.Path, Reason: DropRefused, Existing: why})
+					notes = append(notes, fmt.Sprintf("dropped %s: %s", d.Path, why))
+					continue
+				}
+				dir, name := cutLastSlash(d.Path)
 				var pl placement
 				if _, numbered := signatureNumber(name); numbered && v.Problem != sigstore.KindMalformedPath {
 					pl, err = a.place(dir, d.NewHash, data, v, good)
@@ -436,6 +443,7 @@ func replay(repo *gitstore.Repo, onto, local plumbing.Hash, signer sigstore.Sign
 					continue
 				}
 				moved[d.Path] = pl.path
+				placed[pl.path] = d.Path
 				if pl.path != d.Path {
 					out.renumbered = append(out.renumbered, Renumbered{From: d.Path, To: pl.path})
 					notes = append(notes, fmt.Sprintf("%s -> %s", d.Path, pl.path))
@@ -460,6 +468,32 @@ func replay(repo *gitstore.Repo, onto, local plumbing.Hash, signer sigstore.Sign
 				if changed {
 					a.set(gitstore.Change{Path: d.Path, Data: merged})
 				}
+			}
+		}
+		// The directory rules where the files landed, as the guard applies
+		// them: a file that would not count there is left out too.
+		if len(placed) > 0 {
+			added := make(map[string]bool, len(placed))
+			for p := range placed {
+				added[p] = true
+			}
+			refused, err := a.refusedAdded(added)
+			if err != nil {
+				return nil, fail(err)
+			}
+			paths := make([]string, 0, len(refused))
+			for p := range refused {
+				paths = append(paths, p)
+			}
+			slices.Sort(paths)
+			for _, p := range paths {
+				v, from := refused[p], placed[p]
+				delete(a.changes, p)
+				delete(moved, from)
+				out.renumbered = slices.DeleteFunc(out.renumbered, func(r Renumbered) bool { return r.To == p })
+				why := string(v.Problem) + ": " + v.Message
+				out.dropped = append(out.dropped, DroppedFile{Source: short(c.Hash), From: from, Reason: DropRefused, Existing: why})
+				notes = append(notes, fmt.Sprintf("dropped %s: %s", from, why))
 			}
 		}
 		policy, keys = a.policy, a.keys

@@ -25,23 +25,39 @@ type CheckOptions struct {
 	Threshold int
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// StrictClients counts only signatures that stock clients with the
+	// current keyring accept now (EvaluateOptions.StrictClients).
+	StrictClients bool
 }
 
 // Status judges the repository at HEAD (a checkout or a bare repository)
 // within scope and tallies the quorum. It reads and updates the
 // verification cache in the git directory; failing to save it is a
 // warning, never an error.
+//
+// A scope that names nothing is an error: a release without build records
+// (ErrUnknownRelease), a NAME with no image (ErrUnknownImage); each names
+// the closest existing names.
 func Status(ctx context.Context, repo *gitstore.Repo, opts CheckOptions) (*quorum.Report, error) {
 	st, err := policy.LoadHead(repo)
 	if err != nil {
 		return nil, err
 	}
+	if err := checkScope(st, opts.Scope); err != nil {
+		return nil, err
+	}
+	return status(ctx, repo, st, opts)
+}
+
+// status is Status on the loaded st, with the scope checked.
+func status(ctx context.Context, repo *gitstore.Repo, st *policy.State, opts CheckOptions) (*quorum.Report, error) {
 	keys := opts.Keys
 	if keys == nil {
 		keys = st.Keys
 	}
 	cache := quorum.OpenVerifyCache(repo, keys)
-	ev, err := quorum.Evaluate(ctx, st, quorum.EvaluateOptions{Scope: opts.Scope, Keys: keys, Threshold: opts.Threshold, Cache: cache, Now: opts.Now})
+	ev, err := quorum.Evaluate(ctx, st, quorum.EvaluateOptions{Scope: opts.Scope, Keys: keys, Threshold: opts.Threshold, Cache: cache, Now: opts.Now,
+		StrictClients: opts.StrictClients})
 	if err != nil {
 		return nil, err
 	}
@@ -68,6 +84,9 @@ type VerifyOptions struct {
 	Registry []string
 	// Keychain authenticates to registries; nil is anonymous.
 	Keychain registry.Keychain
+	// TLS says which CAs to trust (--cert-dir) and which registries are
+	// reached without verifying their certificate (--insecure-registry).
+	TLS registry.TLSOptions
 }
 
 // Outcome is quorum.Outcome, the verdict of Verify: what a script branches on.
@@ -123,6 +142,9 @@ func Verify(ctx context.Context, repo *gitstore.Repo, opts VerifyOptions) (*Veri
 	if err != nil {
 		return nil, err
 	}
+	if err := checkScope(st, opts.Scope); err != nil {
+		return nil, err
+	}
 	refs := make([]registry.RegistryRef, 0, len(opts.Registry))
 	for _, s := range opts.Registry {
 		r, err := registry.ParseRegistryRef(s, st.Policy)
@@ -145,13 +167,15 @@ func Verify(ctx context.Context, repo *gitstore.Repo, opts VerifyOptions) (*Veri
 	// the work of verifying.
 	var remote []registry.FetchedImage
 	for _, r := range refs {
-		img, err := registry.FetchRegistry(ctx, r, opts.Keychain)
+		img, err := registry.FetchRegistry(ctx, r, opts.Keychain, opts.TLS)
 		if err != nil {
 			return nil, err
 		}
 		remote = append(remote, img)
 	}
-	rep, err := Status(ctx, repo, opts.CheckOptions)
+	// Names that come from the local build or the registry need not be
+	// in the repository: comparing them says they did not meet quorum.
+	rep, err := status(ctx, repo, st, opts.CheckOptions)
 	if err != nil {
 		return nil, err
 	}

@@ -64,8 +64,11 @@ func TestInteropForeignSignatures(t *testing.T) {
 	r.commit(fxEpoch.Add(time.Hour), changes...)
 	rep := r.mustEvaluate(time.Now(), quorum.EvaluateOptions{}).Tally(quorum.Scope{})
 
-	if len(rep.Problems) != 0 {
-		t.Errorf("problems with signatures made by gpg and skopeo: %+v", rep.Problems)
+	for _, p := range rep.Problems {
+		// dave signs with a subkey: it counts, and older clients refuse it
+		if p.Kind != quorum.KindClientsRefuse || !strings.Contains(p.Error, "subkey") {
+			t.Errorf("problem with a signature made by gpg or skopeo: %+v", p)
+		}
 	}
 	for _, img := range images {
 		st := fxImage(t, rep, "stagex/"+img.Name+":"+img.Tag, "")

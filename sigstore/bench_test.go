@@ -2,6 +2,9 @@ package sigstore
 
 import (
 	"bytes"
+	"slices"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -105,4 +108,19 @@ func BenchmarkVerifyRSA3072(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkJudgeDirectory judges one directory of 200,000 files (the
+// directory rules alone), given in git's tree order.
+func BenchmarkJudgeDirectory(b *testing.B) {
+	const n = 200000
+	in := make([]Verdict, 0, n)
+	for i := 1; i <= n; i++ {
+		in = append(in, Verdict{Location: loc(i), Signature: Signature{Signer: strconv.Itoa(i % 7)}})
+	}
+	slices.SortFunc(in, func(a, b Verdict) int { return strings.Compare(a.Location.Path(), b.Location.Path()) })
+	b.ReportAllocs()
+	for b.Loop() {
+		JudgeDirectory(in)
+	}
 }

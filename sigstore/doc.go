@@ -10,11 +10,18 @@
 //	v := sigstore.Judge(loc, "stagex/core-gcc", blob, keys)
 //	if v.OK() { /* counts towards the quorum of v.Signature.Signer */ }
 //
-// Judge is Verify (format and cryptography, cacheable by blob and
-// Keyring.ID) followed by JudgeVerified (digest and identity).
-// JudgeDirectory adds the problems only a whole directory shows (a numbering
-// gap, a second signature by one key), and Keyring.ValidAt judges key expiry
-// and revocation at the time a signature entered the repository.
+// The whole judgement is, in this order: Verify (format and cryptography,
+// cacheable by blob and Keyring.ID), JudgeVerified (digest and identity of
+// the directory, for legacy payloads too), JudgeLifetime (the signature's
+// expiry and the key's lifetime at the times the caller names, and whether
+// stock clients refuse it now) and JudgeDirectory (a numbering gap,
+// poisoning, a second signature by one key, over the files that still count).
+// JudgeFiles runs them all; Judge is the first two.
+//
+// VerifyDetached checks the detached signatures of commits and of trust
+// policy approvals (made up to MaxClockSkew after the time they claim), and
+// KeyUpdate says what a new version of a key changes beyond what its holder
+// may add alone.
 //
 // Everything here matches what stock clients (podman and skopeo on
 // containers/image with GnuPG 2.2, and statically built ones) accept: a

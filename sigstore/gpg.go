@@ -108,6 +108,10 @@ func NewGPGSigner(opts GPGOptions) (*GPGSigner, error) {
 	return s, nil
 }
 
+// SigningKey returns the fingerprint of the key that makes the signatures:
+// the primary key's, or the signing subkey's.
+func (s *GPGSigner) SigningKey() string { return s.signWith }
+
 // gpgSecretKey is one secret key listed by gpg --with-colons.
 type gpgSecretKey struct {
 	fingerprint     string          // primary

@@ -250,7 +250,7 @@ func FuzzVerify(f *testing.F) {
 			if !errors.As(err, &p) || p.Kind == "" || p.Kind.Severity() == SeverityNone {
 				t.Fatalf("Verify error %v is not a *Problem with a kind", err)
 			}
-			if sig.Payload != (Payload{}) {
+			if sig.Payload != (Payload{}) && p.Kind != KindLegacy {
 				t.Fatalf("refused blob returned payload %+v", sig.Payload)
 			}
 			if v.OK() {
@@ -291,6 +291,8 @@ func FuzzJudgeDirectory(f *testing.F) {
 				v = v.with(KindMalformed, "x")
 			case 1:
 				v = v.with(KindEmpty, "x")
+			case 2:
+				v = v.with(KindSignatureExpired, "x")
 			}
 			in = append(in, v)
 		}
@@ -312,8 +314,21 @@ func FuzzJudgeDirectory(f *testing.F) {
 				next++
 			}
 		}
+		// The first reached file by a signer that still counted before the
+		// directory rules is the one that counts, when any does.
+		firstGood := map[string]int{}
+		for _, v := range in {
+			if v.OK() {
+				if n, seen := firstGood[v.Signature.Signer]; !seen || v.Location.Number < n {
+					firstGood[v.Signature.Signer] = v.Location.Number
+				}
+			}
+		}
 		counted := map[string]bool{}
 		for i, v := range out {
+			if v.OK() && firstGood[v.Signature.Signer] != v.Location.Number {
+				t.Fatalf("signature-%d counts for %s, but signature-%d is its first good one", v.Location.Number, v.Signature.Signer, firstGood[v.Signature.Signer])
+			}
 			switch {
 			case !reached[i] && v.OK():
 				t.Fatalf("signature-%d after a gap judged ok", v.Location.Number)

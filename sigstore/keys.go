@@ -51,11 +51,20 @@ type signingKey struct {
 	primaryFpr  string
 }
 
+// MaxKeyringSize bounds a keyring: a few maintainers' public keys take a
+// few kilobytes each, so 4 MiB leaves room for hundreds of keys with their
+// certifications, and nothing anywhere near what would make reading it slow.
+const MaxKeyringSize = 4 << 20
+
 // ReadKeyring reads OpenPGP public keys, binary or ASCII-armored (one or
 // more armor blocks), one key or several. It refuses secret-key material
 // (ErrSecretKey), the same key given twice, a subkey bound to two keys, and
-// any key it cannot read: nothing is skipped silently.
+// any key it cannot read: nothing is skipped silently. A keyring larger
+// than MaxKeyringSize is refused unread.
 func ReadKeyring(data []byte) (*Keyring, error) {
+	if len(data) > MaxKeyringSize {
+		return nil, fmt.Errorf("reading keyring: %d bytes, more than the %d a keyring may have", len(data), MaxKeyringSize)
+	}
 	chunks, err := dearmorKeys(data, openpgp.PublicKeyType)
 	if err != nil {
 		return nil, fmt.Errorf("reading keyring: %w", err)
@@ -345,6 +354,12 @@ func (k *Keyring) lookupKeyID(id uint64) []*signingKey {
 // result, and notes a revocation or expiry that did not matter; it is ""
 // for a key with neither.
 func (k *Keyring) ValidAt(fingerprint string, t time.Time) (valid bool, reason string) {
+	return k.validAt(fingerprint, t, "the signature entered")
+}
+
+// validAt is ValidAt, where event names what happened at t in reasons
+// ("the signature entered"; "" leaves it out).
+func (k *Keyring) validAt(fingerprint string, t time.Time, event string) (valid bool, reason string) {
 	sk, ok := k.byFpr[normalizeFingerprint(fingerprint)]
 	if !ok {
 		return false, fmt.Sprintf("key %s is not in the keyring", normalizeFingerprint(fingerprint))
@@ -354,13 +369,58 @@ func (k *Keyring) ValidAt(fingerprint string, t time.Time) (valid bool, reason s
 	if selfSig == nil {
 		return false, fmt.Sprintf("key %s has no valid self-signature", sk.primaryFpr)
 	}
-	valid, reason = lifetimeAt("key "+sk.primaryFpr, e.PrimaryKey, selfSig, e.Revocations, t)
+	valid, reason = lifetimeAt("key "+sk.primaryFpr, e.PrimaryKey, selfSig, e.Revocations, t, event)
 	if !valid || sk.subkey == nil {
 		return valid, reason
 	}
-	subValid, subReason := lifetimeAt("subkey "+sk.fingerprint, sk.public, sk.subkey.Sig, sk.subkey.Revocations, t)
+	subValid, subReason := lifetimeAt("subkey "+sk.fingerprint, sk.public, sk.subkey.Sig, sk.subkey.Revocations, t, event)
 	return subValid, joinReasons(reason, subReason)
 }
+
+// CanSign refuses a key whose new signatures would not count: the key with
+// this fingerprint (a primary key or a subkey), or its primary key, is
+// revoked, expired or not valid yet at now. The error names which key and
+// since when, and wraps ErrKeyRevoked or ErrKeyExpired.
+func (k *Keyring) CanSign(fingerprint string, now time.Time) error {
+	sk, ok := k.byFpr[normalizeFingerprint(fingerprint)]
+	if !ok {
+		return fmt.Errorf("key %s is not in the keyring", normalizeFingerprint(fingerprint))
+	}
+	e := sk.entity
+	selfSig, _ := e.PrimarySelfSignature()
+	if err := canSignAt("key "+sk.primaryFpr, e.PrimaryKey, selfSig, e.Revocations, now); err != nil {
+		return err
+	}
+	if sk.subkey != nil {
+		return canSignAt("subkey "+sk.fingerprint+" of key "+sk.primaryFpr, sk.public, sk.subkey.Sig, sk.subkey.Revocations, now)
+	}
+	return nil
+}
+
+func canSignAt(what string, pk *packet.PublicKey, binding *packet.Signature, revocations []*packet.Signature, now time.Time) error {
+	for _, rev := range revocations {
+		if hardRevocation(rev) || !now.Before(rev.CreationTime) {
+			return &keyStateError{fmt.Sprintf("%s was revoked on %s (%s)", what, stamp(rev.CreationTime), revocationReason(rev)), ErrKeyRevoked}
+		}
+	}
+	if expiry, ok := keyExpiry(pk, binding); ok && !now.Before(expiry) {
+		return &keyStateError{fmt.Sprintf("%s expired on %s", what, stamp(expiry)), ErrKeyExpired}
+	}
+	if now.Before(pk.CreationTime) {
+		return &keyStateError{fmt.Sprintf("%s was created on %s, after now (%s)", what, stamp(pk.CreationTime), stamp(now)), ErrKeyExpired}
+	}
+	return nil
+}
+
+// keyStateError says why a key cannot sign; it wraps ErrKeyRevoked or
+// ErrKeyExpired without repeating them.
+type keyStateError struct {
+	msg string
+	err error
+}
+
+func (e *keyStateError) Error() string { return e.msg }
+func (e *keyStateError) Unwrap() error { return e.err }
 
 func joinReasons(a, b string) string {
 	switch {
@@ -373,10 +433,16 @@ func joinReasons(a, b string) string {
 }
 
 // lifetimeAt judges one key against its binding (self-)signature and
-// revocations at time t.
-func lifetimeAt(what string, pk *packet.PublicKey, binding *packet.Signature, revocations []*packet.Signature, t time.Time) (bool, string) {
+// revocations at time t, when event happened ("" leaves it out of reasons).
+func lifetimeAt(what string, pk *packet.PublicKey, binding *packet.Signature, revocations []*packet.Signature, t time.Time, event string) (bool, string) {
+	before, after, createdAfter := "", "", ""
+	if event != "" {
+		before = fmt.Sprintf(", before %s (%s)", event, stamp(t))
+		after = ", after " + event
+		createdAfter = fmt.Sprintf(", after %s (%s)", event, stamp(t))
+	}
 	if t.Before(pk.CreationTime) {
-		return false, fmt.Sprintf("%s was created on %s, after the signature entered (%s)", what, stamp(pk.CreationTime), stamp(t))
+		return false, fmt.Sprintf("%s was created on %s%s", what, stamp(pk.CreationTime), createdAfter)
 	}
 	var notes []string
 	for _, rev := range revocations {
@@ -384,15 +450,15 @@ func lifetimeAt(what string, pk *packet.PublicKey, binding *packet.Signature, re
 			return false, fmt.Sprintf("%s was revoked on %s (%s): a hard revocation invalidates every signature", what, stamp(rev.CreationTime), revocationReason(rev))
 		}
 		if !t.Before(rev.CreationTime) {
-			return false, fmt.Sprintf("%s was revoked on %s (%s), before the signature entered (%s)", what, stamp(rev.CreationTime), revocationReason(rev), stamp(t))
+			return false, fmt.Sprintf("%s was revoked on %s (%s)%s", what, stamp(rev.CreationTime), revocationReason(rev), before)
 		}
-		notes = append(notes, fmt.Sprintf("%s was revoked on %s (%s), after the signature entered", what, stamp(rev.CreationTime), revocationReason(rev)))
+		notes = append(notes, fmt.Sprintf("%s was revoked on %s (%s)%s", what, stamp(rev.CreationTime), revocationReason(rev), after))
 	}
 	if expiry, ok := keyExpiry(pk, binding); ok {
 		if !t.Before(expiry) {
-			return false, fmt.Sprintf("%s expired on %s, before the signature entered (%s)", what, stamp(expiry), stamp(t))
+			return false, fmt.Sprintf("%s expired on %s%s", what, stamp(expiry), before)
 		}
-		notes = append(notes, fmt.Sprintf("%s expires on %s, after the signature entered", what, stamp(expiry)))
+		notes = append(notes, fmt.Sprintf("%s expires on %s%s", what, stamp(expiry), after))
 	}
 	return true, strings.Join(notes, "; ")
 }

@@ -128,6 +128,7 @@ func TestReadKeyringRefuses(t *testing.T) {
 		want string
 	}{
 		{"empty", nil, "no keys found"},
+		{"too large", make([]byte, MaxKeyringSize+1), "more than the 4194304 a keyring may have"},
 		{"whitespace", []byte("\n \n"), "no keys found"},
 		{"text", []byte("hello"), "neither binary"},
 		{"secret armored", testkeys.Secret("alice"), "secret key material"},

@@ -34,6 +34,7 @@ type Signer interface {
 type KeySigner struct {
 	entity      *openpgp.Entity
 	fingerprint string
+	signWith    string // the fingerprint of the key that signs: primary or subkey
 	keyID       uint64
 	subkeyOnly  bool
 	warnings    []KeyIssue
@@ -80,6 +81,7 @@ func NewKeySigner(secretKey []byte, passphrase func() ([]byte, error)) (*KeySign
 	return &KeySigner{
 		entity:      entity,
 		fingerprint: fpr,
+		signWith:    fingerprintHex(key.Fingerprint),
 		keyID:       key.KeyId,
 		subkeyOnly:  subkey,
 		warnings:    warnings,
@@ -124,6 +126,10 @@ func privateKeyFor(e *openpgp.Entity, pk *packet.PublicKey) *packet.PrivateKey {
 
 // Fingerprint implements Signer.
 func (s *KeySigner) Fingerprint() string { return s.fingerprint }
+
+// SigningKey returns the fingerprint of the key that makes the signatures:
+// the primary key's, or the signing subkey's.
+func (s *KeySigner) SigningKey() string { return s.signWith }
 
 // SubkeyOnly reports whether the signatures are made by a subkey because the
 // primary key may not sign (containers/image before 5.37 rejects them).

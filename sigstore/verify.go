@@ -73,6 +73,21 @@ const (
 	// empty, armored or garbage, so clients reject every signature of the
 	// image (containers/image fails the whole signature list).
 	KindPoisoned Kind = "poisoned"
+	// KindSignatureExpired: a good signature whose own expiry time has
+	// passed at the time it is judged; clients reject it (JudgeLifetime).
+	KindSignatureExpired Kind = "signature-expired"
+	// KindKeyNotValid: a good signature whose key was expired, revoked or
+	// not yet created at the time the file entered the history (or, for a
+	// file about to enter, now), or whose key was revoked as compromised
+	// (JudgeLifetime).
+	KindKeyNotValid Kind = "key-not-valid"
+	// KindClientsRefuse: a signature that counts for tally's quorum, but
+	// that stock podman and skopeo with the current keyring refuse now: its
+	// key expired or was revoked as superseded or retired after the file
+	// entered the history, or a subkey made it (clients on containers/image
+	// before 5.37). It is never a file's Problem: Verdict.Clients says it
+	// of a file that counts, and reports list it per image.
+	KindClientsRefuse Kind = "clients-refuse"
 )
 
 // Poisons reports whether a file with problem k makes clients reject every
@@ -93,13 +108,15 @@ const (
 )
 
 // Severity returns the severity of k: SeverityNone for the zero Kind,
-// SeverityWarning for unknown-signer, legacy, duplicate-signer, gap and
-// poisoned, and SeverityInvalid for every other kind.
+// SeverityWarning for unknown-signer, legacy, duplicate-signer, gap,
+// poisoned, signature-expired, key-not-valid and clients-refuse, and
+// SeverityInvalid for every other kind.
 func (k Kind) Severity() Severity {
 	switch k {
 	case "":
 		return SeverityNone
-	case KindUnknownSigner, KindLegacy, KindDuplicateSigner, KindGap, KindPoisoned:
+	case KindUnknownSigner, KindLegacy, KindDuplicateSigner, KindGap, KindPoisoned,
+		KindSignatureExpired, KindKeyNotValid, KindClientsRefuse:
 		return SeverityWarning
 	}
 	return SeverityInvalid
@@ -126,7 +143,10 @@ func problem(kind Kind, format string, args ...any) *Problem {
 
 // Signature is what Verify learned from a signature file. It is plain data.
 type Signature struct {
-	// Payload is the signed payload; zero unless Verify succeeded.
+	// Payload is the signed payload; zero unless Verify succeeded, except
+	// for KindLegacy, where Reference and Digest are what the legacy
+	// payload claimed (for the location checks of JudgeVerified; either
+	// may be "").
 	Payload Payload `json:"payload"`
 	// Signer is the primary fingerprint of the signing key (uppercase);
 	// "" when the key is unknown.
@@ -205,6 +225,10 @@ func Verify(blob []byte, keys *Keyring) (Signature, error) {
 		kind := KindBadPayload
 		if errors.Is(err, ErrLegacyPayload) {
 			kind = KindLegacy
+			var legacy *LegacyPayloadError
+			if errors.As(err, &legacy) {
+				sig.Payload = Payload{Reference: legacy.Reference, Digest: legacy.Digest}
+			}
 		}
 		return sig, &Problem{Kind: kind, Message: err.Error(), cause: err}
 	}

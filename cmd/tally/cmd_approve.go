@@ -19,15 +19,20 @@ func approveCommand(env *environment) *cli.Command {
 proposed trust policy. tally approve prints what changes, then records your
 approval of exactly that change, from the policy at --from (default HEAD: the
 current one) to the proposed one: approvals/<id>/statement (the change, by
-SHA-256 of both policies' files) and approvals/<id>/<FPR>.asc (your detached
+SHA-256 of both policies' files, bound to the repository and to the commit
+holding the current policy) and approvals/<id>/<FPR>.asc (your detached
 signature of it), committed on the checked-out branch and signed by the same
 key. Each maintainer approves on their own, in any order; approving twice
 commits nothing.
 
-A change that adds or removes keys, lowers the threshold or changes another
-setting is accepted (by tally check and the hooks) only when approvals by as
-many current maintainers as the threshold are in the changing commit or the
-tip pushed with it. Raising the threshold or refreshing keys needs none.
+A change that adds or removes keys, lowers the threshold, edits a key beyond
+what its holder adds alone or changes another setting is accepted (by tally
+check and the hooks) only when approvals by as many current maintainers as
+the threshold are in the changing commit or the tip pushed with it.
+Approvals are used once: after the policy has changed since the commit a
+statement names, it no longer counts, even for the same bytes again.
+Raising the threshold, or a key update that only adds what the key's holder
+made (self-signatures, subkeys, its own revocations), needs none.
 
 EXAMPLE:
    git fetch origin proposal/add-dave

@@ -35,12 +35,25 @@ A change is accepted when:
      commit that changes nothing else; approvals (approvals/) are only added;
    - tally.toml and the keyring change only with approvals from as many
      current maintainers as the threshold when keys are added or removed,
-     the threshold is lowered or other settings change (tally approve);
+     the threshold is lowered, a key is edited beyond what its holder adds
+     alone, or other settings change (tally approve); approvals are used
+     once, for the change from the policy of one commit;
    - nothing else changes, unless tally.toml lists it in extra_paths;
-   - every commit is signed by a current maintainer's valid OpenPGP key.
+   - every commit is signed by a current maintainer's valid OpenPGP key, the
+     signature made at most 10 minutes after the committer time;
+   - NEW contains everything OLD published (lookaside files byte for byte,
+     build-record lines, release manifests, approvals, and OLD's trust
+     policy or an approved successor), whatever the shape of the history;
+     a merge is also judged against each of its parents already published.
+
+Commit signatures are judged before any content: when one fails, the
+content is not read. File sizes are read before the files: a signature file
+over 4 MiB, tally.toml over 64 KiB or a keyring over 4 MiB is refused
+unread.
 
 Each refused change is printed as "tally: refused: <path>: <reason> (commit
-<id>)" on standard error. Keys must be valid now as well as at each commit's
+<id>)" on standard error: the first 10 of each kind (rule, and problem of a
+signature file), then how many more; --json lists every one. Keys must be valid now as well as at each commit's
 time, unless --at-commit-time (for auditing old history).
 
 EXAMPLES:
@@ -101,7 +114,7 @@ EXAMPLES:
 					return err
 				}
 			} else {
-				printRefusals(env.stderr, res)
+				printRefusals(env.stderr, res, "tally check --json lists them all")
 				for _, n := range res.Notes {
 					fmt.Fprintf(env.stdout, "note: %s\n", n)
 				}
@@ -129,9 +142,37 @@ func resolve(repo *gitstore.Repo, rev string) (plumbing.Hash, error) {
 	return h, nil
 }
 
-// printRefusals prints each refusal as a line a maintainer can act on.
-func printRefusals(w io.Writer, res *hooks.Result) {
+// maxRefusalLines is how many refusals of one kind (rule, and problem for
+// signature files) are printed; the rest are counted. --json lists all.
+const maxRefusalLines = 10
+
+// printRefusals prints each refusal as a line a maintainer can act on: the
+// first maxRefusalLines of each kind, then how many more there are and
+// where to see them all.
+func printRefusals(w io.Writer, res *hooks.Result, seeAll string) {
+	type kind struct {
+		rule hooks.Rule
+		kind string
+	}
+	count := map[kind]int{}
+	var order []kind
 	for _, r := range res.Refusals {
-		fmt.Fprintf(w, "tally: refused: %s\n", r)
+		k := kind{r.Rule, string(r.Kind)}
+		if count[k] == 0 {
+			order = append(order, k)
+		}
+		count[k]++
+		if count[k] <= maxRefusalLines {
+			fmt.Fprintf(w, "tally: refused: %s\n", r)
+		}
+	}
+	for _, k := range order {
+		if n := count[k] - maxRefusalLines; n > 0 {
+			what := string(k.rule)
+			if k.kind != "" {
+				what += " (" + k.kind + ")"
+			}
+			fmt.Fprintf(w, "tally: refused: ... and %d more %s refusal(s); %s\n", n, what, seeAll)
+		}
 	}
 }

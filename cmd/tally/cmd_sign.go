@@ -25,8 +25,10 @@ digest of each per-platform image manifest with your key, files each signature
 at the first free signature-N of <namespace>/<name>@sha256=<hex>/, records what
 you built (builds/<release>/<FINGERPRINT>.txt: image, tag, platform, digest, the
 source commit and your machine), and commits it all as one commit signed by the
-same key. Digests your key already signed are skipped, so running it again is
-safe. The branch never moves when anything fails: everything is checked
+same key. Digests your key already has a signature of that counts are
+skipped, so running it again is safe; when none of its files counts (expired,
+key lifetime, behind a numbering gap, wrong identity) it signs again at the
+first free number and says why. The branch never moves when anything fails: everything is checked
 before the first signature is made, and an untracked or edited file at a path
 sign writes is refused (exit 77). Another tally working on the repository is
 waited for up to --lock-wait (then exit 75). The summary lists at most ten
@@ -72,6 +74,7 @@ EXAMPLES:
 				return err
 			}
 			defer repo.Close()
+			repo.SetRemoteOutput(env.stderr) // the remote's hook output, as git push shows it
 			source := c.Path("source")
 			if source == "" {
 				source = filepath.Dir(filepath.Clean(out))
@@ -144,6 +147,9 @@ func printSign(env *environment, res *release.SignResult, verbose bool) {
 			break
 		}
 		fmt.Fprintf(w, "  signed   %s %s %s\n", s.Reference, s.Platform, s.Path)
+		if s.Resigned != "" {
+			fmt.Fprintf(w, "           signed again: %s\n", s.Resigned)
+		}
 		listed++
 	}
 	for _, s := range res.Skipped {

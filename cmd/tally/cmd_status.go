@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -66,6 +67,37 @@ EXAMPLES:
 			}
 			return exitFor(rep.Verdict())
 		},
+	}
+}
+
+// strictClientsFlag is --strict-clients of verify and release plan.
+func strictClientsFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "strict-clients",
+		Usage: "count only signatures that stock podman and skopeo with the current keyring accept now"}
+}
+
+// clientWarnings says, per image, which counted signatures stock clients
+// refuse now: one line per image, the remedy in the hint.
+func clientWarnings(w io.Writer, rep *quorum.Report, p palette) {
+	for _, img := range rep.Images {
+		var why []string
+		for _, d := range img.Digests {
+			for _, s := range d.Signers {
+				if s.Clients != "" && (s.Counted || rep.StrictClients) {
+					why = append(why, fmt.Sprintf("%s %s by %s: %s", orUnknown(d.Platform), release.ShortDigest(d.Digest), quorum.DisplayName(s.Name, s.Fingerprint), s.Clients))
+				}
+			}
+		}
+		if len(why) == 0 {
+			continue
+		}
+		name := img.Reference
+		if img.Release != "" {
+			name += " (release " + img.Release + ")"
+		}
+		fmt.Fprintf(w, "%s %s: %d signature(s) count for the quorum; podman and skopeo refuse them now: %s\n",
+			p.yellow("WARN"), name, len(why), strings.Join(why, "; "))
+		fmt.Fprintf(w, "  hint: extend the key's expiry and refresh the repository's keyring, or sign again with a key clients accept; --strict-clients makes this blocking\n")
 	}
 }
 
@@ -327,22 +359,52 @@ func printDivergences(w io.Writer, rep *quorum.Report, p palette) {
 // adopted repository can hold thousands of legacy signatures.
 const maxWarningsPerKind = 10
 
-// printProblems lists every invalid file and the first warnings of each
-// kind.
+// printProblems lists every invalid file and the warnings, grouped: of
+// one kind for one image, the first is shown and the others counted (an
+// adopted repository can hold thousands of legacy signatures), and at most
+// maxWarningsPerKind groups of each kind (--json lists them all). Paths
+// with control characters are quoted.
 func printProblems(w io.Writer, problems []quorum.Problem, p palette) {
 	if len(problems) == 0 {
 		return
 	}
 	fmt.Fprintf(w, "\n%s\n", p.bold("problems:"))
-	shown := map[string]int{}
+	type group struct {
+		first quorum.Problem
+		n     int
+	}
+	var order []string
+	groups := map[string]*group{}
 	for _, pr := range problems {
 		if pr.Severity == string(sigstore.SeverityInvalid) {
-			fmt.Fprintf(w, "  %s %s %s: %s\n", p.red("invalid"), pr.Kind, pr.Path, pr.Error)
+			fmt.Fprintf(w, "  %s %s %s: %s\n", p.red("invalid"), pr.Kind, displayPath(pr.Path), pr.Error)
 			continue
 		}
-		shown[pr.Kind]++
-		if shown[pr.Kind] <= maxWarningsPerKind {
-			fmt.Fprintf(w, "  %s %s %s: %s\n", p.yellow("warning"), pr.Kind, pr.Path, pr.Error)
+		image, _, found := strings.Cut(pr.Path, "@")
+		if !found {
+			image = pr.Path
+		}
+		key := pr.Kind + "\x00" + image
+		g := groups[key]
+		if g == nil {
+			g = &group{first: pr}
+			groups[key] = g
+			order = append(order, key)
+		}
+		g.n++
+	}
+	shown := map[string]int{}
+	for _, key := range order {
+		g := groups[key]
+		kind := g.first.Kind
+		shown[kind]++
+		if shown[kind] > maxWarningsPerKind {
+			continue
+		}
+		fmt.Fprintf(w, "  %s %s %s: %s\n", p.yellow("warning"), kind, displayPath(g.first.Path), g.first.Error)
+		if g.n > 1 {
+			image, _, _ := strings.Cut(g.first.Path, "@")
+			fmt.Fprintf(w, "    … and %d more %s warning(s) of %s\n", g.n-1, kind, displayPath(image))
 		}
 	}
 	kinds := make([]string, 0, len(shown))
@@ -352,9 +414,20 @@ func printProblems(w io.Writer, problems []quorum.Problem, p palette) {
 	slices.Sort(kinds)
 	for _, k := range kinds {
 		if n := shown[k] - maxWarningsPerKind; n > 0 {
-			fmt.Fprintf(w, "  … and %d more %s warning(s) (--json lists them all)\n", n, k)
+			fmt.Fprintf(w, "  … and %s warnings of %d more image(s) (--json lists them all)\n", k, n)
 		}
 	}
+}
+
+// displayPath quotes a path that holds control characters, so that a
+// file name cannot forge lines of the output.
+func displayPath(path string) string {
+	for i := 0; i < len(path); i++ {
+		if c := path[i]; c < 0x20 || c == 0x7f {
+			return strconv.Quote(path)
+		}
+	}
+	return path
 }
 
 // printSummary prints the closing counts and the verdict.

@@ -15,7 +15,9 @@ import (
 
 func verifyCommand(env *environment) *cli.Command {
 	flags := append(checkFlags(), &cli.PathFlag{Name: "local", TakesFile: true,
-		Usage: "also check that the images of your build output OUT_DIR have exactly the digests that met quorum"})
+		Usage: "also check that the images of your build output OUT_DIR have exactly the digests that met quorum"},
+		strictClientsFlag())
+	flags = append(flags, registryTLSFlags()...)
 	return &cli.Command{
 		Name:      "verify",
 		Usage:     "pass/fail gate: every image meets quorum, no signature file is invalid, your build matches",
@@ -27,9 +29,10 @@ exits with a code that says why.
 With --local OUT_DIR it also checks your own build ("I ran make; do my hashes
 match?"): every per-platform digest of the layouts in OUT_DIR must be one that
 met quorum. A docker:// argument checks what a registry serves, the digest a
-consumer would actually pull (credentials come from the docker config, as for
-docker and podman). With --local or docker:// and no NAME, only those images
-are checked; add --release to compare with one release.
+consumer would actually pull. With --local or docker:// and no NAME, only
+those images are checked; add --release to compare with one release.
+
+` + registryCredentialsHelp + `
 
 EXIT CODES:
    0  every image in scope meets quorum, no file is invalid, every compared
@@ -43,7 +46,14 @@ EXIT CODES:
    When several apply the most serious wins: 2, then 3, then 1. Untrusted
    signers, duplicates, legacy payloads and gaps are warnings, never 2: a
    consumer whose keyring is narrower than the repository's must not see
-   other maintainers' signatures as tampering.
+   other maintainers' signatures as tampering. A NAME that matches no image
+   and a --release without build records are usage errors (64).
+
+A signature that counts for tally's quorum but that stock podman and skopeo
+refuse now (its key expired or was revoked as superseded since it entered
+the repository; a subkey made it, which clients before containers/image 5.37
+reject) gives a WARN line per image. --strict-clients counts only what those
+clients accept, for release managers who publish to stock consumers.
 
 EXAMPLES:
    tally verify --repo signatures --release 2026.11.0
@@ -66,9 +76,11 @@ EXAMPLES:
 			if err != nil {
 				return err
 			}
+			opts.StrictClients = c.Bool("strict-clients")
 			vopts := release.VerifyOptions{CheckOptions: opts, Registry: refs}
 			if len(refs) > 0 {
 				vopts.Keychain = registry.DefaultKeychain
+				vopts.TLS = registryTLSOptions(c)
 			}
 			if out := c.Path("local"); out != "" {
 				images, err := buildout.Read(out, names)
@@ -130,6 +142,7 @@ func printVerify(w io.Writer, res *release.VerifyResult, p palette) {
 	if len(rep.Images) == 0 {
 		fmt.Fprintf(w, "%s no signed images in scope\n", p.red("FAIL"))
 	}
+	clientWarnings(w, rep, p)
 	for _, c := range res.Comparisons {
 		line := fmt.Sprintf("%s %s %s %s", c.Source, c.Location, orUnknown(c.Platform), c.Digest)
 		switch c.State {

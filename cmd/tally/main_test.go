@@ -23,6 +23,8 @@ func TestMain(m *testing.M) {
 			os.Exit(code)
 		},
 		"mksample": func() { os.Exit(mksampleMain()) },
+		"mksig":    func() { os.Exit(mksigMain()) },
+		"mkkey":    func() { os.Exit(mkkeyMain()) },
 	})
 }
 

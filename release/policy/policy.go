@@ -143,9 +143,17 @@ func DefaultKeyring(namespace string) string {
 	return strings.ReplaceAll(namespace, "/", "-") + "-keyring.pgp"
 }
 
-// ParsePolicy reads tally.toml strictly: unknown keys and missing required keys are errors.
+// MaxPolicySize bounds tally.toml: a policy is a dozen short lines, and a
+// huge one (a long comment, say) would cost every later check to read.
+const MaxPolicySize = 64 << 10
+
+// ParsePolicy reads tally.toml strictly: unknown keys and missing required
+// keys are errors, and so is a file larger than MaxPolicySize.
 func ParsePolicy(data []byte) (Policy, error) {
 	var p Policy
+	if len(data) > MaxPolicySize {
+		return Policy{}, fmt.Errorf("%w: %s is %d bytes, more than the %d a trust policy may have", ErrBadPolicy, PolicyFile, len(data), MaxPolicySize)
+	}
 	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&p)
 	if err != nil {
 		return Policy{}, fmt.Errorf("%w: %s: %v", ErrBadPolicy, PolicyFile, err)

@@ -52,6 +52,7 @@ func TestParsePolicyRefuses(t *testing.T) {
 		"wrong type":        {"namespace = 3\nthreshold = 1\nkeyring = \"k\"\n", "tally.toml"},
 		"not toml":          {"{", "tally.toml"},
 		"bad prefix":        {"namespace = \"s\"\nidentity_prefix = \"a b\"\nthreshold = 1\nkeyring = \"k\"\n", "identity_prefix"},
+		"too large":         {"# " + strings.Repeat("x", MaxPolicySize) + "\nnamespace = \"s\"\nthreshold = 1\nkeyring = \"k\"\n", "more than the 65536 a trust policy may have"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()

@@ -52,9 +52,12 @@ func load(repo *gitstore.Repo, branch plumbing.ReferenceName, tip plumbing.Hash)
 		return nil, fmt.Errorf("reading commit %s: %w", tip, err)
 	}
 	st := &State{Repo: repo, Branch: branch, Tip: tip, Snap: snap}
-	data, err := snap.ReadFile(PolicyFile)
+	data, err := snap.ReadFileMax(PolicyFile, MaxPolicySize)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, ErrNoPolicy
+	}
+	if errors.Is(err, gitstore.ErrTooLarge) {
+		return nil, fmt.Errorf("%w: %s: %v", ErrBadPolicy, PolicyFile, err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", PolicyFile, err)
@@ -62,7 +65,7 @@ func load(repo *gitstore.Repo, branch plumbing.ReferenceName, tip plumbing.Hash)
 	if st.Policy, err = ParsePolicy(data); err != nil {
 		return nil, err
 	}
-	keyData, err := snap.ReadFile(st.Policy.Keyring)
+	keyData, err := snap.ReadFileMax(st.Policy.Keyring, sigstore.MaxKeyringSize)
 	if err != nil {
 		return nil, fmt.Errorf("%w: reading keyring %s: %v", ErrBadPolicy, st.Policy.Keyring, err)
 	}

@@ -26,7 +26,7 @@ import (
 // a new field), so that results of an older tally are never reused.
 const (
 	cacheMagic   = "tally verification cache\n"
-	cacheVersion = 1
+	cacheVersion = 2 // 2: legacy payloads keep their claimed digest and reference (location checks)
 )
 
 // maxCacheFiles is how many cache files (one per keyring) a git directory

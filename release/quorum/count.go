@@ -25,13 +25,12 @@ func (ev *Evaluation) Tally(scope Scope) *Report {
 	t := &tally{ev: ev, scope: scope, keys: ev.Keys.Keys(), keyByFpr: map[string]sigstore.Key{}}
 	for _, k := range t.keys {
 		t.keyByFpr[k.Fingerprint] = k
-		t.fprs = append(t.fprs, k.Fingerprint)
 	}
-	slices.Sort(t.fprs)
 	t.readRecords()
 	t.readFiles()
+	t.fprs = t.columns()
 	r := &Report{Threshold: ev.Threshold, Release: scope.Release, Commit: ev.Commit.String(),
-		Maintainers: t.keys, Images: make([]ImageStatus, 0, len(t.images)), Problems: t.problems, Verified: ev.Verified}
+		Maintainers: t.keys, Images: make([]ImageStatus, 0, len(t.images)), Problems: t.problems, Verified: ev.Verified, StrictClients: ev.StrictClients}
 	keys := make([]imageKey, 0, len(t.images))
 	for k := range t.images {
 		keys = append(keys, k)
@@ -67,11 +66,50 @@ func (ev *Evaluation) Tally(scope Scope) *Report {
 	return r
 }
 
+// maxAllColumns is the largest trust root whose every key gets a column of
+// the build matrix; of a larger one (a consumer's --keyring of thousands of
+// keys) only the keys that signed or built something in scope do.
+const maxAllColumns = 64
+
+// columns are the keys of the matrix, sorted: every key of the trust root,
+// or of a trust root larger than maxAllColumns only those that signed or
+// built something in scope, so that the report grows with the signers
+// present, not with the size of the keyring.
+func (t *tally) columns() []string {
+	var out []string
+	if len(t.keys) <= maxAllColumns {
+		for _, k := range t.keys {
+			out = append(out, k.Fingerprint)
+		}
+		slices.Sort(out)
+		return out
+	}
+	present := map[string]bool{}
+	for _, a := range t.images {
+		for _, b := range a.builds {
+			present[b.fpr] = true
+		}
+		for _, d := range a.rows {
+			for _, s := range d.Signers {
+				present[s.Fingerprint] = true
+			}
+		}
+	}
+	for f := range present {
+		if _, ok := t.keyByFpr[f]; ok {
+			out = append(out, f)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 type imageKey struct{ release, name, tag string }
 
 // imageAcc gathers the evidence about one image.
 type imageAcc struct {
 	key       imageKey
+	legacy    bool      // only legacy signatures name it
 	builds    []builtAt // one per platform and builder
 	platforms []string  // of builds, each once
 	rows      []*DigestStatus
@@ -203,6 +241,15 @@ func tagOf(f *JudgedFile) string {
 	return ref[i+1:]
 }
 
+// legacyTag is the tag a legacy payload's reference names, "" for none.
+func legacyTag(ref string) string {
+	i := strings.LastIndexByte(ref, ':')
+	if i < 0 || strings.Contains(ref[i:], "/") {
+		return ""
+	}
+	return ref[i+1:]
+}
+
 // readFiles attaches every signature directory in scope to its images and
 // gathers the problems in scope.
 func (t *tally) readFiles() {
@@ -247,6 +294,25 @@ func (t *tally) readDir(name, digest string, files []JudgedFile) {
 			a.row(digest, "")
 			attached = append(attached, a)
 		}
+		// A digest that only legacy signatures name is an image of its
+		// own, below quorum, rather than nothing at all.
+		for i := range files {
+			f := &files[i]
+			if len(attached) > 0 && !slices.ContainsFunc(attached, func(a *imageAcc) bool { return a.legacy }) {
+				break
+			}
+			if f.Verdict.Problem != sigstore.KindLegacy {
+				continue
+			}
+			tag := legacyTag(f.Verdict.Signature.Payload.Reference)
+			if slices.ContainsFunc(attached, func(a *imageAcc) bool { return a.key.tag == tag }) {
+				continue
+			}
+			a := t.image(imageKey{"", name, tag})
+			a.legacy = a.legacy || len(a.rows) == 0
+			a.row(digest, "")
+			attached = append(attached, a)
+		}
 	}
 	for _, a := range attached {
 		for _, d := range a.rows {
@@ -276,7 +342,10 @@ func (t *tally) sign(a *imageAcc, d *DigestStatus, files []JudgedFile) {
 		if d.Signers == nil || cap(d.Signers) == 0 {
 			d.Signers = make([]Signer, 0, len(files))
 		}
-		s := Signer{Fingerprint: sig.Signer, Subkey: sig.Subkey, Path: f.Path, Counted: f.Counts, Reason: f.Reason}
+		s := Signer{Fingerprint: sig.Signer, Subkey: sig.Subkey, Path: f.Path, Counted: f.Counts, Reason: f.Reason, Clients: f.Verdict.Clients}
+		if s.Counted && s.Clients != "" && t.ev.StrictClients {
+			s.Counted, s.Reason = false, "podman and skopeo refuse it now, and --strict-clients counts only what they accept: "+s.Clients
+		}
 		if s.Fingerprint == "" {
 			s.Fingerprint = sig.Issuer
 		}
@@ -300,7 +369,10 @@ func (t *tally) sign(a *imageAcc, d *DigestStatus, files []JudgedFile) {
 func (t *tally) status(a *imageAcc) ImageStatus {
 	ev := t.ev
 	img := ImageStatus{Reference: ev.Policy.Reference(a.key.name, a.key.tag), Name: a.key.name, Tag: a.key.tag,
-		Release: a.key.release, Digests: make([]DigestStatus, 0, len(a.rows)), Builds: []BuildCell{}}
+		Release: a.key.release, Legacy: a.legacy, Digests: make([]DigestStatus, 0, len(a.rows)), Builds: []BuildCell{}}
+	if a.key.tag == "" {
+		img.Reference = ev.Policy.Repository(a.key.name)
+	}
 	slices.SortFunc(a.rows, func(x, y *DigestStatus) int {
 		return cmp.Or(strings.Compare(x.Platform, y.Platform), strings.Compare(x.Digest, y.Digest))
 	})

@@ -22,17 +22,17 @@ import (
 	"github.com/tally-sig/tally/sigstore"
 )
 
-// Problem kinds that Evaluate adds to sigstore's Kind values: a good
-// signature that a lifetime rules out, and a build record it cannot read.
-// All three are warnings.
+// Problem kinds of a report besides sigstore's judgement of a file: a
+// build record Evaluate cannot read. The lifetime kinds are sigstore's,
+// named here as they always were. All are warnings.
 const (
-	// KindKeyNotValid: the signing key was expired, revoked or not yet
-	// created when the signature entered the repository, or it was revoked
-	// as compromised.
-	KindKeyNotValid = "key-not-valid"
-	// KindSignatureExpired: the signature carries an expiry time that has
-	// passed; clients reject it.
-	KindSignatureExpired = "signature-expired"
+	// KindKeyNotValid is sigstore.KindKeyNotValid.
+	KindKeyNotValid = string(sigstore.KindKeyNotValid)
+	// KindSignatureExpired is sigstore.KindSignatureExpired.
+	KindSignatureExpired = string(sigstore.KindSignatureExpired)
+	// KindClientsRefuse is sigstore.KindClientsRefuse: a file that counts
+	// but that stock clients with the current keyring refuse now.
+	KindClientsRefuse = string(sigstore.KindClientsRefuse)
 	// KindBadRecord: a file under builds/ is not a build record.
 	KindBadRecord = "bad-record"
 )
@@ -83,11 +83,11 @@ type JudgedFile struct {
 	// Name is the image name: the repository below the namespace
 	// ("core-gcc"); "" when the path is not a lookaside location.
 	Name string
-	// Verdict is sigstore's judgement of the file and its directory.
+	// Verdict is sigstore's whole judgement of the file: format, location,
+	// lifetimes (entered when Entered says, judged now) and its directory.
 	Verdict sigstore.Verdict
-	// Counts is true when the file is a good signature (Verdict.OK) whose
-	// signature has not expired and whose key was valid when the file
-	// entered the repository.
+	// Counts is Verdict.OK(): a good signature whose own expiry has not
+	// passed and whose key was valid when the file entered the repository.
 	Counts bool
 	// Entered is when the file entered the repository's history; it is
 	// worked out only for signatures by keys that are not valid now, and is
@@ -95,20 +95,19 @@ type JudgedFile struct {
 	Entered time.Time
 	// Reason says why the file does not count; "" when it counts.
 	Reason string
-	// lifetime is KindKeyNotValid or KindSignatureExpired when a good
-	// signature does not count because of a lifetime.
-	lifetime string
+	// memo is the cached judgement the file came from.
+	memo *memoFile
 }
 
 // Problem returns what is wrong with the file as a report problem, or false
-// when nothing is: sigstore's verdict, or a lifetime that keeps a good
-// signature from counting.
+// when nothing is: sigstore's verdict, or, for a file that counts, that
+// stock clients refuse it now (KindClientsRefuse, a warning).
 func (f *JudgedFile) Problem() (Problem, bool) {
 	switch {
 	case f.Verdict.Problem != "":
 		return Problem{Path: f.Path, Kind: string(f.Verdict.Problem), Severity: string(f.Verdict.Severity), Error: f.Verdict.Message}, true
-	case f.lifetime != "":
-		return Problem{Path: f.Path, Kind: f.lifetime, Severity: string(sigstore.SeverityWarning), Error: f.Reason}, true
+	case f.Verdict.Clients != "":
+		return Problem{Path: f.Path, Kind: KindClientsRefuse, Severity: string(sigstore.SeverityWarning), Error: f.Verdict.Clients}, true
 	}
 	return Problem{}, false
 }
@@ -138,6 +137,8 @@ type Evaluation struct {
 	Verified int
 	// Now is the time keys and signatures were judged at.
 	Now time.Time
+	// StrictClients is EvaluateOptions.StrictClients.
+	StrictClients bool
 }
 
 // EvaluateOptions says what to judge and lets a consumer bring their own
@@ -156,6 +157,9 @@ type EvaluateOptions struct {
 	Parallel int
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// StrictClients makes Tally count only signatures that stock clients
+	// with the current keyring accept now (Verdict.Clients is "").
+	StrictClients bool
 }
 
 // Evaluate judges every file in scope of the lookaside tree of st and reads
@@ -171,7 +175,8 @@ type EvaluateOptions struct {
 // backdate a signature before the history it builds on. The time a signer
 // writes into the signature plays no part.
 func Evaluate(ctx context.Context, st *policy.State, opts EvaluateOptions) (*Evaluation, error) {
-	ev := &Evaluation{Commit: st.Tip, Policy: st.Policy, Threshold: st.Policy.Threshold, Keys: st.Keys, Scope: opts.Scope}
+	ev := &Evaluation{Commit: st.Tip, Policy: st.Policy, Threshold: st.Policy.Threshold, Keys: st.Keys, Scope: opts.Scope,
+		StrictClients: opts.StrictClients}
 	if opts.Keys != nil {
 		ev.Keys = opts.Keys
 	}
@@ -326,7 +331,7 @@ func (w *walker) walkNamespace(ctx context.Context, jobs chan<- job) error {
 			return nil
 		}
 	}
-	if err := w.walkDir(ctx, ns, "", jobs); err != nil {
+	if err := w.walkDir(ctx, ns, "", e.Hash, jobs); err != nil {
 		return err
 	}
 	if w.scope.whole() {
@@ -341,11 +346,12 @@ func (w *walker) walkNamespace(ctx context.Context, jobs chan<- job) error {
 
 // walkDir visits a directory of the namespace above the signature
 // directories; rel is its path below the namespace.
-func (w *walker) walkDir(ctx context.Context, dir, rel string, jobs chan<- job) error {
-	entries, err := w.st.Snap.List(dir)
+func (w *walker) walkDir(ctx context.Context, dir, rel string, tree plumbing.Hash, jobs chan<- job) error {
+	entries, bad, err := w.st.Snap.ListTree(tree)
 	if err != nil {
-		return fmt.Errorf("reading the lookaside tree: %w", err)
+		return fmt.Errorf("reading the lookaside tree: %s: %w", dir, err)
 	}
+	w.badEntries(dir, bad)
 	for _, e := range entries {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -368,7 +374,7 @@ func (w *walker) walkDir(ctx context.Context, dir, rel string, jobs chan<- job) 
 			}
 		case e.IsDir():
 			if w.scope.hasPrefix(r) {
-				if err := w.walkDir(ctx, p, r, jobs); err != nil {
+				if err := w.walkDir(ctx, p, r, e.Hash, jobs); err != nil {
 					return err
 				}
 			}
@@ -382,6 +388,31 @@ func (w *walker) walkDir(ctx context.Context, dir, rel string, jobs chan<- job) 
 		}
 	}
 	return nil
+}
+
+// badEntries judges the entries of dir whose names tally cannot use as a
+// path (a newline, say): each is an invalid malformed-path file of its own,
+// its path quoted, and the rest of the tree is judged as usual. In a
+// narrowed scope only those of the scope's names are reported.
+func (w *walker) badEntries(dir string, bad []gitstore.BadEntry) {
+	for _, b := range bad {
+		p := dir + "/" + b.Name
+		if !w.scope.whole() {
+			name, _, _ := strings.Cut(strings.TrimPrefix(p, w.st.Policy.Namespace+"/"), "@")
+			if !w.scope.hasName(name) || w.inRelease != nil {
+				continue
+			}
+		}
+		what := "a file"
+		if b.IsDir() {
+			what = "a directory"
+		}
+		u := &unitWork{path: p}
+		u.memo = &unitMemo{tree: b.Hash, files: []memoFile{{path: p, blob: b.Hash, mode: b.Mode, kind: sigstore.KindMalformedPath,
+			msg: sigstore.Malformed(p, what+" whose name is not a safe path ("+b.Reason+"): no client can fetch it, and nothing in it is judged").Message}}}
+		w.sec.storeUnit(p, u.memo)
+		w.items = append(w.items, u)
+	}
 }
 
 // Malformed is the verdict on a file at path that is no lookaside location.
@@ -413,29 +444,45 @@ func (w *walker) walkUnit(path, name string, tree plumbing.Hash, jobs chan<- job
 	u.memo = &unitMemo{tree: tree}
 	ns := w.st.Policy.Namespace
 	var todo []job
-	err := w.st.Snap.Walk(path, func(p string, e gitstore.Entry) error {
-		if e.IsDir() {
-			return nil
+	var visit func(dir string, tree plumbing.Hash) error
+	visit = func(dir string, tree plumbing.Hash) error {
+		entries, bad, err := w.st.Snap.ListTree(tree)
+		if err != nil {
+			return err
 		}
-		f := memoFile{path: p, blob: e.Hash, mode: e.Mode}
-		loc, perr := sigstore.ParseLocation(p)
-		switch {
-		case perr != nil:
-			f.kind, f.msg = sigstore.KindMalformedPath, perr.Error()
-		case !IsRegular(e.Mode):
-			f.loc = loc
-			f.kind, f.msg = sigstore.KindMalformedPath, fmt.Sprintf("%s is not a regular file (mode %s): the lookaside tree holds only signature files", p, e.Mode)
-		case loc.Repository != ns+"/"+name:
-			f.loc = loc
-			f.kind, f.msg = sigstore.KindMalformedPath, fmt.Sprintf("%s is not below the namespace %s", p, ns)
-		default:
-			f.loc = loc
-			f.judge = true
+		for _, b := range bad {
+			p := dir + "/" + b.Name
+			u.memo.files = append(u.memo.files, memoFile{path: p, blob: b.Hash, mode: b.Mode, kind: sigstore.KindMalformedPath,
+				msg: sigstore.Malformed(p, "a name that is not a safe path ("+b.Reason+")").Message})
 		}
-		u.memo.files = append(u.memo.files, f)
+		for _, e := range entries {
+			p := dir + "/" + e.Name
+			if e.IsDir() {
+				if err := visit(p, e.Hash); err != nil {
+					return err
+				}
+				continue
+			}
+			f := memoFile{path: p, blob: e.Hash, mode: e.Mode}
+			loc, perr := sigstore.ParseLocation(p)
+			switch {
+			case perr != nil:
+				f.kind, f.msg = sigstore.KindMalformedPath, perr.Error()
+			case !IsRegular(e.Mode):
+				f.loc = loc
+				f.kind, f.msg = sigstore.KindMalformedPath, fmt.Sprintf("%s is not a regular file (mode %s): the lookaside tree holds only signature files", p, e.Mode)
+			case loc.Repository != ns+"/"+name:
+				f.loc = loc
+				f.kind, f.msg = sigstore.KindMalformedPath, fmt.Sprintf("%s is not below the namespace %s", p, ns)
+			default:
+				f.loc = loc
+				f.judge = true
+			}
+			u.memo.files = append(u.memo.files, f)
+		}
 		return nil
-	})
-	if err != nil {
+	}
+	if err := visit(path, tree); err != nil {
 		return fmt.Errorf("reading %s: %w", path, err)
 	}
 	for i := range u.memo.files {
@@ -495,16 +542,30 @@ func (w *walker) judgeUnit(u *unitWork) {
 		}
 	}
 	// Signature numbers are unique within a directory: they take the
-	// directory's verdicts back to their files.
-	for _, v := range sigstore.JudgeDirectory(verdicts) {
-		for i := range u.memo.files {
-			if f := &u.memo.files[i]; f.kind != sigstore.KindMalformedPath && f.loc.Number == v.Location.Number {
-				f.kind, f.msg = v.Problem, v.Message
-				break
-			}
+	// directory's verdicts back to their files. These verdicts leave out
+	// the lifetimes, which depend on the time: judgeLifetimes judges a
+	// directory again when a lifetime changes what counts in it.
+	judgeDirectory(u.memo.files, verdicts)
+	w.sec.storeUnit(u.path, u.memo)
+}
+
+// judgeDirectory applies sigstore.JudgeDirectory to the verdicts of the
+// judged files of one directory and writes the results back to them, by
+// signature number (unique within a directory).
+func judgeDirectory(files []memoFile, verdicts []sigstore.Verdict) []sigstore.Verdict {
+	at := make(map[int]int, len(files))
+	for i := range files {
+		if f := &files[i]; f.kind != sigstore.KindMalformedPath {
+			at[f.loc.Number] = i
 		}
 	}
-	w.sec.storeUnit(u.path, u.memo)
+	out := sigstore.JudgeDirectory(verdicts)
+	for _, v := range out {
+		if i, ok := at[v.Location.Number]; ok && v.Problem != sigstore.KindMalformedPath {
+			files[i].kind, files[i].msg = v.Problem, v.Message
+		}
+	}
+	return out
 }
 
 // files flattens the walk into JudgedFiles, in path order, in parallel
@@ -563,7 +624,7 @@ func (w *walker) flatten(units []*unitWork, out []JudgedFile) (sorted bool) {
 			prev = f.path
 			jf := &out[i]
 			i++
-			jf.Path, jf.Blob, jf.Verdict = f.path, f.blob, f.verdict()
+			jf.Path, jf.Blob, jf.Verdict, jf.memo = f.path, f.blob, f.verdict(), f
 			if f.kind == sigstore.KindMalformedPath {
 				continue
 			}
@@ -576,65 +637,124 @@ func (w *walker) flatten(units []*unitWork, out []JudgedFile) (sorted bool) {
 	return sorted
 }
 
-// judgeLifetimes decides which good signatures count: their own expiry has
-// not passed, and their key was valid when the file entered the history.
+// judgeLifetimes completes sigstore's judgement of every file with the
+// lifetimes: a signature counts when its own expiry has not passed and its
+// key was valid when the file entered the history. Only the directories
+// where a lifetime rules a file out are judged again (JudgeVerified,
+// JudgeLifetime, JudgeDirectory over their files, so that such a file never
+// takes its key's slot); when the files entered is worked out only for
+// keys that are not valid now.
 func (ev *Evaluation) judgeLifetimes(st *policy.State, sec *cacheSection) {
-	type validity struct {
-		ok     bool
-		reason string
+	now := sigstore.Times{Now: ev.Now}
+	validNow := map[string]bool{}
+	subkeyClients := map[string]string{}
+	// mayCount: a good signature before the directory rules.
+	mayCount := func(f *JudgedFile) bool {
+		if f.memo == nil || f.memo.vkind != "" {
+			return false
+		}
+		switch f.Verdict.Problem {
+		case "", sigstore.KindDuplicateSigner, sigstore.KindGap, sigstore.KindPoisoned:
+			return true
+		}
+		return false
 	}
-	now := map[string]validity{}
+	type span struct{ lo, hi int }
+	var dirty []span
 	var late []int
+	for lo := 0; lo < len(ev.Files); {
+		hi := lo + 1
+		if ev.Files[lo].Name != "" {
+			for hi < len(ev.Files) && ev.Files[hi].Name == ev.Files[lo].Name && ev.Files[hi].Verdict.Location.Digest == ev.Files[lo].Verdict.Location.Digest {
+				hi++
+			}
+		}
+		again := false
+		for i := lo; i < hi; i++ {
+			f := &ev.Files[i]
+			if !mayCount(f) {
+				continue
+			}
+			sig := f.Verdict.Signature
+			if !sig.Expires.IsZero() && !ev.Now.Before(sig.Expires) {
+				again = true
+				continue
+			}
+			ok, seen := validNow[sig.Issuer]
+			if !seen {
+				ok, _ = ev.Keys.ValidAt(sig.Issuer, ev.Now)
+				validNow[sig.Issuer] = ok
+			}
+			if !ok {
+				again = true
+				late = append(late, i)
+			} else if f.Verdict.OK() && sig.Subkey {
+				// The clients' view of a good subkey signature depends on the
+				// issuer alone here: worked out once per issuer.
+				c, seen := subkeyClients[sig.Issuer]
+				if !seen {
+					c = sigstore.JudgeLifetime(f.Verdict, ev.Keys, now).Clients
+					subkeyClients[sig.Issuer] = c
+				}
+				f.Verdict.Clients = c
+			}
+		}
+		if again {
+			dirty = append(dirty, span{lo, hi})
+		}
+		lo = hi
+	}
+	var entered map[string]time.Time
+	var enteredErr error
+	if len(late) > 0 {
+		want := make(map[string]plumbing.Hash, len(late))
+		for _, i := range late {
+			want[ev.Files[i].Path] = ev.Files[i].Blob
+		}
+		entered, enteredErr = sec.enteredTimes(st, want)
+	}
+	for _, d := range dirty {
+		files := ev.Files[d.lo:d.hi]
+		var verdicts []sigstore.Verdict
+		at := map[int]int{}
+		for i := range files {
+			f := &files[i]
+			if f.memo == nil || f.Verdict.Problem == sigstore.KindMalformedPath {
+				continue
+			}
+			m := f.memo
+			v := sigstore.JudgeVerified(m.loc, st.Policy.Repository(f.Name), m.sig, m.verifyError())
+			t := now
+			if when, ok := entered[f.Path]; ok {
+				t.Entered, f.Entered = when, when
+			}
+			v = sigstore.JudgeLifetime(v, ev.Keys, t)
+			if v.Problem == sigstore.KindKeyNotValid && t.Entered.IsZero() {
+				why := "it is not in the history"
+				if enteredErr != nil {
+					why = enteredErr.Error()
+				}
+				v.Message = fmt.Sprintf("key %s is not valid now, and when the signature entered the repository is unknown (%s)", v.Signature.Issuer, why)
+			}
+			at[v.Location.Number] = i
+			verdicts = append(verdicts, v)
+		}
+		for _, v := range sigstore.JudgeDirectory(verdicts) {
+			if i, ok := at[v.Location.Number]; ok {
+				files[i].Verdict = v
+			}
+		}
+	}
 	for i := range ev.Files {
 		f := &ev.Files[i]
-		if !f.Verdict.OK() {
+		f.Counts, f.Reason = f.Verdict.OK(), ""
+		switch f.Verdict.Problem {
+		case "":
+		case sigstore.KindKeyNotValid, sigstore.KindSignatureExpired:
+			f.Reason = f.Verdict.Message
+		default:
 			f.Reason = string(f.Verdict.Problem) + ": " + f.Verdict.Message
-			continue
 		}
-		sig := f.Verdict.Signature
-		if !sig.Expires.IsZero() && !ev.Now.Before(sig.Expires) {
-			f.lifetime = KindSignatureExpired
-			f.Reason = fmt.Sprintf("the signature expired on %s; clients reject it", sig.Expires.UTC().Format(time.RFC3339))
-			continue
-		}
-		v, ok := now[sig.Issuer]
-		if !ok {
-			v.ok, v.reason = ev.Keys.ValidAt(sig.Issuer, ev.Now)
-			now[sig.Issuer] = v
-		}
-		if v.ok {
-			f.Counts = true
-			continue
-		}
-		late = append(late, i)
-	}
-	if len(late) == 0 {
-		return
-	}
-	want := make(map[string]plumbing.Hash, len(late))
-	for _, i := range late {
-		want[ev.Files[i].Path] = ev.Files[i].Blob
-	}
-	entered, err := sec.enteredTimes(st, want)
-	for _, i := range late {
-		f := &ev.Files[i]
-		f.lifetime = KindKeyNotValid
-		when, ok := entered[f.Path]
-		if !ok {
-			why := "it is not in the history"
-			if err != nil {
-				why = err.Error()
-			}
-			f.Reason = fmt.Sprintf("key %s is not valid now, and when the signature entered the repository is unknown (%s)", f.Verdict.Signature.Issuer, why)
-			continue
-		}
-		f.Entered = when
-		valid, why := ev.Keys.ValidAt(f.Verdict.Signature.Issuer, when)
-		if valid {
-			f.Counts, f.lifetime = true, ""
-			continue
-		}
-		f.Reason = why
 	}
 }
 

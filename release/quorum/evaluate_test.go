@@ -52,7 +52,7 @@ func evalVariety(t *testing.T, r *fxRepo, k *fxKey, kc time.Time) (time.Time, in
 // evalCmp compares evaluations: everything but the trust root object and
 // the count of fresh verifications.
 var evalCmp = cmp.Options{
-	cmp.AllowUnexported(JudgedFile{}),
+	cmpopts.IgnoreUnexported(JudgedFile{}),
 	cmpopts.IgnoreFields(Evaluation{}, "Keys", "Verified"),
 }
 

@@ -30,6 +30,9 @@ type Report struct {
 	// Verified counts the signatures whose cryptography was checked in this
 	// run (the rest came from the verification cache).
 	Verified int `json:"-"`
+	// StrictClients is true when only signatures that stock clients
+	// accept now were counted (--strict-clients).
+	StrictClients bool `json:"strict_clients,omitempty"`
 }
 
 // ImageStatus is one image, NAME:TAG, as the build records of one release
@@ -54,6 +57,11 @@ type ImageStatus struct {
 	// signatures left over from a rebuild. It is shown but does not decide
 	// whether the report meets quorum.
 	Superseded bool `json:"superseded,omitempty"`
+	// Legacy is true for an image without build records that only legacy
+	// StageX signatures name (Release ""): shown below quorum, since
+	// legacy signatures never count, so that it does not vanish; Tag is
+	// "" when the legacy payloads name no tag.
+	Legacy bool `json:"legacy,omitempty"`
 	// Digests are the per-platform manifest digests, sorted by platform and
 	// digest.
 	Digests []DigestStatus `json:"digests"`
@@ -94,6 +102,13 @@ type Signer struct {
 	Counted bool `json:"counted"`
 	// Reason says why it does not count.
 	Reason string `json:"reason,omitempty"`
+	// Clients says why stock podman and skopeo with the current keyring
+	// refuse a signature that counts for tally's quorum (the key expired
+	// or was revoked as superseded or retired since it entered; a subkey
+	// made it, which clients before containers/image 5.37 reject); ""
+	// when they accept it. With --strict-clients such a signature does
+	// not count.
+	Clients string `json:"clients,omitempty"`
 	// Path is the signature file.
 	Path string `json:"path"`
 }

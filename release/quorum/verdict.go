@@ -46,6 +46,9 @@ func (rep *Report) Verdict() Outcome {
 // platforms without a digest that met
 func (img ImageStatus) Failures(threshold int) []string {
 	var out []string
+	if img.Legacy {
+		out = append(out, "legacy signatures only: they never count (stock clients reject them); sign again with tally")
+	}
 	for _, slot := range img.Slots() {
 		rows := img.SlotRows(slot)
 		label := slot
@@ -101,12 +104,22 @@ type Column struct {
 	Fingerprint, Title string
 }
 
-// Columns lists the trust root's keys, then builders outside it, with short
-// titles that are unique.
+// Columns lists the trust root's keys that the matrix has cells for (all,
+// or of a large keyring those that signed or built something), then
+// builders outside it, with short titles that are unique.
 func (rep *Report) Columns() []Column {
 	var cols []Column
 	seen := map[string]bool{}
+	inMatrix := map[string]bool{}
+	for _, img := range rep.Images {
+		for _, c := range img.Builds {
+			inMatrix[c.Fingerprint] = true
+		}
+	}
 	for _, k := range rep.Maintainers {
+		if !inMatrix[k.Fingerprint] {
+			continue
+		}
 		cols = append(cols, Column{Fingerprint: k.Fingerprint, Title: title(k.Name, k.Fingerprint)})
 		seen[k.Fingerprint] = true
 	}
