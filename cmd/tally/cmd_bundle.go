@@ -49,7 +49,7 @@ EXAMPLES:
 			if c.String("release") == "" {
 				return usagef("bundle create needs --release VERSION: a bundle is for one cut release")
 			}
-			repo, err := gitstore.Open(c.Path("repo"))
+			repo, err := openRepo(env, c.Path("repo"))
 			if err != nil {
 				return err
 			}
@@ -124,9 +124,9 @@ func bundleFlag() cli.Flag {
 }
 
 // openRepoOrBundle opens --bundle when it is set, else --repo.
-func openRepoOrBundle(c *cli.Context) (*gitstore.Repo, error) {
+func openRepoOrBundle(env *environment, c *cli.Context) (*gitstore.Repo, error) {
 	if !c.IsSet("bundle") {
-		return gitstore.Open(c.Path("repo"))
+		return openRepo(env, c.Path("repo"))
 	}
 	if c.IsSet("repo") {
 		return nil, usagef("give --bundle or --repo, not both")

@@ -91,7 +91,7 @@ EXAMPLES:
 				return fail(exitUsage, fmt.Errorf("--require quorum needs --release VERSION: it pins the keys that signed that release"),
 					"pass --release VERSION, or --require all or --require any for a policy that does not depend on a release")
 			}
-			repo, err := openRepoOrBundle(c)
+			repo, err := openRepoOrBundle(env, c)
 			if err != nil {
 				return err
 			}

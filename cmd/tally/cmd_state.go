@@ -24,7 +24,7 @@ func stateFlags() []cli.Flag {
 // verifyChecked opens the repository (--repo) or the bundle (--bundle),
 // checks it against --state, verifies it and, when the verification
 // passed, records the new state.
-func verifyChecked(c *cli.Context, vopts release.VerifyOptions) (*release.VerifyResult, error) {
+func verifyChecked(env *environment, c *cli.Context, vopts release.VerifyOptions) (*release.VerifyResult, error) {
 	file := c.Path("state")
 	if file == "" && c.IsSet("max-age") {
 		return nil, usagef("--max-age needs --state FILE")
@@ -52,7 +52,7 @@ func verifyChecked(c *cli.Context, vopts release.VerifyOptions) (*release.Verify
 		}
 	} else {
 		var err error
-		if repo, err = gitstore.Open(c.Path("repo")); err != nil {
+		if repo, err = openRepo(env, c.Path("repo")); err != nil {
 			return nil, err
 		}
 		verify = func() (*release.VerifyResult, error) { return release.Verify(c.Context, repo, vopts) }

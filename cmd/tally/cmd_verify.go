@@ -104,7 +104,7 @@ EXAMPLES:
 				}
 				vopts.Local = images
 			}
-			res, err := verifyChecked(c, vopts)
+			res, err := verifyChecked(env, c, vopts)
 			if errors.Is(err, registry.ErrRegistryUnavailable) {
 				return fail(exitTempFail, errors.New(err.Error()), "the registry could not be reached or failed; run the command again")
 			}
