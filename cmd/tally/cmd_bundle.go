@@ -12,8 +12,16 @@ import (
 
 func bundleCommand(env *environment) *cli.Command {
 	return &cli.Command{
-		Name:        "bundle",
-		Usage:       "one file to verify a release offline: create it, lay it out for podman and skopeo",
+		Name:  "bundle",
+		Usage: "one file to verify a release offline: create it, lay it out for podman and skopeo",
+		Description: `A release bundle is one git bundle file holding everything needed to verify
+a cut release with no network and no repository: create writes it, tally
+verify --bundle checks it, extract lays its signatures out for stock clients.
+
+EXAMPLES:
+   tally bundle create --repo signatures --release 2026.11.0 stagex-2026.11.0.bundle
+   tally verify --bundle stagex-2026.11.0.bundle --keyring maintainers.pgp --threshold 2
+   tally bundle extract stagex-2026.11.0.bundle /srv/sigs`,
 		Subcommands: []*cli.Command{bundleCreateCommand(env), bundleExtractCommand(env)},
 		Action:      unknownSubcommand,
 	}
