@@ -1,6 +1,10 @@
 package gitstore
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/tally-sig/tally/gitstore/internal/pack"
+)
 
 var (
 	// ErrNotRepository is returned by Open when a path is neither a working
@@ -33,8 +37,10 @@ var (
 	ErrUnsafePath = errors.New("unsafe path")
 
 	// ErrBadObject is returned when a git object in the repository is
-	// malformed: a tree, commit or tag that git fsck would reject.
-	ErrBadObject = errors.New("malformed git object")
+	// malformed: a tree, commit or tag that git fsck would reject, or a
+	// damaged pack or loose object. It is pack.ErrBadObject, so errors.Is
+	// matches the errors of either package.
+	ErrBadObject = pack.ErrBadObject
 
 	// ErrStaleWorktree is returned by Commit, together with the new commit's
 	// hash, when the branch moved but bringing the working tree and index up

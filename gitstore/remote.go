@@ -110,7 +110,7 @@ func (r *Repo) Fetch(ctx context.Context, remote string, refspecs ...string) err
 		return nil
 	})
 	// New packs may have arrived.
-	r.objects.reset()
+	r.objects.Reset()
 	if err == nil && len(rejected) > 0 {
 		return fmt.Errorf("fetching from %s: %s: %w", remote, strings.Join(rejected, ", "), ErrNonFastForward)
 	}
