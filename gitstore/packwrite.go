@@ -20,7 +20,6 @@ type objectBatch struct {
 	seen    map[plumbing.Hash]bool
 }
 
-
 // add queues an object and returns its id.
 func (b *objectBatch) add(typ plumbing.ObjectType, data []byte) plumbing.Hash {
 	h := plumbing.ComputeHash(typ, data)

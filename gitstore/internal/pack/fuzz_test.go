@@ -64,7 +64,6 @@ func FuzzParseLooseObject(f *testing.F) {
 	})
 }
 
-
 // FuzzSizeAt reads sizes from packed object headers as a pushed pack may
 // hold them: it never panics, loops or reads past the pack, and for a whole
 // object it reports what parsing the entry reports.
