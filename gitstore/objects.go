@@ -19,9 +19,10 @@ const maxObjectSize = pack.MaxObjectSize
 // storing it.
 var emptyTree = plumbing.NewHash("4b825dc642cb6eb9a060e54bf8d69288fbee4904")
 
-// storerObjects reads objects through a go-git storer (a pack.Reader, and
-// the fallback of pack.Objects), which is not safe for
+// storerObjects reads objects through a go-git storer, which is not safe for
 // concurrent use: every call holds mu, the lock the Repo uses for the storer.
+// It is the Repo's pack.Reader in memory, and the fallback of pack.Objects
+// on disk.
 type storerObjects struct {
 	mu *sync.Mutex
 	s  storer.EncodedObjectStorer
