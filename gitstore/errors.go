@@ -31,6 +31,29 @@ var (
 	// update that would lose its commits.
 	ErrNonFastForward = errors.New("non-fast-forward update rejected")
 
+	// ErrRemoteRejected is returned by Push when the remote refused an
+	// update for another reason than losing commits: its hooks (tally's
+	// pre-receive: the reasons are the remote's lines), a protected branch,
+	// a failed reference update.
+	ErrRemoteRejected = errors.New("the remote refused the push")
+
+	// ErrNoRemoteRef is returned by Fetch when the remote has no reference
+	// matching a refspec's source (a branch nobody pushed yet).
+	ErrNoRemoteRef = errors.New("the remote has no such reference")
+
+	// ErrNoGit is returned by Fetch and Push when the git program, which
+	// they run, is not on PATH.
+	ErrNoGit = errors.New("git is not installed (not on PATH)")
+
+	// ErrGit is returned by Fetch and Push when git failed for another
+	// reason: the remote could not be reached, authentication failed. The
+	// error holds git's own words.
+	ErrGit = errors.New("git failed")
+
+	// ErrInMemory is returned by operations that need a repository on
+	// disk, such as Fetch and Push, on a repository in memory.
+	ErrInMemory = errors.New("the repository is in memory, not on disk")
+
 	// ErrUnsafePath is returned for a path that is not clean and relative
 	// (empty, absolute, with "." or ".." or empty components, or naming .git)
 	// and for file/directory conflicts in a commit.

@@ -1,9 +1,12 @@
 package gitstore
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/go-git/go-git/v5/plumbing"
@@ -140,5 +143,94 @@ func TestUpstream(t *testing.T) {
 				t.Errorf("Upstream = %q, %q, %v", remote, merge, err)
 			}
 		})
+	}
+}
+
+// TestInteropPushRefusedByHook: a remote hook's refusal is
+// ErrRemoteRejected, and its lines reach the remote output as they arrive
+// (without git's padding), or the error when no output is set.
+func TestInteropPushRefusedByHook(t *testing.T) {
+	t.Parallel()
+	interop.Require(t, "git")
+	ctx := context.Background()
+	remote := diskRepo(t, true)
+	hook := filepath.Join(remote.GitDir(), "hooks", "pre-receive")
+	if err := os.MkdirAll(filepath.Dir(hook), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	script := "#!/bin/sh\necho 'tally: refused: commit abc: not signed' >&2\necho 'second line' >&2\nexit 1\n"
+	if err := os.WriteFile(hook, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	local := diskRepo(t, false)
+	if err := local.AddRemote("origin", remote.GitDir()); err != nil {
+		t.Fatal(err)
+	}
+	mustCommit(t, local, plumbing.ZeroHash, "a1", write("s/signature-1", "alice"))
+
+	// No output set: the remote's lines are in the error.
+	err := local.Push(ctx, "origin", "refs/heads/main:refs/heads/main")
+	if !errors.Is(err, ErrRemoteRejected) {
+		t.Fatalf("refused push = %v, want ErrRemoteRejected", err)
+	}
+	for _, want := range []string{"[remote rejected] (pre-receive hook declined)", "\nremote: tally: refused: commit abc: not signed\nremote: second line"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+
+	// With an output: the lines go there, not into the error.
+	var out bytes.Buffer
+	local.SetRemoteOutput(&out)
+	err = local.Push(ctx, "origin", "refs/heads/main:refs/heads/main")
+	if !errors.Is(err, ErrRemoteRejected) || strings.Contains(err.Error(), "not signed") {
+		t.Errorf("refused push with an output = %v", err)
+	}
+	if got, want := out.String(), "remote: tally: refused: commit abc: not signed\nremote: second line\n"; got != want {
+		t.Errorf("remote output = %q, want %q", got, want)
+	}
+	if _, err := remote.Branch("main"); err == nil {
+		t.Error("the refused branch exists on the remote")
+	}
+}
+
+func TestInteropFetchMissingRef(t *testing.T) {
+	t.Parallel()
+	interop.Require(t, "git")
+	remote := diskRepo(t, true)
+	local := diskRepo(t, false)
+	err := local.Fetch(context.Background(), remote.GitDir(), "+refs/heads/main:refs/remotes/x/main")
+	if !errors.Is(err, ErrNoRemoteRef) {
+		t.Errorf("fetching a branch the remote lacks = %v, want ErrNoRemoteRef", err)
+	}
+}
+
+// TestRemoteRefusals: what Fetch and Push refuse before running git, and
+// git's absence.
+func TestRemoteRefusals(t *testing.T) {
+	ctx := context.Background()
+	mem := NewMemory(false)
+	if err := mem.Push(ctx, "/tmp/x.git", "refs/heads/main:refs/heads/main"); !errors.Is(err, ErrInMemory) {
+		t.Errorf("push from memory = %v, want ErrInMemory", err)
+	}
+	r := diskRepo(t, false)
+	if err := r.Fetch(ctx, "nosuch"); err == nil || !strings.Contains(err.Error(), `no remote called "nosuch"`) {
+		t.Errorf("fetch from an unknown remote = %v", err)
+	}
+	if err := r.Push(ctx, "origin", "not a refspec"); err == nil {
+		t.Error("a bad refspec was pushed")
+	}
+	// An option spelled as a URL stays a URL: git is not told to run it.
+	marker := filepath.Join(t.TempDir(), "ran")
+	err := r.Fetch(ctx, "--upload-pack=touch "+marker+";", "+refs/heads/main:refs/x")
+	if _, serr := os.Stat(marker); serr == nil {
+		t.Errorf("a remote named like an option ran a command (fetch: %v)", err)
+	}
+	if err == nil {
+		t.Error("fetching from an option succeeded")
+	}
+	t.Setenv("PATH", t.TempDir())
+	if err := r.Push(ctx, "/tmp/x.git", "refs/heads/main:refs/heads/main"); !errors.Is(err, ErrNoGit) {
+		t.Errorf("push without git = %v, want ErrNoGit", err)
 	}
 }

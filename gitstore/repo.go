@@ -3,6 +3,7 @@ package gitstore
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -66,6 +67,10 @@ type Repo struct {
 	memLock chan struct{}
 	// now is the clock for commits and tags that give no time.
 	now func() time.Time
+
+	// remoteOut receives the remote's lines during Fetch and Push.
+	remoteMu  sync.Mutex
+	remoteOut io.Writer
 }
 
 func newRepo(s storage.Storer, wt billy.Filesystem) *Repo {

@@ -43,6 +43,11 @@ type InstallOptions struct {
 	// Binary is the absolute path of the tally program the hooks run; they
 	// fall back to tally on PATH when it is gone.
 	Binary string
+	// Lookaside (with Server) is the absolute path of a directory a web
+	// server serves: a post-receive hook is installed too, which exports
+	// the lookaside tree of the default branch there after each accepted
+	// push (release.ExportLookaside).
+	Lookaside string
 }
 
 // InstallResult says what Install did.
@@ -67,6 +72,12 @@ func Install(repo *gitstore.Repo, opts InstallOptions) (*InstallResult, error) {
 	case !opts.Server && repo.Bare():
 		return nil, fmt.Errorf("installing the client hooks: %w: %s is bare; give --server to install the server hook there", ErrWrongRepository, repo.GitDir())
 	}
+	if opts.Lookaside != "" && !opts.Server {
+		return nil, fmt.Errorf("installing hooks: %w: a lookaside directory is refreshed by the server's post-receive hook; give --server", ErrWrongRepository)
+	}
+	if opts.Lookaside != "" && !filepath.IsAbs(opts.Lookaside) {
+		return nil, fmt.Errorf("installing hooks: the lookaside directory %q is not an absolute path", opts.Lookaside)
+	}
 	if !filepath.IsAbs(opts.Binary) {
 		return nil, fmt.Errorf("installing hooks: the tally program %q is not an absolute path", opts.Binary)
 	}
@@ -83,6 +94,9 @@ func Install(repo *gitstore.Repo, opts InstallOptions) (*InstallResult, error) {
 	names := ClientHooks
 	if opts.Server {
 		names = ServerHooks
+	}
+	if opts.Lookaside != "" {
+		names = append(append([]string(nil), names...), "post-receive")
 	}
 	res := &InstallResult{Dir: dir, Binary: opts.Binary}
 	// Check every hook before writing any, so a refusal changes nothing.
@@ -113,7 +127,11 @@ func Install(repo *gitstore.Repo, opts InstallOptions) (*InstallResult, error) {
 	}
 	for _, name := range names {
 		p := filepath.Join(dir, name)
-		if err := writeExecutable(p, hookScript(name, opts.Binary)); err != nil {
+		var extra []string
+		if name == "post-receive" {
+			extra = []string{opts.Lookaside}
+		}
+		if err := writeExecutable(p, hookScript(name, opts.Binary, extra...)); err != nil {
 			return nil, fmt.Errorf("installing hooks: %w", err)
 		}
 		res.Hooks = append(res.Hooks, p)
@@ -148,7 +166,11 @@ func hooksDir(repo *gitstore.Repo) (string, error) {
 // hookScript is the shell script of one hook: it runs the tally recorded at
 // install time, or tally on PATH when that is gone, and refuses (fails
 // closed) when there is none.
-func hookScript(name, binary string) []byte {
+func hookScript(name, binary string, extra ...string) []byte {
+	args := name
+	for _, e := range extra {
+		args += " " + shellQuote(e)
+	}
 	return []byte(fmt.Sprintf(`#!/bin/sh
 %s %s (installed by "tally hooks install"; reinstall with --force to change it)
 # It runs tally's check of a guarded signatures repository; see the README
@@ -162,7 +184,7 @@ if [ ! -x "$tally" ]; then
 	}
 fi
 exec "$tally" hook %s "$@"
-`, hookMarker, name, shellQuote(binary), name))
+`, hookMarker, name, shellQuote(binary), args))
 }
 
 // shellQuote quotes s for a POSIX shell.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"strings"
 	"time"
 
@@ -31,12 +32,19 @@ type PublicKey struct {
 
 // InitOptions says how to set up a signatures repository.
 type InitOptions struct {
-	Namespace      string           // e.g. "stagex"
-	IdentityPrefix string           // "" = Namespace
-	Threshold      int              // M; 0 = min(2, number of keys)
-	Keys           []PublicKey      // maintainers' public keys
-	Signer         sigstore.Signer  // signs the commit when set; its key must be among the keys
-	Now            func() time.Time // the clock; time.Now when nil
+	Namespace      string      // e.g. "stagex"
+	IdentityPrefix string      // "" = Namespace
+	Threshold      int         // M; 0 = min(2, number of keys)
+	Keys           []PublicKey // maintainers' public keys
+	// ExtraPaths are the files ("README.md", ".github/workflows/tally-check.yml")
+	// or directories ending in "/" outside tally's own that commits may
+	// change (tally.toml's extra_paths; see Policy.ExtraPaths).
+	ExtraPaths []string
+	// Files are committed with the policy (the CI workflow that runs tally
+	// check); each path is added to ExtraPaths. None may exist already.
+	Files  []gitstore.Change
+	Signer sigstore.Signer  // signs the commit when set; its key must be among the keys
+	Now    func() time.Time // the clock; time.Now when nil
 	// LockWait bounds how long Init waits for another writer of the
 	// repository; 0 waits as long as ctx allows (see SignOptions.LockWait).
 	LockWait time.Duration
@@ -81,8 +89,17 @@ func Init(ctx context.Context, repo *gitstore.Repo, opts InitOptions) (*InitResu
 		return nil, fmt.Errorf("%w: %s exists", ErrAlreadyInitialised, policy.PolicyFile)
 	}
 
+	extra := append([]string(nil), opts.ExtraPaths...)
+	for _, f := range opts.Files {
+		if _, err := snap.Stat(f.Path); err == nil {
+			return nil, fmt.Errorf("%w: %s exists already; tally init adds it only to a repository without it", ErrAlreadyInitialised, f.Path)
+		}
+		if !slices.Contains(extra, f.Path) {
+			extra = append(extra, f.Path)
+		}
+	}
 	p := policy.Policy{Namespace: opts.Namespace, IdentityPrefix: opts.IdentityPrefix, Threshold: opts.Threshold,
-		Keyring: policy.DefaultKeyring(opts.Namespace)}
+		Keyring: policy.DefaultKeyring(opts.Namespace), ExtraPaths: policy.NewNames(extra...)}
 	if p.IdentityPrefix == "" {
 		p.IdentityPrefix = p.Namespace
 	}
@@ -158,7 +175,12 @@ func Init(ctx context.Context, repo *gitstore.Repo, opts InitOptions) (*InitResu
 	}
 
 	changes := []gitstore.Change{{Path: policy.PolicyFile, Data: p.Marshal()}, {Path: p.Keyring, Data: keyring.Bytes()}}
-	if err := repo.CheckPaths([]string{policy.PolicyFile, p.Keyring}); err != nil {
+	paths := []string{policy.PolicyFile, p.Keyring}
+	for _, f := range opts.Files {
+		changes = append(changes, gitstore.Change{Path: f.Path, Data: f.Data})
+		paths = append(paths, f.Path)
+	}
+	if err := repo.CheckPaths(paths); err != nil {
 		return nil, err
 	}
 	req := gitstore.CommitRequest{

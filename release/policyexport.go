@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -53,6 +54,21 @@ type PolicyOptions struct {
 	// Release is the release whose signers RequireQuorum pins; with the
 	// other modes it is optional and only checked.
 	Release string
+	// Registries are more REGISTRY/NAMESPACE consumers pull from (StageX:
+	// docker.io/stagex and quay.io/stagex): one policy and one registries.d
+	// file cover Registry and each of them.
+	Registries []string
+	// Mirrors are REGISTRY/NAMESPACE that registries.conf mirrors or
+	// rewrites pulls to: containers/image looks signatures up under the
+	// registry it actually pulls from, so registries.d points each at the
+	// lookaside too. The policy stays that of the registries pulled by name.
+	Mirrors []string
+	// AnyTag gives each image of the release its own scope whose
+	// signatures match by repository (exactRepository), so pulls by any
+	// tag (:latest, :sx<release>) pass, as well as by :<version> and digest;
+	// it needs Release. The cost: any signed image of that repository then
+	// passes under any tag, an older release's included (rollback).
+	AnyTag bool
 	// Now is the clock for key lifetimes; time.Now when nil.
 	Now func() time.Time
 }
@@ -61,11 +77,16 @@ type PolicyOptions struct {
 // policy.json and a registries.d file, with notes on what it can and cannot
 // express. Keys are embedded (keyData), so the files stand alone.
 type ConsumerPolicy struct {
-	Require   string `json:"require"`
-	Registry  string `json:"registry"` // the scope, fully expanded ("docker.io/stagex")
-	Lookaside string `json:"lookaside"`
-	Release   string `json:"release,omitempty"`
-	Threshold int    `json:"threshold"`
+	Require  string `json:"require"`
+	Registry string `json:"registry"` // the first scope, fully expanded ("docker.io/stagex")
+	// Registries are every registry scope the policy covers, Registry first.
+	Registries []string `json:"registries"`
+	// Mirrors are the registries.d entries added for registries.conf mirrors.
+	Mirrors   []string `json:"mirrors,omitempty"`
+	AnyTag    bool     `json:"any_tag,omitempty"`
+	Lookaside string   `json:"lookaside"`
+	Release   string   `json:"release,omitempty"`
+	Threshold int      `json:"threshold"`
 	// Identity is how signed identities are matched: "matchRepoDigestOrExact"
 	// or, when Registry is not the signed identity prefix, "remapIdentity".
 	Identity     string        `json:"identity"`
@@ -105,9 +126,10 @@ type policyRequirement struct {
 }
 
 type policyIdentity struct {
-	Type         string `json:"type"`
-	Prefix       string `json:"prefix,omitempty"`
-	SignedPrefix string `json:"signedPrefix,omitempty"`
+	Type             string `json:"type"`
+	Prefix           string `json:"prefix,omitempty"`
+	SignedPrefix     string `json:"signedPrefix,omitempty"`
+	DockerRepository string `json:"dockerRepository,omitempty"`
 }
 
 // ExportPolicy writes the strongest consumer policy stock clients can
@@ -128,9 +150,21 @@ func ExportPolicy(ctx context.Context, repo *gitstore.Repo, opts PolicyOptions) 
 	if opts.Require == RequireQuorum && opts.Release == "" {
 		return nil, fmt.Errorf("%w: require quorum pins the keys that signed one release: name the release", ErrBadPolicyOptions)
 	}
-	registry, err := normalizePrefix(opts.Registry)
-	if err != nil || !strings.Contains(registry, "/") {
-		return nil, fmt.Errorf("%w: registry %q: want REGISTRY/NAMESPACE, like 127.0.0.1:5000/stagex", ErrBadPolicyOptions, opts.Registry)
+	if opts.AnyTag && opts.Release == "" {
+		return nil, fmt.Errorf("%w: any tag pins the images of one release: name the release", ErrBadPolicyOptions)
+	}
+	registries, err := normalizeRegistries(append([]string{opts.Registry}, opts.Registries...), "registry")
+	if err != nil {
+		return nil, err
+	}
+	mirrors, err := normalizeRegistries(opts.Mirrors, "mirror")
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range mirrors {
+		if slices.Contains(registries, m) {
+			return nil, fmt.Errorf("%w: mirror %q is also a registry", ErrBadPolicyOptions, m)
+		}
 	}
 	lookaside, err := checkLookaside(opts.Lookaside)
 	if err != nil {
@@ -168,14 +202,10 @@ func ExportPolicy(ctx context.Context, repo *gitstore.Repo, opts PolicyOptions) 
 		}
 	}
 
-	c := &ConsumerPolicy{Require: opts.Require, Registry: registry, Lookaside: lookaside, Release: opts.Release,
+	c := &ConsumerPolicy{Require: opts.Require, Registry: registries[0], Registries: registries, Mirrors: mirrors, AnyTag: opts.AnyTag,
+		Lookaside: lookaside, Release: opts.Release,
 		Threshold: head.Policy.Threshold, SignedPrefix: signedPrefix, Identity: "matchRepoDigestOrExact",
 		RegistriesFile: strings.ReplaceAll(head.Policy.Namespace, "/", "-") + ".yaml"}
-	var identity *policyIdentity
-	if registry != signedPrefix {
-		c.Identity = "remapIdentity"
-		identity = &policyIdentity{Type: "remapIdentity", Prefix: registry, SignedPrefix: signedPrefix}
-	}
 
 	keys := head.Keys.Keys()
 	keyData := func(fprs ...string) ([]byte, error) {
@@ -191,61 +221,118 @@ func ExportPolicy(ctx context.Context, repo *gitstore.Repo, opts PolicyOptions) 
 		}
 		return b.Bytes(), nil
 	}
-	signedBy := func(fprs ...string) (policyRequirement, error) {
+	signedBy := func(identity *policyIdentity, fprs ...string) (policyRequirement, error) {
 		data, err := keyData(fprs...)
 		return policyRequirement{Type: "signedBy", KeyType: "GPGKeys", KeyData: data, SignedIdentity: identity}, err
 	}
-	scopes := map[string][]policyRequirement{}
-	switch opts.Require {
-	case RequireAny:
-		fprs := make([]string, len(keys))
-		for i, k := range keys {
-			fprs[i] = k.Fingerprint
-		}
-		req, err := signedBy(fprs...)
-		if err != nil {
-			return nil, err
-		}
-		scopes[registry] = []policyRequirement{req}
-		c.Scopes = append(c.Scopes, PolicyScope{Scope: registry, Keys: keys, AnyOf: true})
-	case RequireAll:
-		for _, k := range keys {
-			req, err := signedBy(k.Fingerprint)
-			if err != nil {
-				return nil, err
-			}
-			scopes[registry] = append(scopes[registry], req)
-		}
-		c.Scopes = append(c.Scopes, PolicyScope{Scope: registry, Keys: keys})
-	case RequireQuorum:
+	allFprs := make([]string, len(keys))
+	for i, k := range keys {
+		allFprs[i] = k.Fingerprint
+	}
+	// The keys each scope requires: per image of the release (quorum, or
+	// any tag), or for the whole namespace.
+	type need struct {
+		name  string // image name; "" for the namespace
+		keys  []sigstore.Key
+		anyOf bool
+	}
+	var needs []need
+	switch {
+	case opts.Require == RequireQuorum:
 		for _, img := range images {
 			pinned, err := pinKeys(img, head.Policy.Threshold)
 			if err != nil {
 				return nil, err
 			}
-			scope := registry + "/" + img.Name
-			for _, k := range pinned {
-				req, err := signedBy(k.Fingerprint)
+			needs = append(needs, need{name: img.Name, keys: pinned})
+		}
+	case opts.AnyTag:
+		for _, img := range images {
+			needs = append(needs, need{name: img.Name, keys: keys, anyOf: opts.Require == RequireAny})
+		}
+	default:
+		needs = append(needs, need{keys: keys, anyOf: opts.Require == RequireAny})
+	}
+	scopes := map[string][]policyRequirement{}
+	for _, registry := range registries {
+		var identity *policyIdentity
+		if registry != signedPrefix {
+			c.Identity = "remapIdentity"
+			identity = &policyIdentity{Type: "remapIdentity", Prefix: registry, SignedPrefix: signedPrefix}
+		}
+		for _, n := range needs {
+			scope, ident := registry, identity
+			if n.name != "" {
+				scope = registry + "/" + n.name
+			}
+			if opts.AnyTag {
+				// The signed repository, whatever the tag pulled: in the
+				// remap setup too, since the pulled name is not compared.
+				ident = &policyIdentity{Type: "exactRepository", DockerRepository: signedPrefix + "/" + n.name}
+			}
+			if n.anyOf {
+				req, err := signedBy(ident, allFprs...)
 				if err != nil {
 					return nil, err
 				}
-				scopes[scope] = append(scopes[scope], req)
+				scopes[scope] = []policyRequirement{req}
+			} else {
+				for _, k := range n.keys {
+					req, err := signedBy(ident, k.Fingerprint)
+					if err != nil {
+						return nil, err
+					}
+					scopes[scope] = append(scopes[scope], req)
+				}
 			}
-			c.Scopes = append(c.Scopes, PolicyScope{Scope: scope, Keys: pinned})
+			c.Scopes = append(c.Scopes, PolicyScope{Scope: scope, Keys: n.keys, AnyOf: n.anyOf})
 		}
-		scopes[registry] = []policyRequirement{{Type: "reject"}}
-		c.Scopes = append(c.Scopes, PolicyScope{Scope: registry, Reject: true})
+		if len(needs) == 0 || needs[0].name != "" {
+			scopes[registry] = []policyRequirement{{Type: "reject"}}
+			c.Scopes = append(c.Scopes, PolicyScope{Scope: registry, Reject: true})
+		}
+	}
+	if opts.AnyTag {
+		c.Identity = "exactRepository"
 	}
 	doc := policyDoc{Default: []policyRequirement{{Type: "reject"}}, Transports: map[string]map[string][]policyRequirement{"docker": scopes}}
 	if c.PolicyJSON, err = json.MarshalIndent(doc, "", "  "); err != nil {
 		return nil, err
 	}
 	c.PolicyJSON = append(c.PolicyJSON, '\n')
-	c.RegistriesYAML = []byte(fmt.Sprintf("# Written by tally policy export: where podman, skopeo and CRI-O find the\n"+
-		"# signatures of the images in %s.\ndocker:\n  %s:\n    lookaside: %s\n",
-		registry, strconv.Quote(registry), strconv.Quote(lookaside)))
+	var yaml strings.Builder
+	fmt.Fprintf(&yaml, "# Written by tally policy export: where podman, skopeo and CRI-O find the\n"+
+		"# signatures of the images in %s.\n", strings.Join(registries, ", "))
+	if len(mirrors) > 0 {
+		fmt.Fprintf(&yaml, "# Mirrors (registries.conf) pulled from instead: %s.\n", strings.Join(mirrors, ", "))
+	}
+	yaml.WriteString("docker:\n")
+	for _, r := range append(slices.Clone(registries), mirrors...) {
+		fmt.Fprintf(&yaml, "  %s:\n    lookaside: %s\n", strconv.Quote(r), strconv.Quote(lookaside))
+	}
+	c.RegistriesYAML = []byte(yaml.String())
 	c.Notes = policyNotes(c, head.Policy, len(keys), len(images))
 	return c, nil
+}
+
+// normalizeRegistries expands each REGISTRY/NAMESPACE and refuses
+// malformed ones and repeats.
+func normalizeRegistries(list []string, what string) ([]string, error) {
+	var out []string
+	for _, r := range list {
+		if r == "" && what == "registry" && len(out) == 0 && len(list) > 1 {
+			continue // only more registries given
+		}
+		n, err := normalizePrefix(r)
+		if err != nil || !strings.Contains(n, "/") {
+			return nil, fmt.Errorf("%w: %s %q: want REGISTRY/NAMESPACE, like 127.0.0.1:5000/stagex", ErrBadPolicyOptions, what, r)
+		}
+		if slices.Contains(out, n) {
+			return nil, fmt.Errorf("%w: %s %q is given twice", ErrBadPolicyOptions, what, r)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 // normalizePrefix expands a repository prefix ("stagex", "ghcr.io/stagex")
@@ -353,7 +440,17 @@ func policyNotes(c *ConsumerPolicy, p policy.Policy, maintainers, images int) []
 	if c.Identity == "remapIdentity" {
 		notes = append(notes, fmt.Sprintf("Signatures name images as %s/<name>:<version>; images pulled from %s are matched against them with remapIdentity.", c.SignedPrefix, c.Registry))
 	}
-	notes = append(notes, "A signature names one version tag: pull by :<version> or by digest. Tags such as :latest and :sx<release> match no signature, so stock clients refuse them.")
+	if c.AnyTag {
+		notes = append(notes, fmt.Sprintf("any tag: each image of release %s has its own scope whose signatures are matched by repository (exactRepository), so pulls by :<version>, :sx<release>, :latest or digest pass when the image carries the required signatures. The cost: any signed image of that repository passes under any tag, so a registry can serve an older signed release as :latest (a rollback), and an image released later is refused until you export again. Without it, only :<version> and digest pulls pass.", c.Release))
+	} else {
+		notes = append(notes, "A signature names one version tag: pull by :<version> or by digest. Tags such as :latest and :sx<release> match no signature, so stock clients refuse them; --any-tag admits them, at the cost of rollbacks.")
+	}
+	if len(c.Registries) > 1 {
+		notes = append(notes, fmt.Sprintf("The policy and registries.d cover each of %s alike.", strings.Join(c.Registries, ", ")))
+	}
+	if len(c.Mirrors) > 0 {
+		notes = append(notes, fmt.Sprintf("registries.d also points the mirrors %s at the lookaside: containers/image looks signatures up under the registry it actually pulls from, while the policy judges the name you pulled.", strings.Join(c.Mirrors, ", ")))
+	}
 	path := c.Registry[strings.IndexByte(c.Registry, '/')+1:]
 	notes = append(notes, fmt.Sprintf("registries.d/%s points clients at %s: they read %s/%s/<name>@sha256=<hex>/signature-1, -2, … and stop at the first missing number.",
 		c.RegistriesFile, c.Lookaside, c.Lookaside, path))

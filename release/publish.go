@@ -50,6 +50,9 @@ type PublishOptions struct {
 	// Keychain gives registry credentials; nil means authn.DefaultKeychain
 	// (the docker config and its credential helpers).
 	Keychain registry.Keychain
+	// TLS says which CAs to trust (--cert-dir) and which registries are
+	// reached without verifying their certificate (--insecure-registry).
+	TLS registry.TLSOptions
 	// Transport is the HTTP transport for registries; nil means
 	// go-containerregistry's default.
 	Transport http.RoundTripper
@@ -245,18 +248,16 @@ func Publish(ctx context.Context, repo *gitstore.Repo, opts PublishOptions) (*Pu
 	}
 	res := &PublishResult{Release: opts.Release, Commit: cut.commit.String(), To: opts.To, Images: []PublishedImage{}}
 
-	var gitRemote string
-	var gitMerge plumbing.ReferenceName
 	if !opts.SkipGit {
 		if cut.head.Branch == "" {
 			return nil, ErrDetached
 		}
-		if gitRemote, gitMerge, err = repo.Upstream(cut.head.Branch); err != nil {
+		if _, _, err = repo.Upstream(cut.head.Branch); err != nil {
 			return nil, fmt.Errorf("%w: %s", ErrNoUpstream, cut.head.Branch.Short())
 		}
 	}
 
-	dest, err := registry.OpenTarget(opts.To, opts.Keychain, opts.Transport, cut.head.Policy)
+	dest, err := registry.OpenTarget(opts.To, opts.Keychain, opts.Transport, opts.TLS, cut.head.Policy)
 	if err != nil {
 		return nil, err
 	}
@@ -324,11 +325,11 @@ func Publish(ctx context.Context, repo *gitstore.Repo, opts PublishOptions) (*Pu
 	}
 
 	if !opts.SkipGit {
-		tagRef := plumbing.NewTagReferenceName(opts.Release).String()
-		if err := repo.Push(ctx, gitRemote, cut.head.Branch.String()+":"+gitMerge.String(), tagRef+":"+tagRef); err != nil {
-			return res, fmt.Errorf("the images are published, but pushing the signatures failed: %w", err)
+		git, err := pushRelease(ctx, repo, cut.head.Branch, opts.Release)
+		if err != nil {
+			return res, err
 		}
-		res.Git = &GitPublished{Remote: gitRemote, Branch: cut.head.Branch.Short() + " -> " + gitMerge.Short(), Tag: opts.Release}
+		res.Git = git
 	}
 	return res, nil
 }
@@ -466,4 +467,82 @@ func publishImage(ctx context.Context, dest registry.Target, img ReleasedImage, 
 		}
 	}
 	return pi, nil
+}
+
+// PublishEach publishes the release to every destination of to in turn
+// (REGISTRY/NAMESPACE or oci:DIR, as PublishOptions.To; opts.To is
+// ignored), each exactly as Publish does and each resumable on its own:
+// what a destination has already is skipped, so after a failure a second
+// run finishes what is missing wherever it is missing. A registry that
+// cannot be reached, refuses the credentials or fails TLS does not stop
+// the others; any other error (the release not cut, local images that
+// differ) stops at once. Only when every destination succeeded are the
+// signatures branch and the tag pushed, once; the last result carries Git.
+// The results are per destination, in the order given, for those tried.
+func PublishEach(ctx context.Context, repo *gitstore.Repo, opts PublishOptions, to []string) ([]*PublishResult, error) {
+	if len(to) == 0 {
+		return nil, fmt.Errorf("%w: no destination", registry.ErrBadTarget)
+	}
+	seen := map[string]bool{}
+	for _, t := range to {
+		if seen[t] {
+			return nil, fmt.Errorf("%w: %q is given twice", registry.ErrBadTarget, t)
+		}
+		seen[t] = true
+	}
+	// Refuse before writing anything when the signatures cannot follow.
+	var branch plumbing.ReferenceName
+	if !opts.SkipGit {
+		var err error
+		if branch, _, err = repo.Head(); err != nil {
+			return nil, fmt.Errorf("reading HEAD: %w", err)
+		}
+		if branch == "" {
+			return nil, ErrDetached
+		}
+		if _, _, err := repo.Upstream(branch); err != nil {
+			return nil, fmt.Errorf("%w: %s", ErrNoUpstream, branch.Short())
+		}
+	}
+	var results []*PublishResult
+	var errs []error
+	for _, t := range to {
+		o := opts
+		o.To, o.SkipGit = t, true
+		res, err := Publish(ctx, repo, o)
+		if res != nil {
+			results = append(results, res)
+		}
+		if err == nil {
+			continue
+		}
+		errs = append(errs, err)
+		if !errors.Is(err, registry.ErrRegistryUnavailable) && !errors.Is(err, registry.ErrRegistryDenied) && !errors.Is(err, registry.ErrTLS) {
+			break
+		}
+	}
+	if len(errs) > 0 {
+		return results, errors.Join(errs...)
+	}
+	if !opts.SkipGit {
+		git, err := pushRelease(ctx, repo, branch, opts.Release)
+		if err != nil {
+			return results, err
+		}
+		results[len(results)-1].Git = git
+	}
+	return results, nil
+}
+
+// pushRelease pushes branch and the release's tag to the branch's upstream.
+func pushRelease(ctx context.Context, repo *gitstore.Repo, branch plumbing.ReferenceName, release string) (*GitPublished, error) {
+	remote, merge, err := repo.Upstream(branch)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s", ErrNoUpstream, branch.Short())
+	}
+	tagRef := plumbing.NewTagReferenceName(release).String()
+	if err := repo.Push(ctx, remote, branch.String()+":"+merge.String(), tagRef+":"+tagRef); err != nil {
+		return nil, fmt.Errorf("the images are published, but pushing the signatures failed: %w", err)
+	}
+	return &GitPublished{Remote: remote, Branch: branch.Short() + " -> " + merge.Short(), Tag: release}, nil
 }

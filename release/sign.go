@@ -270,7 +270,7 @@ func planSignatures(st *policy.State, fpr string, images []buildout.Image, res *
 				item.Path = done.Location.Path()
 				if done.Signature.Payload.Reference != item.Reference {
 					res.Warnings = append(res.Warnings, fmt.Sprintf(
-						"%s already signed %s as %s, not as %s: one key signs a digest once, so a pull of %s by that tag needs a policy with matchRepository",
+						"%s already signed %s as %s, not as %s: one key signs a digest once, so a pull of %s by that tag passes only a policy that matches by repository (tally policy export --any-tag, which uses exactRepository and works when pulling from another registry too)",
 						fpr, m.Digest, done.Signature.Payload.Reference, item.Reference, item.Reference))
 				}
 				res.Skipped = append(res.Skipped, item)

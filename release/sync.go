@@ -9,10 +9,8 @@ import (
 	"strings"
 	"time"
 
-	git "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
-	"github.com/go-git/go-git/v5/plumbing/transport"
 
 	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/release/policy"
@@ -266,7 +264,7 @@ func fetchUpstream(ctx context.Context, repo *gitstore.Repo, remote string, merg
 	err := repo.Fetch(ctx, remote, "+"+merge.String()+":"+tracking.String())
 	switch {
 	case err == nil:
-	case errors.Is(err, git.NoMatchingRefSpecError{}), errors.Is(err, transport.ErrEmptyRemoteRepository):
+	case errors.Is(err, gitstore.ErrNoRemoteRef):
 		return plumbing.ZeroHash, nil
 	default:
 		return plumbing.ZeroHash, fmt.Errorf("fetching %s from %s: %w", merge.Short(), remote, err)

@@ -84,6 +84,9 @@ type VerifyOptions struct {
 	Registry []string
 	// Keychain authenticates to registries; nil is anonymous.
 	Keychain registry.Keychain
+	// TLS says which CAs to trust (--cert-dir) and which registries are
+	// reached without verifying their certificate (--insecure-registry).
+	TLS registry.TLSOptions
 }
 
 // Outcome is quorum.Outcome, the verdict of Verify: what a script branches on.
@@ -164,7 +167,7 @@ func Verify(ctx context.Context, repo *gitstore.Repo, opts VerifyOptions) (*Veri
 	// the work of verifying.
 	var remote []registry.FetchedImage
 	for _, r := range refs {
-		img, err := registry.FetchRegistry(ctx, r, opts.Keychain)
+		img, err := registry.FetchRegistry(ctx, r, opts.Keychain, opts.TLS)
 		if err != nil {
 			return nil, err
 		}

@@ -50,6 +50,7 @@ A maintainer's round:
 			checkCommand(env),
 			approveCommand(env),
 			hooksCommand(env),
+			lookasideCommand(env),
 			hookCommand(env),
 		},
 		CommandNotFound: func(c *cli.Context, name string) {
@@ -62,6 +63,7 @@ A maintainer's round:
 			return nil
 		},
 	}
+	warnRepeatedFlags(app.Commands, env)
 	return app
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/hooks"
+	"github.com/tally-sig/tally/release"
 )
 
 func hooksCommand(env *environment) *cli.Command {
@@ -32,7 +34,10 @@ refused as a whole when any change breaks a rule; each refusal reaches the
 pusher as "remote: tally: refused: <path>: <reason>". Protected branches
 (every branch, or protected_refs in tally.toml) only move forward and are
 never deleted; tags never move. The first push into an empty repository
-establishes the trust root.
+establishes the trust root. With --lookaside DIR, a post-receive hook is
+installed as well: after each accepted push it exports the lookaside tree of
+the default branch into DIR (tally lookaside export), for a web server to
+serve to podman and skopeo.
 
 Without --server, installs pre-commit (judges the staged changes) and
 pre-push (judges the push as the server would) into a clone: the same rules,
@@ -45,11 +50,13 @@ tally did not install is left alone unless --force, which keeps it as
 
 EXAMPLES:
    tally hooks install --server --repo /srv/git/signatures.git
+   tally hooks install --server --repo /srv/git/signatures.git --lookaside /srv/www/sigs
    tally hooks install --repo ~/src/signatures`,
 		Flags: []cli.Flag{
 			repoFlag(),
 			&cli.BoolFlag{Name: "server", Usage: "install the server hook into a bare repository"},
 			&cli.BoolFlag{Name: "force", Usage: "replace hooks tally did not install (kept as <hook>.before-tally)"},
+			&cli.PathFlag{Name: "lookaside", Usage: "with --server: also install post-receive, which exports the lookaside tree into `DIR` (served by a web server) after each accepted push"},
 			jsonFlag(),
 		},
 		Action: func(c *cli.Context) error {
@@ -65,7 +72,13 @@ EXAMPLES:
 				return err
 			}
 			defer repo.Close()
-			res, err := hooks.Install(repo, hooks.InstallOptions{Server: c.Bool("server"), Force: c.Bool("force"), Binary: bin})
+			lookaside := c.Path("lookaside")
+			if lookaside != "" {
+				if lookaside, err = filepath.Abs(lookaside); err != nil {
+					return err
+				}
+			}
+			res, err := hooks.Install(repo, hooks.InstallOptions{Server: c.Bool("server"), Force: c.Bool("force"), Binary: bin, Lookaside: lookaside})
 			if err != nil {
 				return err
 			}
@@ -104,7 +117,7 @@ func hookCommand(env *environment) *cli.Command {
 	return &cli.Command{
 		Name:      "hook",
 		Usage:     "run a git hook (called by the hooks tally hooks install writes)",
-		ArgsUsage: "pre-receive | pre-commit | pre-push REMOTE URL",
+		ArgsUsage: "pre-receive | pre-commit | pre-push REMOTE URL | post-receive DIR",
 		Hidden:    true,
 		Action: func(c *cli.Context) error {
 			name := c.Args().First()
@@ -114,6 +127,8 @@ func hookCommand(env *environment) *cli.Command {
 			}
 			var res *hooks.Result
 			switch name {
+			case "post-receive":
+				return postReceive(c, env, dir)
 			case "pre-receive":
 				gitDir := os.Getenv("GIT_DIR")
 				if gitDir == "" {
@@ -157,4 +172,32 @@ func hookCommand(env *environment) *cli.Command {
 			return nil
 		},
 	}
+}
+
+// postReceive exports the lookaside tree after an accepted push. Its
+// output reaches the pusher as "remote:" lines; git ignores its exit
+// status, the push having happened already.
+func postReceive(c *cli.Context, env *environment, dir string) error {
+	_, _ = io.Copy(io.Discard, env.stdin) // the updated refs: the export reads HEAD
+	target := c.Args().Get(1)
+	if target == "" {
+		return usagef("hook post-receive needs the lookaside DIR")
+	}
+	gitDir := os.Getenv("GIT_DIR")
+	if gitDir == "" {
+		gitDir = dir
+	}
+	repo, err := gitstore.Open(gitDir)
+	if err != nil {
+		return err
+	}
+	defer repo.Close()
+	res, err := release.ExportLookaside(repo, release.LookasideOptions{Dir: target})
+	if err != nil {
+		return fmt.Errorf("post-receive: the lookaside at %s is NOT refreshed: %w", target, err)
+	}
+	if !res.Unchanged {
+		fmt.Fprintf(env.stderr, "tally: lookaside: exported %s to %s (%d signature(s))\n", short(res.Commit), res.Dir, res.Signatures)
+	}
+	return nil
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/tally-sig/tally/examples"
 	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/release"
 )
@@ -24,9 +25,16 @@ repository that already holds a lookaside tree is adopted with everything in it.
 Refuses a threshold below 1 or above the number of keys, the same key twice,
 a secret key given as a public key, and keys that stock clients cannot verify.
 
+--extra-path admits files outside tally's own, such as the CI workflow that
+runs tally check (tally check refuses any other file); later changes to the
+list are trust policy changes, which need approvals. --ci github (or forgejo)
+commits that workflow (.github/workflows/tally-check.yml, or
+.forgejo/workflows/) with the policy and admits it.
+
 EXAMPLE:
    tally init --repo signatures --namespace stagex --threshold 2 \
-       --key-file alice.pub.asc --key-file bob.pub.asc`,
+       --key-file alice.pub.asc --key-file bob.pub.asc \
+       --extra-path .github/workflows/tally-check.yml --extra-path README.md`,
 		Flags: append([]cli.Flag{
 			repoFlag(),
 			&cli.StringFlag{Name: "namespace", Value: "stagex", Usage: "repository path of the images, without registry host"},
@@ -34,6 +42,8 @@ EXAMPLE:
 			&cli.IntFlag{Name: "threshold", Usage: "M: distinct maintainer keys that must sign the same digest (default: 2, or 1 with one key)"},
 			&cli.StringSliceFlag{Name: "key-file", Usage: "a maintainer's public key file (armored or binary); repeat for each maintainer"},
 			&cli.BoolFlag{Name: "bare", Usage: "create a bare repository (for a server)"},
+			&cli.StringFlag{Name: "ci", Usage: "also commit the CI workflow that runs tally check on pull requests, for `FORGE` github or forgejo, and admit it in extra_paths"},
+			&cli.StringSliceFlag{Name: "extra-path", Usage: "a file, or a directory ending in /, outside tally's own that commits may change (extra_paths in tally.toml): the CI workflow (.github/workflows/tally-check.yml), README.md; repeat for each"},
 			lockWaitFlag(),
 			jsonFlag(),
 		}, signerFlags(false)...),
@@ -51,6 +61,14 @@ EXAMPLE:
 					return fail(exitData, fmt.Errorf("reading key file: %w", err))
 				}
 				keys = append(keys, release.PublicKey{Source: f, Data: data})
+			}
+			var files []gitstore.Change
+			if forge := c.String("ci"); forge != "" {
+				path, data, err := examples.Workflow(forge)
+				if err != nil {
+					return usagef("--ci: %v", err)
+				}
+				files = append(files, gitstore.Change{Path: path, Data: data})
 			}
 			signer, err := openSigner(c, env, false)
 			if err != nil {
@@ -70,6 +88,7 @@ EXAMPLE:
 			res, err := release.Init(c.Context, repo, release.InitOptions{
 				Namespace: c.String("namespace"), IdentityPrefix: c.String("identity-prefix"),
 				Threshold: c.Int("threshold"), Keys: keys, Signer: signer, LockWait: c.Duration("lock-wait"),
+				ExtraPaths: c.StringSlice("extra-path"), Files: files,
 			})
 			if err != nil {
 				return err
@@ -89,6 +108,9 @@ EXAMPLE:
 				fmt.Fprintf(env.stdout, "adopted %d existing lookaside file(s) unchanged\n", res.Adopted)
 			}
 			fmt.Fprintf(env.stdout, "commit %s on %s\n", short(res.Commit), res.Branch)
+			for _, f := range files {
+				fmt.Fprintf(env.stdout, "committed the CI workflow %s: set TALLY_COMMIT in it to the tally commit you reviewed\n", f.Path)
+			}
 			return nil
 		},
 	}

@@ -51,6 +51,7 @@ EXAMPLES:
 				return err
 			}
 			defer repo.Close()
+			repo.SetRemoteOutput(env.stderr) // the remote's hook output, as git push shows it
 			res, err := release.Merge(c.Context, repo, release.MergeOptions{
 				Sources:      c.Args().Slice(),
 				Signer:       signer,

@@ -40,14 +40,31 @@ says what it cannot express.
    all     one signature by every maintainer.
    any     one signature by any maintainer (weaker than the quorum).
 
+A signature names one version tag, so by default only pulls by :<version> and
+by digest pass. --any-tag (with --release) gives each image of the release
+its own scope matching signatures by repository (exactRepository), so
+:latest and :sx<VERSION> pulls pass too; the cost: any signed image of that
+repository passes under any tag, so a registry could serve an older release
+as :latest (a rollback), and a later image is refused until you export again.
+
+--registry may be repeated (docker.io/stagex and quay.io/stagex): one policy
+and one registries.d file cover each. --mirror HOST/NAMESPACE adds the
+registries.d entry a registries.conf mirror (or rewrite) needs: podman and
+skopeo look signatures up under the registry they actually pull from.
+
 EXAMPLES:
    tally policy export --repo ../signatures --release 2026.11.0 \
        --registry ghcr.io/stagex --lookaside https://sigs.example.org --out policy/
    skopeo --policy policy/policy.json --registries.d policy/registries.d \
-       copy docker://ghcr.io/stagex/core-gcc:14.2.0 dir:./gcc`,
+       copy docker://ghcr.io/stagex/core-gcc:14.2.0 dir:./gcc
+   tally policy export --repo ../signatures --release 2026.11.0 --any-tag \
+       --registry docker.io/stagex --registry quay.io/stagex \
+       --mirror registry.lan/stagex --lookaside https://sigs.example.org --out policy/`,
 		Flags: []cli.Flag{
 			repoFlag(),
-			&cli.StringFlag{Name: "registry", Usage: "REGISTRY/NAMESPACE consumers pull the images from", Required: true},
+			&cli.StringSliceFlag{Name: "registry", Usage: "REGISTRY/NAMESPACE consumers pull the images from (repeat for several)", Required: true},
+			&cli.StringSliceFlag{Name: "mirror", Usage: "REGISTRY/NAMESPACE a registries.conf mirror pulls from instead (repeat for several)"},
+			&cli.BoolFlag{Name: "any-tag", Usage: "admit pulls by any tag (:latest, :sx<VERSION>) of the release's images, not only :<version> and digest (needs --release; allows rollbacks)"},
 			&cli.StringFlag{Name: "lookaside", Usage: "URL the signatures are served at (https://…, or file:///path/to/checkout)", Required: true},
 			&cli.PathFlag{Name: "out", Usage: "directory to write policy.json and registries.d/ into", Required: true},
 			&cli.StringFlag{Name: "require", Value: release.RequireQuorum, Usage: "quorum, all or any"},
@@ -72,12 +89,19 @@ EXAMPLES:
 				return err
 			}
 			defer repo.Close()
+			regs := c.StringSlice("registry")
+			if c.Bool("any-tag") && c.String("release") == "" {
+				return usagef("--any-tag pins the images of one release: give --release VERSION")
+			}
 			pol, err := release.ExportPolicy(c.Context, repo, release.PolicyOptions{
-				Registry:  c.String("registry"),
-				Lookaside: c.String("lookaside"),
-				Require:   c.String("require"),
-				Release:   c.String("release"),
-				Now:       timeNow,
+				Registry:   regs[0],
+				Registries: regs[1:],
+				Mirrors:    c.StringSlice("mirror"),
+				AnyTag:     c.Bool("any-tag"),
+				Lookaside:  c.String("lookaside"),
+				Require:    c.String("require"),
+				Release:    c.String("release"),
+				Now:        timeNow,
 			})
 			if err != nil {
 				return notReady(err, c.Path("repo"), c.String("release"))

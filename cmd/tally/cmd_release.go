@@ -186,21 +186,28 @@ released digests (exit 3 otherwise). What the destination already has is
 skipped: a second run writes nothing, and after a failure (exit 75 when the
 registry is unreachable) running it again finishes the job.
 
-Credentials come from the docker configuration (~/.docker/config.json,
-$DOCKER_CONFIG) and its credential helpers, as docker login leaves them.
+--to may be given several times (StageX publishes to docker.io and quay.io):
+the release goes to each in turn, each resumable on its own, and the
+signatures are pushed once every destination has the images. A registry that
+fails does not stop the others; run the command again to finish it.
 --to oci:DIR publishes into a local OCI image layout instead (for air-gapped
 mirrors): each tag is an index.json entry named <namespace>/<name>:<tag>.
 
+` + registryCredentialsHelp + `
+
 EXAMPLES:
    tally release publish --repo ../signatures 2026.11.0 --out out --to ghcr.io/stagex
+   tally release publish --repo ../signatures 2026.11.0 --out out --to docker.io/stagex --to quay.io/stagex
+   tally release publish --repo ../signatures 2026.11.0 --out out --to registry.lan:5000/stagex --cert-dir /etc/containers/certs.d/registry.lan:5000
    tally release publish --repo ../signatures 2026.11.0 --out out --to oci:/srv/mirror --no-push
    tally release publish --repo ../signatures 2026.11.0 --out out --to quay.io/stagex --tags '{version}' --tags latest`,
 		Flags: []cli.Flag{
 			repoFlag(),
 			&cli.PathFlag{Name: "out", Value: "out", Usage: "the build output directory holding one OCI layout per image"},
-			&cli.StringFlag{Name: "to", Usage: "REGISTRY/NAMESPACE to push to, or oci:DIR for a local OCI layout (required)"},
+			&cli.StringSliceFlag{Name: "to", Usage: "REGISTRY/NAMESPACE to push to, or oci:DIR for a local OCI layout (required; repeat for several)"},
 			&cli.StringSliceFlag{Name: "tags", Usage: "tags to give each image ({version}, {release}); default: {version}, sx{release}, latest"},
 			&cli.BoolFlag{Name: "no-push", Usage: "do not push the signatures branch and the tag to the upstream"},
+			registryTLSFlags()[0], registryTLSFlags()[1],
 			jsonFlag(),
 		},
 		Action: func(c *cli.Context) error {
@@ -208,7 +215,13 @@ EXAMPLES:
 			if err != nil {
 				return err
 			}
-			if c.String("to") == "" {
+			var to []string
+			for _, t := range c.StringSlice("to") {
+				if t = strings.TrimSpace(t); t != "" {
+					to = append(to, t)
+				}
+			}
+			if len(to) == 0 {
 				return usagef("say where to publish: --to REGISTRY/NAMESPACE or --to oci:DIR")
 			}
 			repo, err := gitstore.Open(c.Path("repo"))
@@ -216,6 +229,7 @@ EXAMPLES:
 				return err
 			}
 			defer repo.Close()
+			repo.SetRemoteOutput(env.stderr) // the remote's hook output, as git push shows it
 			var tags []string
 			if c.IsSet("tags") {
 				for _, t := range c.StringSlice("tags") {
@@ -230,30 +244,46 @@ EXAMPLES:
 				}
 			}
 			bar := &publishBar{w: env.stderr}
-			res, err := release.Publish(c.Context, repo, release.PublishOptions{
+			results, err := release.PublishEach(c.Context, repo, release.PublishOptions{
 				Release:  version,
 				OutDir:   c.Path("out"),
-				To:       c.String("to"),
 				Tags:     tags,
 				SkipGit:  c.Bool("no-push"),
+				TLS:      registryTLSOptions(c),
 				Now:      timeNow,
 				Progress: bar.update,
-			})
+			}, to)
 			bar.done()
-			if res != nil && !c.Bool("json") {
-				printPublish(env.stdout, res)
+			if !c.Bool("json") {
+				for _, res := range results {
+					printPublish(env.stdout, res)
+				}
 			}
 			if err != nil {
+				if len(to) > 1 && !c.Bool("json") {
+					fmt.Fprintln(env.stdout, "not every destination has the release: the signatures were not pushed; run the command again to finish")
+				}
 				return notReady(err, c.Path("repo"), version)
 			}
-			for _, w := range res.Warnings {
-				fmt.Fprintf(env.stderr, "tally: warning: %s\n", w)
+			var git *release.GitPublished
+			for _, res := range results {
+				for _, w := range res.Warnings {
+					fmt.Fprintf(env.stderr, "tally: warning: %s\n", w)
+				}
+				if res.Git != nil {
+					git = res.Git
+				}
 			}
 			if c.Bool("json") {
-				return writeJSON(env.stdout, res)
+				// One destination: the result as it always was; several:
+				// an array of them, in the order of --to.
+				if len(results) == 1 {
+					return writeJSON(env.stdout, results[0])
+				}
+				return writeJSON(env.stdout, results)
 			}
-			if res.Git != nil {
-				fmt.Fprintf(env.stdout, "pushed %s and tag %s to %s\n", res.Git.Branch, res.Git.Tag, res.Git.Remote)
+			if git != nil {
+				fmt.Fprintf(env.stdout, "pushed %s and tag %s to %s\n", git.Branch, git.Tag, git.Remote)
 			} else {
 				fmt.Fprintln(env.stdout, "the signatures branch and tag were not pushed (--no-push)")
 			}

@@ -74,6 +74,7 @@ EXAMPLES:
 				return err
 			}
 			defer repo.Close()
+			repo.SetRemoteOutput(env.stderr) // the remote's hook output, as git push shows it
 			source := c.Path("source")
 			if source == "" {
 				source = filepath.Dir(filepath.Clean(out))

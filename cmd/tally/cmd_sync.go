@@ -22,7 +22,10 @@ moved), and one the upstream already has (same bytes, or your key already
 signed that digest) is dropped. The replayed commits are signed with your key,
 so one is needed when there is something to replay. Then it pushes; when
 someone pushes first, it starts again, a few times at most (exit 75 after).
-tally sign --push does the same after signing.
+tally sign --push does the same after signing. Fetching and pushing run your
+git program, so your credential helpers, ssh keys and configuration,
+GIT_SSH_COMMAND and insteadOf apply as for git push; the remote's "remote:"
+lines (the server hook's reasons for a refusal) are shown as git shows them.
 
 EXAMPLES:
    tally sync --repo ../signatures --key ~/keys/me.sec.asc
@@ -50,6 +53,7 @@ EXAMPLES:
 				return err
 			}
 			defer repo.Close()
+			repo.SetRemoteOutput(env.stderr) // the remote's hook output, as git push shows it
 			res, err := release.Sync(c.Context, repo, release.SyncOptions{
 				Signer:   signer,
 				NoPush:   c.Bool("no-push"),

@@ -18,6 +18,7 @@ func verifyCommand(env *environment) *cli.Command {
 	flags := append(checkFlags(), &cli.PathFlag{Name: "local", TakesFile: true,
 		Usage: "also check that the images of your build output OUT_DIR have exactly the digests that met quorum"},
 		strictClientsFlag())
+	flags = append(flags, registryTLSFlags()...)
 	return &cli.Command{
 		Name:      "verify",
 		Usage:     "pass/fail gate: every image meets quorum, no signature file is invalid, your build matches",
@@ -29,9 +30,10 @@ exits with a code that says why.
 With --local OUT_DIR it also checks your own build ("I ran make; do my hashes
 match?"): every per-platform digest of the layouts in OUT_DIR must be one that
 met quorum. A docker:// argument checks what a registry serves, the digest a
-consumer would actually pull (credentials come from the docker config, as for
-docker and podman). With --local or docker:// and no NAME, only those images
-are checked; add --release to compare with one release.
+consumer would actually pull. With --local or docker:// and no NAME, only
+those images are checked; add --release to compare with one release.
+
+` + registryCredentialsHelp + `
 
 EXIT CODES:
    0  every image in scope meets quorum, no file is invalid, every compared
@@ -79,6 +81,7 @@ EXAMPLES:
 			vopts := release.VerifyOptions{CheckOptions: opts, Registry: refs}
 			if len(refs) > 0 {
 				vopts.Keychain = registry.DefaultKeychain
+				vopts.TLS = registryTLSOptions(c)
 			}
 			if out := c.Path("local"); out != "" {
 				images, err := buildout.Read(out, names)

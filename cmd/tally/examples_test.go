@@ -56,7 +56,8 @@ func TestExampleWorkflows(t *testing.T) {
 			text, script := workflowScript(t, file)
 			for _, want := range []string{"pull_request:", "ref: ${{ github.event.pull_request.head.sha }}", "fetch-depth: 0",
 				"BASE_SHA: ${{ github.event.pull_request.base.sha }}", "HEAD_SHA: ${{ github.event.pull_request.head.sha }}",
-				`go install "github.com/tally-sig/tally/cmd/tally@${TALLY_VERSION}"`} {
+				`go install "github.com/tally-sig/tally/cmd/tally@${TALLY_COMMIT}"`, "extra_paths = [\"." + filepath.Base(filepath.Dir(file)) + "/workflows/tally-check.yml\"]",
+				"uses: actions/checkout@v4", "uses: actions/setup-go@v5"} {
 				if !strings.Contains(text, want) {
 					t.Errorf("%s lacks %q", file, want)
 				}
@@ -111,5 +112,37 @@ func TestExampleWorkflows(t *testing.T) {
 				t.Errorf("a deleting pull request: %v\n%s", err, got)
 			}
 		})
+	}
+}
+
+// TestExampleWorkflowsLint runs actionlint over the example workflows (the
+// Forgejo one runs on a runner labelled "docker").
+func TestExampleWorkflowsLint(t *testing.T) {
+	t.Parallel()
+	interop.Require(t, "actionlint")
+	cfg := filepath.Join(t.TempDir(), "actionlint.yaml")
+	if err := os.WriteFile(cfg, []byte("self-hosted-runner:\n  labels:\n    - docker\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	files := []string{"../../examples/github/tally-check.yml", "../../examples/forgejo/tally-check.yml"}
+	if out, err := interop.RunErr(t, "", nil, "actionlint", append([]string{"-no-color", "-config-file", cfg}, files...)...); err != nil {
+		t.Errorf("actionlint: %v\n%s", err, out)
+	}
+	// Not vacuous: a workflow with a mistake is refused.
+	bad := filepath.Join(t.TempDir(), "bad.yml")
+	if err := os.WriteFile(bad, []byte("on: pull_request\njobs:\n  x:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo ${{ github.event.nosuch.sha }}\n        uses: actions/checkout@v4\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := interop.RunErr(t, "", nil, "actionlint", "-no-color", bad); err == nil {
+		t.Error("actionlint accepted a broken workflow")
+	}
+	// The forge's runner must have node for actions/checkout: not the
+	// golang image.
+	data, err := os.ReadFile(files[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(data), "image: node:") {
+		t.Error("the Forgejo example does not run in an image with node")
 	}
 }

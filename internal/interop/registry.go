@@ -24,6 +24,16 @@ type Registry struct {
 	// Root is the filesystem storage directory; it survives Stop and Start.
 	Root string
 
+	// With StartRegistryTLS: the registry serves HTTPS with a certificate
+	// of a test CA and asks for basic authentication.
+	//
+	// CAFile is the test CA's certificate (PEM). CertDir holds it as
+	// ca.crt, for skopeo --cert-dir (and tally's); CertsD holds it in the
+	// /etc/containers/certs.d layout, CertsD/<Addr>/ca.crt. User and Password are the one
+	// account; AuthFile is a containers auth.json (REGISTRY_AUTH_FILE, or
+	// a docker config.json: the format is the same) holding them.
+	CAFile, CertDir, CertsD, User, Password, AuthFile string
+
 	t      testing.TB
 	config string
 	cmd    *exec.Cmd
@@ -98,7 +108,7 @@ func (r *Registry) Start() {
 	go func(done chan struct{}) { _ = cmd.Wait(); close(done) }(r.done)
 
 	deadline := time.Now().Add(registryStartTimeout)
-	client := &http.Client{Timeout: time.Second}
+	client := r.client()
 	for {
 		select {
 		case <-r.done:
@@ -106,7 +116,7 @@ func (r *Registry) Start() {
 			r.t.Fatalf("docker-registry exited at start: %v\n%s", cmd.ProcessState, r.log)
 		default:
 		}
-		resp, err := client.Get("http://" + r.Addr + "/v2/")
+		resp, err := r.get(client)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {

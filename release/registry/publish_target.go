@@ -197,8 +197,10 @@ type Target interface {
 }
 
 // OpenTarget parses PublishOptions.To (to), for a namespace governed by p;
-// keychain and transport are PublishOptions.Keychain and Transport.
-func OpenTarget(to string, keychain authn.Keychain, transport http.RoundTripper, p policy.Policy) (Target, error) {
+// keychain, transport and tlsOpts are PublishOptions.Keychain, Transport
+// and TLS (a transport given wins over tlsOpts' certificates; its insecure
+// registries may still be reached over plain HTTP).
+func OpenTarget(to string, keychain authn.Keychain, transport http.RoundTripper, tlsOpts TLSOptions, p policy.Policy) (Target, error) {
 	if dir, ok := strings.CutPrefix(to, OCIPrefix); ok {
 		if dir == "" {
 			return nil, fmt.Errorf("%w: %q: oci: needs a directory, as in oci:./mirror", ErrBadTarget, to)
@@ -215,7 +217,14 @@ func OpenTarget(to string, keychain authn.Keychain, transport http.RoundTripper,
 	if kc == nil {
 		kc = authn.DefaultKeychain
 	}
-	return &registryTarget{base: to, keychain: kc, transport: transport}, nil
+	if transport == nil && (tlsOpts.CertDir != "" || len(tlsOpts.Insecure) > 0) {
+		var err error
+		if transport, err = tlsOpts.Transport(); err != nil {
+			return nil, err
+		}
+	}
+	host := strings.SplitN(to, "/", 2)[0]
+	return &registryTarget{base: to, keychain: kc, transport: transport, nameOpts: tlsOpts.NameOptions(host)}, nil
 }
 
 // registryTarget publishes to REGISTRY/NAMESPACE/<name>.
@@ -223,10 +232,11 @@ type registryTarget struct {
 	base      string
 	keychain  authn.Keychain
 	transport http.RoundTripper
+	nameOpts  []name.Option // name.Insecure for an insecure registry
 }
 
 func (t *registryTarget) repo(n string) name.Repository {
-	r, err := name.NewRepository(t.base+"/"+n, name.StrictValidation)
+	r, err := name.NewRepository(t.base+"/"+n, append([]name.Option{name.StrictValidation}, t.nameOpts...)...)
 	if err != nil {
 		// openTarget checked the base and names are repository components.
 		panic(fmt.Sprintf("release: repository %s/%s: %v", t.base, n, err))
@@ -313,6 +323,11 @@ func (t *registryTarget) SetTag(ctx context.Context, n string, root *PublishRoot
 func RegistryError(doing string, err error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("%s: %w", doing, err)
+	}
+	// Before the HTTP status: a registry on loopback is also tried over
+	// plain HTTP, whose refusal then sits beside the TLS failure.
+	if IsTLSError(err) {
+		return fmt.Errorf("%s: %w: %w", doing, ErrTLS, err)
 	}
 	var terr *transport.Error
 	if errors.As(err, &terr) {

@@ -78,12 +78,28 @@ type FetchedImage struct {
 // FetchRegistry asks the registry for the manifest (or index) of ref, the
 // way a consumer pulling it would get it: digests are of the exact bytes
 // served, checked by go-containerregistry.
-func FetchRegistry(ctx context.Context, ref RegistryRef, keychain authn.Keychain) (FetchedImage, error) {
+// tlsOpts says which CAs to trust and which registries are insecure.
+func FetchRegistry(ctx context.Context, ref RegistryRef, keychain authn.Keychain, tlsOpts TLSOptions) (FetchedImage, error) {
 	opts := []remote.Option{remote.WithContext(ctx)}
 	if keychain != nil {
 		opts = append(opts, remote.WithAuthFromKeychain(keychain))
 	}
-	desc, err := remote.Get(ref.ref, opts...)
+	if tlsOpts.CertDir != "" || len(tlsOpts.Insecure) > 0 {
+		rt, err := tlsOpts.Transport()
+		if err != nil {
+			return FetchedImage{}, err
+		}
+		opts = append(opts, remote.WithTransport(rt))
+	}
+	target := ref.ref
+	if nopts := tlsOpts.NameOptions(ref.ref.Context().RegistryStr()); len(nopts) > 0 {
+		r, err := name.ParseReference(ref.ref.String(), nopts...)
+		if err != nil {
+			return FetchedImage{}, fmt.Errorf("%w: %q: %v", ErrBadReference, ref, err)
+		}
+		target = r
+	}
+	desc, err := remote.Get(target, opts...)
 	if err != nil {
 		return FetchedImage{}, fetchError(ref, err)
 	}
