@@ -45,7 +45,7 @@ func (r *Repo) writeBatch(b *objectBatch) error {
 		}
 		return nil
 	}
-	base, err := pack.WritePack(filepath.Join(r.commonDir, "objects", "pack"), b.objects)
+	base, err := pack.WritePack(filepath.Join(r.commonDir, "objects", "pack"), b.objects, faultPoint)
 	if err != nil {
 		return fmt.Errorf("writing a pack of %d objects: %w", len(b.objects), err)
 	}

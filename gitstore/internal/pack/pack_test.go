@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -35,7 +36,7 @@ func writeTestPack(t *testing.T, n int) (string, string, []Object) {
 		data := fmt.Appendf(nil, `{"critical":{"identity":{"docker-reference":"stagex/core-pkg%03d:1.0"},"image":{"docker-manifest-digest":"sha256:%064x"},"type":"atomic container signature"},"optional":{"creator":"signer %d"}}`, i/4, i/4, i%4)
 		objs = append(objs, Object{Type: plumbing.BlobObject, Data: data, Hash: plumbing.ComputeHash(plumbing.BlobObject, data)})
 	}
-	base, err := WritePack(filepath.Join(dir, "pack"), objs)
+	base, err := WritePack(filepath.Join(dir, "pack"), objs, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,5 +142,35 @@ func TestPackFindMatchesIndex(t *testing.T) {
 	}
 	if found < 100 {
 		t.Errorf("found only %d objects; the test would prove little", found)
+	}
+}
+
+// WritePack renames the pack into place before its index, so a git process
+// never sees an index without its pack: at "pack-written" the pack is there
+// and the index is not.
+func TestWritePackRenamesIndexLast(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	data := []byte("x")
+	objs := []Object{{Type: plumbing.BlobObject, Data: data, Hash: plumbing.ComputeHash(plumbing.BlobObject, data)}}
+	var points []string
+	base, err := WritePack(dir, objs, func(point string) {
+		points = append(points, point)
+		packs, _ := filepath.Glob(filepath.Join(dir, "pack-*.pack"))
+		idxs, _ := filepath.Glob(filepath.Join(dir, "pack-*.idx"))
+		if len(packs) != 1 || len(idxs) != 0 {
+			t.Errorf("at %s: packs %q, indexes %q; want the pack alone", point, packs, idxs)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(points) != 1 || points[0] != "pack-written" {
+		t.Errorf("reached %q, want [pack-written]", points)
+	}
+	for _, ext := range []string{".pack", ".idx"} {
+		if _, err := os.Stat(base + ext); err != nil {
+			t.Errorf("after WritePack: %v", err)
+		}
 	}
 }

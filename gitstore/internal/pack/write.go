@@ -28,8 +28,10 @@ type Object struct {
 // WritePack writes objects, undeltified, as a pack and its index in dir and
 // returns the pack's path without extension. Like git it writes both under
 // temporary names, then renames the pack and last the index, so that a git
-// process sees a pack only once it is complete.
-func WritePack(dir string, objects []Object) (base string, err error) {
+// process sees a pack only once it is complete. When reached is not nil it
+// is called with "pack-written" between the two renames (gitstore's fault
+// point for the crash tests).
+func WritePack(dir string, objects []Object, reached func(point string)) (base string, err error) {
 	if err := os.MkdirAll(dir, 0o777); err != nil {
 		return "", err
 	}
@@ -118,6 +120,9 @@ func WritePack(dir string, objects []Object) (base string, err error) {
 	base = filepath.Join(dir, "pack-"+checksum.String())
 	if err := os.Rename(tmpPack.Name(), base+".pack"); err != nil {
 		return "", err
+	}
+	if reached != nil {
+		reached("pack-written")
 	}
 	if err := os.Rename(tmpIdx.Name(), base+".idx"); err != nil {
 		return "", err
