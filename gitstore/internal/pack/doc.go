@@ -14,6 +14,9 @@
 // WritePack writes undeltified objects as one pack and its index, the way
 // git does (temporary names, the index renamed last); AddPack then makes
 // the Objects read them without listing the pack directory again.
+// EncodePack writes the same stream to any writer (a bundle's pack), and
+// CheckSizes walks a pack stream that came from outside (a bundle), checking
+// every size and zlib stream before anything is stored.
 //
 // # Reading
 //

@@ -14,8 +14,8 @@ import (
 )
 
 func FuzzParsePackEntry(f *testing.F) {
-	f.Add(appendPackEntryHeader(nil, plumbing.BlobObject, 5))
-	f.Add(appendPackEntryHeader(nil, plumbing.TreeObject, 1<<20))
+	f.Add(AppendEntryHeader(nil, plumbing.BlobObject, 5))
+	f.Add(AppendEntryHeader(nil, plumbing.TreeObject, 1<<20))
 	f.Add([]byte{0x65, 0x81, 0x00, 'x'})                           // OFS_DELTA
 	f.Add(append([]byte{0x75}, bytes.Repeat([]byte{0xab}, 20)...)) // REF_DELTA
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
@@ -33,12 +33,12 @@ func FuzzParsePackEntry(f *testing.F) {
 		if e.typ == plumbing.OFSDeltaObject && e.baseDistance < 0 {
 			t.Fatalf("negative base distance %d", e.baseDistance)
 		}
-		// A whole object's header is what appendPackEntryHeader writes
+		// A whole object's header is what AppendEntryHeader writes
 		// for its type and size (for canonical encodings).
 		if e.typ.IsDelta() {
 			return
 		}
-		hdr := appendPackEntryHeader(nil, e.typ, e.size)
+		hdr := AppendEntryHeader(nil, e.typ, e.size)
 		again, err := parsePackEntry(append(hdr, e.compressed...))
 		if err != nil || again.typ != e.typ || again.size != e.size || !bytes.Equal(again.compressed, e.compressed) {
 			t.Fatalf("header round trip: %v %+v vs %+v", err, again, e)
@@ -68,8 +68,8 @@ func FuzzParseLooseObject(f *testing.F) {
 // hold them: it never panics, loops or reads past the pack, and for a whole
 // object it reports what parsing the entry reports.
 func FuzzSizeAt(f *testing.F) {
-	f.Add(appendPackEntryHeader(nil, plumbing.BlobObject, 5))
-	f.Add(appendPackEntryHeader(nil, plumbing.BlobObject, 100<<20))
+	f.Add(AppendEntryHeader(nil, plumbing.BlobObject, 5))
+	f.Add(AppendEntryHeader(nil, plumbing.BlobObject, 100<<20))
 	f.Add([]byte{0x60 | 0x05, 0x01}) // OFS_DELTA pointing one byte back
 	f.Add([]byte{0x70 | 0x05})       // REF_DELTA, truncated
 	f.Fuzz(func(t *testing.T, entry []byte) {

@@ -354,11 +354,11 @@ func parsePackEntry(buf []byte) (packEntry, error) {
 	return e, nil
 }
 
-// appendPackEntryHeader appends the type-and-size header of a whole
+// AppendEntryHeader appends the type-and-size header of a whole
 // (undeltified) object, the inverse of parsePackEntry's first step. It
 // appends, as strconv's Append functions do, although every caller today
 // starts from nil.
-func appendPackEntryHeader(b []byte, typ plumbing.ObjectType, size int64) []byte { //nolint:unparam // an append-style API
+func AppendEntryHeader(b []byte, typ plumbing.ObjectType, size int64) []byte {
 	c := byte(typ)<<4 | byte(size&0x0f)
 	size >>= 4
 	for size > 0 {
