@@ -3,9 +3,7 @@ package gitstore
 import (
 	"bufio"
 	"bytes"
-	"compress/zlib"
 	"crypto/sha1"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +13,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/format/packfile"
+
+	"github.com/tally-sig/tally/gitstore/internal/pack"
 )
 
 // ErrBadBundle is wrapped by ReadBundle's errors about the bundle itself: not
@@ -66,7 +66,7 @@ func (r *Repo) WriteBundle(w io.Writer, refs []plumbing.ReferenceName) ([]Bundle
 		fmt.Fprintf(bw, "%s %s\n", ref.Hash, ref.Name)
 	}
 	_, _ = bw.WriteString("\n")
-	if _, err := encodePack(bw, objects, nil); err != nil {
+	if _, err := pack.EncodePack(bw, objects); err != nil {
 		return nil, fmt.Errorf("writing bundle: %w", err)
 	}
 	if err := bw.Flush(); err != nil {
@@ -97,9 +97,9 @@ func (r *Repo) ResolveRef(name plumbing.ReferenceName) (plumbing.Hash, error) {
 // reachable returns every object reachable from tips (tags, commits, trees
 // and blobs), sorted by id. A missing object is an error wrapping
 // plumbing.ErrObjectNotFound.
-func (r *Repo) reachable(tips []plumbing.Hash) ([]batchObject, error) {
+func (r *Repo) reachable(tips []plumbing.Hash) ([]pack.Object, error) {
 	seen := map[plumbing.Hash]bool{}
-	var out []batchObject
+	var out []pack.Object
 	queue := append([]plumbing.Hash(nil), tips...)
 	for len(queue) > 0 {
 		h := queue[len(queue)-1]
@@ -108,11 +108,11 @@ func (r *Repo) reachable(tips []plumbing.Hash) ([]batchObject, error) {
 			continue
 		}
 		seen[h] = true
-		typ, data, err := r.objects.readObject(h)
+		typ, data, err := r.objects.ReadObject(h)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, batchObject{typ: typ, data: data, hash: h})
+		out = append(out, pack.Object{Type: typ, Data: data, Hash: h})
 		switch typ {
 		case plumbing.TagObject:
 			target, err := tagTargetOf(data)
@@ -139,7 +139,7 @@ func (r *Repo) reachable(tips []plumbing.Hash) ([]batchObject, error) {
 			}
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return bytes.Compare(out[i].hash[:], out[j].hash[:]) < 0 })
+	sort.Slice(out, func(i, j int) bool { return bytes.Compare(out[i].Hash[:], out[j].Hash[:]) < 0 })
 	return out, nil
 }
 
@@ -165,22 +165,22 @@ func tagTargetOf(data []byte) (plumbing.Hash, error) {
 // or that lacks an object its references reach. It returns the references
 // the bundle holds besides HEAD.
 func ReadBundle(data []byte) (*Repo, []BundleRef, error) {
-	refs, pack, err := parseBundleHeader(data)
+	refs, packData, err := parseBundleHeader(data)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", ErrBadBundle, err)
 	}
-	if len(pack) < packHeaderSize+sha1.Size || !bytes.Equal(pack[:4], []byte("PACK")) {
+	if len(packData) < pack.HeaderSize+sha1.Size || !bytes.Equal(packData[:4], []byte("PACK")) {
 		return nil, nil, fmt.Errorf("%w: no pack after the header (truncated?)", ErrBadBundle)
 	}
-	sum := sha1.Sum(pack[:len(pack)-sha1.Size])
-	if !bytes.Equal(sum[:], pack[len(pack)-sha1.Size:]) {
+	sum := sha1.Sum(packData[:len(packData)-sha1.Size])
+	if !bytes.Equal(sum[:], packData[len(packData)-sha1.Size:]) {
 		return nil, nil, fmt.Errorf("%w: the pack's checksum does not match its contents (damaged or truncated)", ErrBadBundle)
 	}
-	if err := checkPackSizes(pack); err != nil {
+	if err := pack.CheckSizes(packData, maxBundleInflated); err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", ErrBadBundle, err)
 	}
 	r := NewMemory(false)
-	if err := packfile.UpdateObjectStorage(r.storage, bytes.NewReader(pack)); err != nil {
+	if err := packfile.UpdateObjectStorage(r.storage, bytes.NewReader(packData)); err != nil {
 		return nil, nil, fmt.Errorf("%w: reading the pack: %v", ErrBadBundle, err)
 	}
 	var branch plumbing.ReferenceName
@@ -227,81 +227,6 @@ func ReadBundle(data []byte) (*Repo, []BundleRef, error) {
 // together: a 500-image release is a few megabytes, ten years of releases
 // some hundreds; a small file that inflates to more is a decompression bomb.
 const maxBundleInflated = 2 << 30
-
-// checkPackSizes walks the entries of a pack (whose checksum was checked)
-// before anything is stored: each object, and each object a delta makes, at
-// most maxObjectSize; all of them together at most maxBundleInflated; each
-// zlib stream exactly its declared size; the entries exactly fill the pack.
-func checkPackSizes(pack []byte) error {
-	if v := binary.BigEndian.Uint32(pack[4:8]); v != 2 {
-		return fmt.Errorf("pack version %d, want 2", v)
-	}
-	count := binary.BigEndian.Uint32(pack[8:12])
-	body := pack[packHeaderSize : len(pack)-sha1.Size]
-	var total int64
-	var zr io.ReadCloser
-	for i := uint32(0); i < count; i++ {
-		if len(body) == 0 {
-			return fmt.Errorf("the pack ends after %d of its %d objects", i, count)
-		}
-		e, err := parsePackEntry(body)
-		if err != nil {
-			return fmt.Errorf("object %d of the pack: %w", i, err)
-		}
-		src := bytes.NewReader(e.compressed)
-		if zr == nil {
-			if zr, err = zlib.NewReader(src); err != nil {
-				return fmt.Errorf("object %d of the pack: %v", i, err)
-			}
-		} else if err := zr.(zlib.Resetter).Reset(src, nil); err != nil {
-			return fmt.Errorf("object %d of the pack: %v", i, err)
-		}
-		var head bytes.Buffer
-		n, err := io.Copy(&limitedHead{buf: &head, keep: 20}, io.LimitReader(zr, e.size+1))
-		if err != nil {
-			return fmt.Errorf("object %d of the pack: %v", i, err)
-		}
-		if n != e.size {
-			return fmt.Errorf("object %d of the pack inflates to %d bytes, not the %d it declares", i, n, e.size)
-		}
-		if _, err := zr.Read(make([]byte, 1)); err != io.EOF {
-			return fmt.Errorf("object %d of the pack: its zlib stream does not end where it should", i)
-		}
-		total += e.size
-		if e.typ == plumbing.OFSDeltaObject || e.typ == plumbing.REFDeltaObject {
-			target, err := deltaTargetSize(head.Bytes())
-			if err != nil {
-				return fmt.Errorf("object %d of the pack: %w", i, err)
-			}
-			if target > maxObjectSize {
-				return fmt.Errorf("object %d of the pack makes an object of %d bytes: %w", i, target, ErrBadObject)
-			}
-			total += target
-		}
-		if total > maxBundleInflated {
-			return fmt.Errorf("the pack's objects inflate to more than %d bytes", int64(maxBundleInflated))
-		}
-		body = e.compressed[len(e.compressed)-src.Len():]
-	}
-	if len(body) != 0 {
-		return fmt.Errorf("%d bytes after the pack's %d objects", len(body), count)
-	}
-	return nil
-}
-
-// limitedHead is a writer that keeps the first keep bytes written to it and
-// counts the rest.
-type limitedHead struct {
-	buf  *bytes.Buffer
-	keep int
-}
-
-func (w *limitedHead) Write(p []byte) (int, error) {
-	if room := w.keep - w.buf.Len(); room > 0 {
-		w.buf.Write(p[:min(room, len(p))])
-	}
-	return len(p), nil
-}
 
 // parseBundleHeader splits a bundle into its references and its pack.
 func parseBundleHeader(data []byte) ([]BundleRef, []byte, error) {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/go-git/go-git/v5/plumbing"
 
+	"github.com/tally-sig/tally/gitstore/internal/pack"
 	"github.com/tally-sig/tally/internal/interop"
 )
 
@@ -105,9 +106,9 @@ func TestReadBundleRefusals(t *testing.T) {
 	t.Parallel()
 	r := memRepo(false)
 	first, second, _, data := bundleRepo(t, r)
-	header, pack, _ := bytes.Cut(data, []byte("\n\n"))
-	pack = append([]byte(nil), pack...)
-	withHeader := func(h string) []byte { return append([]byte(h+"\n"), pack...) }
+	header, packData, _ := bytes.Cut(data, []byte("\n\n"))
+	packData = append([]byte(nil), packData...)
+	withHeader := func(h string) []byte { return append([]byte(h+"\n"), packData...) }
 	// A pack holding only the second commit's new objects: an incomplete history.
 	partial := func() []byte {
 		objs, err := r.reachable([]plumbing.Hash{second})
@@ -120,17 +121,17 @@ func TestReadBundleRefusals(t *testing.T) {
 		}
 		old := map[plumbing.Hash]bool{}
 		for _, o := range keep {
-			old[o.hash] = true
+			old[o.Hash] = true
 		}
-		var only []batchObject
+		var only []pack.Object
 		for _, o := range objs {
-			if !old[o.hash] {
+			if !old[o.Hash] {
 				only = append(only, o)
 			}
 		}
 		var b bytes.Buffer
 		b.WriteString(bundleSignature + second.String() + " refs/heads/main\n\n")
-		if _, err := encodePack(&b, only, nil); err != nil {
+		if _, err := pack.EncodePack(&b, only); err != nil {
 			t.Fatal(err)
 		}
 		return b.Bytes()
@@ -141,7 +142,7 @@ func TestReadBundleRefusals(t *testing.T) {
 		b.WriteString(bundleSignature + second.String() + " refs/heads/main\n\n")
 		start := b.Len()
 		b.Write([]byte{'P', 'A', 'C', 'K', 0, 0, 0, 2, 0, 0, 0, 1})
-		b.Write(appendPackEntryHeader(nil, plumbing.BlobObject, size))
+		b.Write(pack.AppendEntryHeader(nil, plumbing.BlobObject, size))
 		zw := zlib.NewWriter(&b)
 		_, _ = zw.Write(data)
 		_ = zw.Close()
@@ -264,8 +265,8 @@ func FuzzReadBundle(f *testing.F) {
 func FuzzReadBundlePack(f *testing.F) {
 	r := memRepo(false)
 	_, second, _, data := bundleRepo(f, r)
-	_, pack, _ := bytes.Cut(data, []byte("\n\n"))
-	f.Add(bytes.Clone(pack[:len(pack)-sha1Size]))
+	_, packData, _ := bytes.Cut(data, []byte("\n\n"))
+	f.Add(bytes.Clone(packData[:len(packData)-sha1Size]))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		sum := sha1Sum(body)
 		in := append([]byte(bundleSignature+second.String()+" refs/heads/main\n\n"), body...)

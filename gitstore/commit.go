@@ -320,7 +320,7 @@ func (r *Repo) rewriteTree(batch *objectBatch, tree plumbing.Hash, dir string, c
 		return h, len(entries), nil
 	}
 	batch.add(plumbing.TreeObject, data)
-	r.trees.add(h, entries, len(data)+len(entries)*entryOverhead)
+	r.trees.Add(h, entries, len(data)+len(entries)*entryOverhead)
 	return h, len(entries), nil
 }
 

@@ -25,9 +25,9 @@
 //
 // A Repo is safe for concurrent use. Reads (Snapshot, ReadFile, Walk, Blob,
 // Diff) run in parallel: packs are mapped read-only into memory (as git
-// does; mmap.go, Linux and other Unix systems), so readers share them without
-// a system call or a lock on a file position, and trees and blobs are decoded once per object id and shared by every
-// Snapshot. Writes never disturb readers: objects are immutable, and a
+// does; gitstore/internal/pack, Linux and other Unix systems), so readers
+// share them without a system call or a lock on a file position, and trees
+// and blobs are decoded once per object id and shared by every Snapshot. Writes never disturb readers: objects are immutable, and a
 // branch moves only once everything it points to is stored.
 //
 // Against other processes, Commit and CreateTag follow git's own locking:
@@ -59,7 +59,9 @@
 // # Files
 //
 // Commits of many objects are written as one pack (like git's
-// transfer.unpackLimit), smaller ones as loose objects. Every object read
+// transfer.unpackLimit), smaller ones as loose objects. Packs and loose
+// objects are read, and packs written, by gitstore/internal/pack; go-git's
+// storer is its fallback (alternates) and writes the loose objects. Every object read
 // from disk is checked against its id. Trees, commits and pack entries are
 // parsed strictly, as git fsck would judge them; malformed objects give
 // errors wrapping ErrBadObject.

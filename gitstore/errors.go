@@ -1,6 +1,10 @@
 package gitstore
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/tally-sig/tally/gitstore/internal/pack"
+)
 
 var (
 	// ErrNotRepository is returned by Open when a path is neither a working
@@ -56,8 +60,10 @@ var (
 	ErrUnsafePath = errors.New("unsafe path")
 
 	// ErrBadObject is returned when a git object in the repository is
-	// malformed: a tree, commit or tag that git fsck would reject.
-	ErrBadObject = errors.New("malformed git object")
+	// malformed: a tree, commit or tag that git fsck would reject, or a
+	// damaged pack or loose object. It is pack.ErrBadObject, so errors.Is
+	// matches the errors of either package.
+	ErrBadObject = pack.ErrBadObject
 
 	// ErrInterrupted is returned by Commit and SetBranch when their context
 	// was done before the branch moved: nothing moved, and the objects

@@ -9,40 +9,27 @@ import (
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/storer"
+
+	"github.com/tally-sig/tally/gitstore/internal/pack"
 )
 
-// maxObjectSize bounds the objects read into memory. Signatures are a few
-// hundred bytes and build records a few kilobytes; anything near this size
-// is not something tally wrote.
-const maxObjectSize = 256 << 20
+// maxObjectSize bounds the objects read into memory (pack.MaxObjectSize).
+const maxObjectSize = pack.MaxObjectSize
 
 // emptyTree is the id of the tree with no entries, which git knows without
 // storing it.
 var emptyTree = plumbing.NewHash("4b825dc642cb6eb9a060e54bf8d69288fbee4904")
 
-// objectReader reads whole git objects. Implementations are safe for
-// concurrent use.
-type objectReader interface {
-	// readObject returns the type and contents of object h, or an error
-	// wrapping plumbing.ErrObjectNotFound.
-	readObject(h plumbing.Hash) (plumbing.ObjectType, []byte, error)
-	// objectSize returns the type and size of object h from its header,
-	// without inflating its contents.
-	objectSize(h plumbing.Hash) (plumbing.ObjectType, int64, error)
-	// reset forgets what the reader knows about the packs in the repository,
-	// after a fetch or an outside git process has repacked it.
-	reset()
-	close() error
-}
-
 // storerObjects reads objects through a go-git storer, which is not safe for
 // concurrent use: every call holds mu, the lock the Repo uses for the storer.
+// It is the Repo's pack.Reader in memory, and the fallback of pack.Objects
+// on disk.
 type storerObjects struct {
 	mu *sync.Mutex
 	s  storer.EncodedObjectStorer
 }
 
-func (o *storerObjects) readObject(h plumbing.Hash) (plumbing.ObjectType, []byte, error) {
+func (o *storerObjects) ReadObject(h plumbing.Hash) (plumbing.ObjectType, []byte, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	typ, data, err := readEncoded(o.s, h)
@@ -81,7 +68,7 @@ func readEncoded(s storer.EncodedObjectStorer, h plumbing.Hash) (typ plumbing.Ob
 	return obj.Type(), data, nil
 }
 
-func (o *storerObjects) reset() {
+func (o *storerObjects) Reset() {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if r, ok := o.s.(interface{ Reindex() }); ok {
@@ -89,7 +76,7 @@ func (o *storerObjects) reset() {
 	}
 }
 
-func (o *storerObjects) close() error { return nil }
+func (o *storerObjects) Close() error { return nil }
 
 // writeObject stores an object through the storer and returns its id. A
 // loose object is renamed into its fan-out directory (objects/ab/), which
@@ -129,7 +116,7 @@ func (r *Repo) writeObjectOnce(typ plumbing.ObjectType, data []byte) (plumbing.H
 
 // object reads object h and checks that it has the wanted type.
 func (r *Repo) object(want plumbing.ObjectType, h plumbing.Hash) ([]byte, error) {
-	typ, data, err := r.objects.readObject(h)
+	typ, data, err := r.objects.ReadObject(h)
 	if err != nil {
 		return nil, fmt.Errorf("reading %s %s: %w", want, h, err)
 	}
@@ -146,7 +133,7 @@ func (r *Repo) tree(h plumbing.Hash) ([]Entry, error) {
 	if h.IsZero() || h == emptyTree {
 		return nil, nil
 	}
-	if entries, ok := r.trees.get(h); ok {
+	if entries, ok := r.trees.Get(h); ok {
 		return entries, nil
 	}
 	data, err := r.object(plumbing.TreeObject, h)
@@ -157,7 +144,7 @@ func (r *Repo) tree(h plumbing.Hash) ([]Entry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading tree %s: %w", h, err)
 	}
-	r.trees.add(h, entries, len(data)+len(entries)*entryOverhead)
+	r.trees.Add(h, entries, len(data)+len(entries)*entryOverhead)
 	return entries, nil
 }
 
@@ -170,7 +157,7 @@ const maxCachedBlob = 64 << 10
 // blob returns the contents of blob h. The returned slice is shared with the
 // cache: callers must not modify it.
 func (r *Repo) blob(h plumbing.Hash) ([]byte, error) {
-	if data, ok := r.blobs.get(h); ok {
+	if data, ok := r.blobs.Get(h); ok {
 		return data, nil
 	}
 	data, err := r.object(plumbing.BlobObject, h)
@@ -178,7 +165,7 @@ func (r *Repo) blob(h plumbing.Hash) ([]byte, error) {
 		return nil, err
 	}
 	if len(data) <= maxCachedBlob {
-		r.blobs.add(h, data, len(data)+entryOverhead)
+		r.blobs.Add(h, data, len(data)+entryOverhead)
 	}
 	return data, nil
 }

@@ -1,10 +1,8 @@
 package gitstore
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +10,8 @@ import (
 
 	git "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/format/idxfile"
+	"github.com/go-git/go-git/v5/plumbing/format/packfile"
 
 	"github.com/tally-sig/tally/internal/interop"
 )
@@ -140,33 +140,27 @@ func TestInteropPacks(t *testing.T) {
 	checkAll(t, dir, c, want)
 }
 
-// countEntries counts the objects of a type in a pack.
+// countEntries counts the objects of a type in a pack, read with go-git's
+// pack scanner.
 func countEntries(t *testing.T, packPath string, typ plumbing.ObjectType) int {
 	t.Helper()
-	p, err := openPack(strings.TrimSuffix(packPath, ".pack"))
+	f, err := os.Open(packPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = p.unmap() }()
-	entries, err := p.idx.Entries()
+	defer f.Close()
+	sc := packfile.NewScanner(f)
+	_, objects, err := sc.Header()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer entries.Close()
 	n := 0
-	for {
-		ie, err := entries.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
+	for range objects {
+		h, err := sc.NextObjectHeader()
 		if err != nil {
 			t.Fatal(err)
 		}
-		e, err := parsePackEntry(p.data[ie.Offset:])
-		if err != nil {
-			t.Fatal(err)
-		}
-		if e.typ == typ {
+		if h.Type == typ {
 			n++
 		}
 	}
@@ -189,19 +183,17 @@ func TestCorruptPackIsAnError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fresh, err := Open(r.WorkDir())
+	idxFile, err := os.Open(strings.TrimSuffix(pack, ".pack") + ".idx")
 	if err != nil {
 		t.Fatal(err)
 	}
-	po := fresh.objects.(*packObjects)
-	if err := po.loadPacks(false); err != nil {
+	defer idxFile.Close()
+	idx := idxfile.NewMemoryIndex()
+	if err := idxfile.NewDecoder(idxFile).Decode(idx); err != nil {
 		t.Fatal(err)
 	}
-	off, err := po.packs[0].idx.FindOffset(e.Hash)
+	off, err := idx.FindOffset(e.Hash)
 	if err != nil {
-		t.Fatal(err)
-	}
-	if err := fresh.Close(); err != nil {
 		t.Fatal(err)
 	}
 	// Damage a byte inside the object's compressed data.
@@ -223,140 +215,5 @@ func TestCorruptPackIsAnError(t *testing.T) {
 	}
 	if got, err := bs.Blob(e.Hash); !errors.Is(err, ErrBadObject) {
 		t.Errorf("reading a damaged object = %q, %v; want ErrBadObject", got, err)
-	}
-}
-
-// An object read back from the delta-base cache is checked against its id
-// like one read from the pack.
-func TestCachedBaseIsChecked(t *testing.T) {
-	t.Parallel()
-	r, c, _ := packRepo(t, 120)
-	s, err := r.Snapshot(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := s.Stat("stagex/core-pkg010@sha256=" + fmt.Sprintf("%064x", 10) + "/signature-2")
-	if err != nil {
-		t.Fatal(err)
-	}
-	fresh, err := Open(r.WorkDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fresh.Close()
-	po := fresh.objects.(*packObjects)
-	if err := po.loadPacks(false); err != nil {
-		t.Fatal(err)
-	}
-	off, err := po.packs[0].idx.FindOffset(e.Hash)
-	if err != nil {
-		t.Fatal(err)
-	}
-	po.bases.add(packOffset{po.packs[0], off}, packedObject{plumbing.BlobObject, []byte("not the blob")}, 1)
-	fs, err := fresh.Snapshot(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, err := fs.Blob(e.Hash); !errors.Is(err, ErrBadObject) {
-		t.Errorf("reading an object whose cached copy is wrong = %q, %v; want ErrBadObject", got, err)
-	}
-}
-
-func FuzzParsePackEntry(f *testing.F) {
-	f.Add(appendPackEntryHeader(nil, plumbing.BlobObject, 5))
-	f.Add(appendPackEntryHeader(nil, plumbing.TreeObject, 1<<20))
-	f.Add([]byte{0x65, 0x81, 0x00, 'x'})                           // OFS_DELTA
-	f.Add(append([]byte{0x75}, bytes.Repeat([]byte{0xab}, 20)...)) // REF_DELTA
-	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
-	f.Fuzz(func(t *testing.T, buf []byte) {
-		if size, err := deltaTargetSize(buf); err == nil && size < 0 {
-			t.Fatalf("negative delta target size %d", size)
-		}
-		e, err := parsePackEntry(buf)
-		if err != nil {
-			return
-		}
-		if e.size < 0 || e.size > maxObjectSize || len(e.compressed) > len(buf) {
-			t.Fatalf("parsed size %d, %d compressed bytes of %d", e.size, len(e.compressed), len(buf))
-		}
-		if e.typ == plumbing.OFSDeltaObject && e.baseDistance < 0 {
-			t.Fatalf("negative base distance %d", e.baseDistance)
-		}
-		// A whole object's header is what appendPackEntryHeader writes
-		// for its type and size (for canonical encodings).
-		if e.typ.IsDelta() {
-			return
-		}
-		hdr := appendPackEntryHeader(nil, e.typ, e.size)
-		again, err := parsePackEntry(append(hdr, e.compressed...))
-		if err != nil || again.typ != e.typ || again.size != e.size || !bytes.Equal(again.compressed, e.compressed) {
-			t.Fatalf("header round trip: %v %+v vs %+v", err, again, e)
-		}
-	})
-}
-
-func FuzzParseLooseObject(f *testing.F) {
-	f.Add([]byte("blob 5\x00hello"))
-	f.Add([]byte("tree 0\x00"))
-	f.Add([]byte("commit 01\x00x"))
-	f.Add([]byte("ofs-delta 1\x00x"))
-	f.Fuzz(func(t *testing.T, raw []byte) {
-		typ, data, err := parseLooseObject(raw)
-		if err != nil {
-			return
-		}
-		// It accepts exactly the canonical encoding of what it returns.
-		canonical := fmt.Sprintf("%s %d\x00%s", typ, len(data), data)
-		if canonical != string(raw) {
-			t.Fatalf("accepted %q, canonical form %q", raw, canonical)
-		}
-	})
-}
-
-// pack.find answers as idxfile.MemoryIndex.FindOffset does, for every object
-// in a pack and for ids that are not in it.
-func TestPackFindMatchesIndex(t *testing.T) {
-	t.Parallel()
-	r, _, _ := packRepo(t, 120)
-	p, err := openPack(strings.TrimSuffix(packFiles(t, r)[0], ".pack"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = p.unmap() }()
-	entries, err := p.idx.Entries()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer entries.Close()
-	var ids []plumbing.Hash
-	for {
-		e, err := entries.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, e.Hash)
-		for _, b := range []int{0, 19} { // absent neighbours
-			other := e.Hash
-			other[b] ^= 1
-			ids = append(ids, other)
-		}
-	}
-	ids = append(ids, plumbing.ZeroHash, plumbing.NewHash("ffffffffffffffffffffffffffffffffffffffff"))
-	found := 0
-	for _, h := range ids {
-		got, ok := p.find(h)
-		want, err := p.idx.FindOffset(h)
-		if ok != (err == nil) || ok && got != want {
-			t.Errorf("find(%s) = %d, %v; FindOffset = %d, %v", h, got, ok, want, err)
-		}
-		if ok {
-			found++
-		}
-	}
-	if found < 100 {
-		t.Errorf("found only %d objects; the test would prove little", found)
 	}
 }

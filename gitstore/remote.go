@@ -109,7 +109,7 @@ func (r *Repo) fetch(ctx context.Context, remote string, refspecs []string) erro
 	res, err := r.runGit(ctx, append(args, refspecs...))
 	// New packs and references may have arrived, even from a fetch that
 	// failed in part.
-	r.objects.reset()
+	r.objects.Reset()
 	if err != nil {
 		return err
 	}

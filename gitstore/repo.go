@@ -21,6 +21,9 @@ import (
 	"github.com/go-git/go-git/v5/storage/filesystem"
 	"github.com/go-git/go-git/v5/storage/filesystem/dotgit"
 	"github.com/go-git/go-git/v5/storage/memory"
+
+	"github.com/tally-sig/tally/gitstore/internal/lru"
+	"github.com/tally-sig/tally/gitstore/internal/pack"
 )
 
 // Cache sizes. The object cache is go-git's, for packed delta bases and loose
@@ -50,9 +53,9 @@ type Repo struct {
 	// storeMu serialises every use of storage and repo: go-git's storers
 	// are not safe for concurrent use.
 	storeMu sync.Mutex
-	objects objectReader
-	trees   *lru[plumbing.Hash, []Entry]
-	blobs   *lru[plumbing.Hash, []byte]
+	objects pack.Reader
+	trees   *lru.Cache[plumbing.Hash, []Entry]
+	blobs   *lru.Cache[plumbing.Hash, []byte]
 
 	// refMu serialises this process's reference updates on disk, which
 	// other processes see as git's lock files.
@@ -74,8 +77,8 @@ func newRepo(s storage.Storer, wt billy.Filesystem) *Repo {
 	r := &Repo{
 		storage:  s,
 		worktree: wt,
-		trees:    newLRU[plumbing.Hash, []Entry](treeCacheSize),
-		blobs:    newLRU[plumbing.Hash, []byte](blobCacheSize),
+		trees:    lru.New[plumbing.Hash, []Entry](treeCacheSize),
+		blobs:    lru.New[plumbing.Hash, []byte](blobCacheSize),
 		memLock:  make(chan struct{}, 1),
 		now:      time.Now,
 	}
@@ -137,7 +140,7 @@ func Open(path string) (*Repo, error) {
 	r := newRepo(st, wt)
 	r.repo = gr
 	r.gitDir, r.commonDir, r.workDir = gitDir, commonDir, workDir
-	r.objects = newPackObjects(filepath.Join(commonDir, "objects"), r.objects)
+	r.objects = pack.NewObjects(filepath.Join(commonDir, "objects"), r.objects)
 	return r, nil
 }
 
@@ -252,7 +255,7 @@ func NewMemory(worktree bool) *Repo {
 // Close releases the files the Repo keeps open. The Repo must not be used
 // afterwards.
 func (r *Repo) Close() error {
-	err := r.objects.close()
+	err := r.objects.Close()
 	r.storeMu.Lock()
 	defer r.storeMu.Unlock()
 	if c, ok := r.storage.(interface{ Close() error }); ok {

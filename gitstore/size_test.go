@@ -1,7 +1,6 @@
 package gitstore
 
 import (
-	"bytes"
 	"errors"
 	"io/fs"
 	"os"
@@ -11,8 +10,6 @@ import (
 	"testing"
 
 	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/format/idxfile"
-	"github.com/klauspost/compress/zlib"
 
 	"github.com/tally-sig/tally/internal/interop"
 )
@@ -129,7 +126,7 @@ func TestObjectSizeInGitsPacks(t *testing.T) {
 	interop.Git(t, dir, nil, "tag", "big", id.String()) // reachable, so that repack packs it
 	checkSizes(t, r, c)
 	interop.Git(t, dir, nil, "-c", "pack.threads=1", "repack", "-adfq", "--window=50", "--depth=50")
-	r.objects.reset()
+	r.objects.Reset()
 	out := interop.Git(t, dir, nil, "verify-pack", "-v", strings.TrimSuffix(packFiles(t, r)[0], ".pack")+".idx")
 	if !strings.Contains(out, "chain length = ") {
 		t.Fatalf("git made no delta chains; the test would prove nothing:\n%s", out)
@@ -148,82 +145,4 @@ func TestObjectSizeInGitsPacks(t *testing.T) {
 	}
 	r = fresh
 	bigSize("packed")
-}
-
-// FuzzSizeAt reads sizes from packed object headers as a pushed pack may
-// hold them: it never panics, loops or reads past the pack, and for a whole
-// object it reports what parsing the entry reports.
-func FuzzSizeAt(f *testing.F) {
-	f.Add(appendPackEntryHeader(nil, plumbing.BlobObject, 5))
-	f.Add(appendPackEntryHeader(nil, plumbing.BlobObject, 100<<20))
-	f.Add([]byte{0x60 | 0x05, 0x01}) // OFS_DELTA pointing one byte back
-	f.Add([]byte{0x70 | 0x05})       // REF_DELTA, truncated
-	f.Fuzz(func(t *testing.T, entry []byte) {
-		data := append(make([]byte, packHeaderSize), entry...)
-		data = append(data, make([]byte, packTrailerSize)...)
-		idx := &idxfile.MemoryIndex{}
-		for i := range idx.FanoutMapping {
-			idx.FanoutMapping[i] = -1
-		}
-		p := &pack{name: "fuzz", data: data, idx: idx}
-		typ, size, err := sizeAt(p, packHeaderSize)
-		if err != nil {
-			return
-		}
-		if size < 0 || size > maxObjectSize {
-			t.Fatalf("size %d out of range", size)
-		}
-		if e, perr := parsePackEntry(entry); perr == nil && e.typ >= plumbing.CommitObject && e.typ <= plumbing.TagObject {
-			if e.typ != typ || e.size != size {
-				t.Fatalf("sizeAt = %s %d, parsePackEntry = %s %d", typ, size, e.typ, e.size)
-			}
-		}
-	})
-}
-
-// TestReadLooseByHeader: a loose object is read into a buffer of the size its
-// header gives, and refused when the stream holds more or less than that.
-func TestReadLooseByHeader(t *testing.T) {
-	t.Parallel()
-	dir := t.TempDir()
-	write := func(raw string, id plumbing.Hash) {
-		t.Helper()
-		hex := id.String()
-		if err := os.MkdirAll(filepath.Join(dir, hex[:2]), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		var b bytes.Buffer
-		zw := zlib.NewWriter(&b)
-		if _, err := zw.Write([]byte(raw)); err != nil {
-			t.Fatal(err)
-		}
-		if err := zw.Close(); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, hex[:2], hex[2:]), b.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	good := hashObject(plumbing.BlobObject, []byte("hello"))
-	write("blob 5\x00hello", good)
-	o := newPackObjects(dir, nil)
-	if typ, data, err := o.readLoose(good); err != nil || typ != plumbing.BlobObject || string(data) != "hello" {
-		t.Fatalf("readLoose = %s %q %v", typ, data, err)
-	}
-	if typ, size, err := o.sizeLoose(good); err != nil || typ != plumbing.BlobObject || size != 5 {
-		t.Fatalf("sizeLoose = %s %d %v", typ, size, err)
-	}
-	for name, raw := range map[string]string{
-		"longer":    "blob 5\x00hello!",
-		"shorter":   "blob 6\x00hello",
-		"no header": "hello",
-		"bad size":  "blob 05\x00hello",
-		"huge":      "blob 999999999999\x00hello",
-	} {
-		id := hashObject(plumbing.BlobObject, []byte(name))
-		write(raw, id)
-		if _, _, err := o.readLoose(id); !errors.Is(err, ErrBadObject) {
-			t.Errorf("%s: readLoose = %v, want ErrBadObject", name, err)
-		}
-	}
 }

@@ -38,7 +38,7 @@ func (r *Repo) CreateTag(req TagRequest) (plumbing.Hash, error) {
 	} else if !cur.IsZero() {
 		return plumbing.ZeroHash, fmt.Errorf("creating tag %s: it points at %s: %w", req.Name, cur, ErrTagExists)
 	}
-	typ, _, err := r.objects.readObject(req.Target)
+	typ, _, err := r.objects.ReadObject(req.Target)
 	if err != nil {
 		return plumbing.ZeroHash, fmt.Errorf("creating tag %s: reading target %s: %w", req.Name, req.Target, err)
 	}

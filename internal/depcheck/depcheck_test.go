@@ -117,6 +117,14 @@ func violations(pkgs []pkg) []string {
 				}
 			}
 		}
+		// gitstore's object store and cache know nothing of gitstore.
+		if under(r, "gitstore/internal") {
+			for _, imp := range p.Imports {
+				if ir := rel(imp); ir != "" && !under(ir, "gitstore/internal") {
+					add("%s is below gitstore but imports %s", p.ImportPath, imp)
+				}
+			}
+		}
 		// The guard and the judgement's packages never carry the registry client.
 		if under(r, "hooks") || under(r, "release/quorum") || under(r, "release/policy") || under(r, "release/record") ||
 			under(r, "sigstore") || under(r, "gitstore") {
@@ -162,7 +170,7 @@ func violations(pkgs []pkg) []string {
 	}
 	// The rules must have something to check: a renamed package would
 	// otherwise pass them silently.
-	for _, want := range []string{"sigstore", "gitstore", "buildout", "hooks", "release", "release/policy",
+	for _, want := range []string{"sigstore", "gitstore", "gitstore/internal/pack", "gitstore/internal/lru", "buildout", "hooks", "release", "release/policy",
 		"release/record", "release/quorum", "release/registry", "cmd/tally"} {
 		if !seen[want] {
 			add("package %s is missing: update the rules of internal/depcheck", want)
@@ -262,6 +270,8 @@ func TestRulesCatchViolations(t *testing.T) {
 	pkgs := []pkg{
 		{ImportPath: module + "/sigstore", Name: "sigstore", Imports: []string{module + "/gitstore"}},
 		{ImportPath: module + "/gitstore", Name: "gitstore"},
+		{ImportPath: module + "/gitstore/internal/pack", Name: "pack", Imports: []string{module + "/gitstore/internal/lru", module + "/gitstore"}},
+		{ImportPath: module + "/gitstore/internal/lru", Name: "lru"},
 		{ImportPath: module + "/buildout", Name: "buildout"},
 		{ImportPath: module + "/hooks", Name: "hooks", Deps: []string{module + "/release", registryClient[1]}},
 		{ImportPath: module + "/release", Name: "release", Imports: []string{registryClient[0]}},
@@ -278,6 +288,7 @@ func TestRulesCatchViolations(t *testing.T) {
 		module + "/release/policy depends on " + urfave + ": only cmd/tally may",
 		module + "/release/quorum depends on the command " + module + "/cmd/tally",
 		module + "/sigstore is a leaf package but imports " + module + "/gitstore",
+		module + "/gitstore/internal/pack is below gitstore but imports " + module + "/gitstore",
 		"package cmd/tally is missing: update the rules of internal/depcheck",
 	}
 	sort.Strings(want)

@@ -1,13 +1,16 @@
-package gitstore
+// Package lru is a least-recently-used cache bounded by the total cost of
+// its values, safe for concurrent use: New, then Get and Add. gitstore keeps
+// decoded trees and blobs in it, and gitstore/internal/pack its delta bases.
+package lru
 
 import (
 	"container/list"
 	"sync"
 )
 
-// lru is a cache bounded by the total cost of its values, safe for
+// Cache is a cache bounded by the total cost of its values, safe for
 // concurrent use. Values must not be modified once added.
-type lru[K comparable, V any] struct {
+type Cache[K comparable, V any] struct {
 	mu      sync.Mutex
 	maxCost int
 	cost    int
@@ -21,11 +24,13 @@ type lruItem[K comparable, V any] struct {
 	cost  int
 }
 
-func newLRU[K comparable, V any](maxCost int) *lru[K, V] {
-	return &lru[K, V]{maxCost: maxCost, order: list.New(), items: make(map[K]*list.Element)}
+// New returns an empty cache that holds values of at most maxCost in total.
+func New[K comparable, V any](maxCost int) *Cache[K, V] {
+	return &Cache[K, V]{maxCost: maxCost, order: list.New(), items: make(map[K]*list.Element)}
 }
 
-func (c *lru[K, V]) get(key K) (V, bool) {
+// Get returns the value stored under key and marks it most recently used.
+func (c *Cache[K, V]) Get(key K) (V, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	el, ok := c.items[key]
@@ -37,9 +42,9 @@ func (c *lru[K, V]) get(key K) (V, bool) {
 	return el.Value.(*lruItem[K, V]).value, true
 }
 
-// add stores value under key unless its cost alone exceeds the bound, then
+// Add stores value under key unless its cost alone exceeds the bound, then
 // evicts the least recently used values until the total fits.
-func (c *lru[K, V]) add(key K, value V, cost int) {
+func (c *Cache[K, V]) Add(key K, value V, cost int) {
 	if cost > c.maxCost {
 		return
 	}

@@ -1,4 +1,4 @@
-package gitstore
+package pack
 
 import (
 	"bufio"
@@ -20,27 +20,29 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/format/idxfile"
 	"github.com/go-git/go-git/v5/plumbing/format/packfile"
 	"github.com/klauspost/compress/zlib"
+
+	"github.com/tally-sig/tally/gitstore/internal/lru"
 )
 
-// packObjects reads objects straight from the pack files and loose objects
+// Objects reads objects straight from the pack files and loose objects
 // of a repository on disk. Unlike go-git's storage, which moves one file
 // position per pack, it maps each pack into memory read-only (as git
 // does), so any number of goroutines read at once without a system call or
 // a copy per object, and each object's id is checked against its
 // contents. What it cannot find, such as objects in alternates, it asks the
 // fallback for.
-type packObjects struct {
+type Objects struct {
 	dir      string // the objects directory
-	fallback objectReader
+	fallback Reader
 
-	// mu is held for reading while a pack's memory is read, so close
+	// mu is held for reading while a pack's memory is read, so Close
 	// cannot unmap it under a reader.
 	mu    sync.RWMutex
 	packs []*pack
 	known map[string]bool // pack names already open
 
 	// bases caches delta bases by pack and offset.
-	bases *lru[packOffset, packedObject]
+	bases *lru.Cache[packOffset, packedObject]
 }
 
 type packOffset struct {
@@ -63,19 +65,28 @@ type pack struct {
 
 const deltaBaseCacheSize = 32 << 20
 
+// baseOverhead is roughly what a cached delta base costs in memory besides
+// its contents.
+const baseOverhead = 64
+
 // maxDeltaDepth bounds delta chains; git writes at most 4095.
 const maxDeltaDepth = 10000
 
-func newPackObjects(objectsDir string, fallback objectReader) *packObjects {
-	return &packObjects{
+// NewObjects returns a Reader of the objects in objectsDir (a repository's
+// objects directory) that asks fallback for what is in no pack and not
+// loose, such as objects in alternates. Packs are listed and mapped on first
+// use; Close unmaps them.
+func NewObjects(objectsDir string, fallback Reader) *Objects {
+	return &Objects{
 		dir:      objectsDir,
 		fallback: fallback,
 		known:    map[string]bool{},
-		bases:    newLRU[packOffset, packedObject](deltaBaseCacheSize),
+		bases:    lru.New[packOffset, packedObject](deltaBaseCacheSize),
 	}
 }
 
-func (o *packObjects) readObject(h plumbing.Hash) (plumbing.ObjectType, []byte, error) {
+// ReadObject returns the type and contents of object h, checked against h.
+func (o *Objects) ReadObject(h plumbing.Hash) (plumbing.ObjectType, []byte, error) {
 	if err := o.loadPacks(false); err != nil {
 		return 0, nil, err
 	}
@@ -93,11 +104,11 @@ func (o *packObjects) readObject(h plumbing.Hash) (plumbing.ObjectType, []byte, 
 	if typ, data, found, err := o.readPacked(h); found || err != nil {
 		return typ, data, err
 	}
-	return o.fallback.readObject(h)
+	return o.fallback.ReadObject(h)
 }
 
 // readPacked looks h up in every pack.
-func (o *packObjects) readPacked(h plumbing.Hash) (plumbing.ObjectType, []byte, bool, error) {
+func (o *Objects) readPacked(h plumbing.Hash) (plumbing.ObjectType, []byte, bool, error) {
 	o.mu.RLock()
 	defer o.mu.RUnlock()
 	for _, p := range o.packs {
@@ -106,7 +117,7 @@ func (o *packObjects) readPacked(h plumbing.Hash) (plumbing.ObjectType, []byte, 
 			continue
 		}
 		// An object that was a delta base is in the cache already.
-		b, ok := o.bases.get(packOffset{p, off})
+		b, ok := o.bases.Get(packOffset{p, off})
 		if !ok {
 			typ, data, err := o.readAt(p, off, 0)
 			if err != nil {
@@ -141,7 +152,7 @@ func hashObject(typ plumbing.ObjectType, data []byte) plumbing.Hash {
 }
 
 // readAt reads the object at offset in p, resolving deltas.
-func (o *packObjects) readAt(p *pack, offset int64, depth int) (plumbing.ObjectType, []byte, error) {
+func (o *Objects) readAt(p *pack, offset int64, depth int) (plumbing.ObjectType, []byte, error) {
 	if depth > maxDeltaDepth {
 		return 0, nil, fmt.Errorf("delta chain longer than %d: %w", maxDeltaDepth, ErrBadObject)
 	}
@@ -170,7 +181,7 @@ func (o *packObjects) readAt(p *pack, offset int64, depth int) (plumbing.ObjectT
 			return 0, nil, err
 		}
 	}
-	if size, err := deltaTargetSize(data); err != nil || size > maxObjectSize {
+	if size, err := deltaTargetSize(data); err != nil || size > MaxObjectSize {
 		return 0, nil, fmt.Errorf("object at offset %d: bad delta header: %w", offset, ErrBadObject)
 	}
 	target, err := packfile.PatchDelta(base.data, data)
@@ -203,9 +214,9 @@ func readPackEntry(p *pack, offset int64) ([]byte, packEntry, error) {
 }
 
 // base returns a delta base, from the cache when it can.
-func (o *packObjects) base(p *pack, offset int64, depth int) (packedObject, error) {
+func (o *Objects) base(p *pack, offset int64, depth int) (packedObject, error) {
 	key := packOffset{p, offset}
-	if b, ok := o.bases.get(key); ok {
+	if b, ok := o.bases.Get(key); ok {
 		return b, nil
 	}
 	typ, data, err := o.readAt(p, offset, depth+1)
@@ -213,7 +224,7 @@ func (o *packObjects) base(p *pack, offset int64, depth int) (packedObject, erro
 		return packedObject{}, err
 	}
 	b := packedObject{typ, data}
-	o.bases.add(key, b, len(data)+entryOverhead)
+	o.bases.Add(key, b, len(data)+baseOverhead)
 	return b, nil
 }
 
@@ -307,7 +318,7 @@ func parsePackEntry(buf []byte) (packEntry, error) {
 		size |= int64(c&0x7f) << shift
 		shift += 7
 	}
-	if size < 0 || size > maxObjectSize {
+	if size < 0 || size > MaxObjectSize {
 		return e, fmt.Errorf("object of %d bytes: %w", size, ErrBadObject)
 	}
 	e.size = size
@@ -343,11 +354,11 @@ func parsePackEntry(buf []byte) (packEntry, error) {
 	return e, nil
 }
 
-// appendPackEntryHeader appends the type-and-size header of a whole
+// AppendEntryHeader appends the type-and-size header of a whole
 // (undeltified) object, the inverse of parsePackEntry's first step. It
 // appends, as strconv's Append functions do, although every caller today
 // starts from nil.
-func appendPackEntryHeader(b []byte, typ plumbing.ObjectType, size int64) []byte { //nolint:unparam // an append-style API
+func AppendEntryHeader(b []byte, typ plumbing.ObjectType, size int64) []byte {
 	c := byte(typ)<<4 | byte(size&0x0f)
 	size >>= 4
 	for size > 0 {
@@ -390,7 +401,7 @@ func inflate(compressed []byte, size int64) ([]byte, error) {
 
 // readLoose reads a loose object: objects/xx/yyyy..., zlib-compressed
 // "<type> <size>\x00<data>".
-func (o *packObjects) readLoose(h plumbing.Hash) (plumbing.ObjectType, []byte, error) {
+func (o *Objects) readLoose(h plumbing.Hash) (plumbing.ObjectType, []byte, error) {
 	hex := h.String()
 	path := filepath.Join(o.dir, hex[:2], hex[2:])
 	f, err := os.Open(path)
@@ -455,7 +466,7 @@ func parseLooseHeader(header []byte) (plumbing.ObjectType, int64, error) {
 		return 0, 0, fmt.Errorf("bad object type %q: %w", name, ErrBadObject)
 	}
 	n, err := strconv.ParseUint(size, 10, 63)
-	if err != nil || size != strconv.FormatUint(n, 10) || n > maxObjectSize {
+	if err != nil || size != strconv.FormatUint(n, 10) || n > MaxObjectSize {
 		return 0, 0, fmt.Errorf("bad object size %q: %w", size, ErrBadObject)
 	}
 	return typ, int64(n), nil
@@ -463,7 +474,7 @@ func parseLooseHeader(header []byte) (plumbing.ObjectType, int64, error) {
 
 // loadPacks opens the packs not yet open; with rescan it lists the pack
 // directory again even if it was listed before.
-func (o *packObjects) loadPacks(rescan bool) error {
+func (o *Objects) loadPacks(rescan bool) error {
 	o.mu.RLock()
 	listed := len(o.known) > 0
 	o.mu.RUnlock()
@@ -542,15 +553,17 @@ func readPackIndex(f *os.File, base string) (*pack, error) {
 	return &pack{name: filepath.Base(base), data: data, unmap: unmap, idx: idx}, nil
 }
 
-// reset makes the next miss list the packs again, and forgets nothing else:
-// packs are immutable, and a pack removed by git gc stays readable through
-// its open descriptor.
-func (o *packObjects) reset() {
-	o.fallback.reset()
+// Reset resets the fallback and forgets nothing else: a miss lists the packs
+// again anyway, packs are immutable, and a pack removed by git gc stays
+// readable through its mapping.
+func (o *Objects) Reset() {
+	o.fallback.Reset()
 }
 
-// addPack opens a pack that tally just wrote.
-func (o *packObjects) addPack(base string) error {
+// AddPack opens the pack base.pack with its index base.idx (as WritePack
+// returns base), so that its objects are read without listing the packs
+// again.
+func (o *Objects) AddPack(base string) error {
 	p, err := openPack(base)
 	if err != nil {
 		return err
@@ -562,7 +575,8 @@ func (o *packObjects) addPack(base string) error {
 	return nil
 }
 
-func (o *packObjects) close() error {
+// Close unmaps the packs and closes the fallback.
+func (o *Objects) Close() error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	var err error
@@ -573,5 +587,5 @@ func (o *packObjects) close() error {
 	}
 	o.packs = nil
 	o.known = map[string]bool{}
-	return errors.Join(err, o.fallback.close())
+	return errors.Join(err, o.fallback.Close())
 }
