@@ -78,5 +78,10 @@ fuzz: ## run every Fuzz target for FUZZTIME each, one at a time
 tidy-check: ## fail if go mod tidy would change go.mod or go.sum
 	go mod tidy -diff
 
-clean: ## remove build, benchmark and demo output
-	rm -rf bin bench.out .demo
+# The benchmarks keep their generated fixtures in $TMPDIR (default /tmp)
+# between runs, named tally-bench-*, tally-hooks-bench-* and
+# tally-gitstore-bench*; clean removes them too.
+BENCH_FIXTURES = $(wildcard $(or $(TMPDIR),/tmp)/tally-bench-* $(or $(TMPDIR),/tmp)/tally-hooks-bench-* $(or $(TMPDIR),/tmp)/tally-gitstore-bench*)
+
+clean: ## remove build, benchmark (and their fixtures in $TMPDIR) and demo output
+	rm -rf bin bench.out .demo $(BENCH_FIXTURES)

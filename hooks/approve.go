@@ -186,12 +186,17 @@ func Approve(ctx context.Context, repo *gitstore.Repo, opts ApproveOptions) (*Ap
 		head = hash
 	}
 	// Who has approved so far, as HEAD holds it, for the change made on
-	// top of HEAD.
+	// top of HEAD; with From, for the change made on top of From (a
+	// proposal branch: the proposal and the approvals after From).
 	snap, err := repo.Snapshot(head)
 	if err != nil {
 		return nil, err
 	}
-	j := &job{parent: cur, newTree: snap, when: now, parentCommit: head}
+	changeAt := head
+	if !opts.From.IsZero() {
+		changeAt = opts.From
+	}
+	j := &job{parent: cur, newTree: snap, when: now, parentCommit: changeAt}
 	if res.Approvers, _, err = c.approvers(j, cur, proposed); err != nil {
 		return nil, err
 	}

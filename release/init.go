@@ -24,6 +24,10 @@ var ErrAlreadyInitialised = errors.New("already a tally signatures repository")
 // ErrDuplicateKey means the same maintainer key was given twice.
 var ErrDuplicateKey = errors.New("duplicate key")
 
+// ErrMissingKey means a maintainer listed by fingerprint has no key among
+// the keys given.
+var ErrMissingKey = errors.New("maintainer key missing")
+
 // PublicKey is a maintainer's armored or binary public key and where it came from.
 type PublicKey struct {
 	Source string // file name, for error messages
@@ -36,6 +40,12 @@ type InitOptions struct {
 	IdentityPrefix string      // "" = Namespace
 	Threshold      int         // M; 0 = min(2, number of keys)
 	Keys           []PublicKey // maintainers' public keys
+	// Maintainers, when set, are the primary fingerprints of the maintainer
+	// set (StageX's MAINTAINERS): only their keys are taken from Keys and
+	// from a keyring the repository holds already; the others are ignored
+	// and counted (InitResult.IgnoredKeys). A listed fingerprint without a
+	// key is ErrMissingKey.
+	Maintainers []string
 	// ExtraPaths are the files ("README.md", ".github/workflows/tally-check.yml")
 	// or directories ending in "/" outside tally's own that commits may
 	// change (tally.toml's extra_paths; see Policy.ExtraPaths).
@@ -52,12 +62,14 @@ type InitOptions struct {
 
 // InitResult says what Init did.
 type InitResult struct {
-	Policy   policy.Policy  `json:"policy"`
-	Keys     []sigstore.Key `json:"keys"`
-	Adopted  int            `json:"adopted_files"` // files of an existing lookaside tree kept as they were
-	Commit   string         `json:"commit"`
-	Branch   string         `json:"branch"`
-	Warnings []string       `json:"warnings,omitempty"`
+	Policy  policy.Policy  `json:"policy"`
+	Keys    []sigstore.Key `json:"keys"`
+	Adopted int            `json:"adopted_files"` // files of an existing lookaside tree kept as they were
+	// IgnoredKeys counts the keys given that are not in InitOptions.Maintainers.
+	IgnoredKeys int      `json:"ignored_keys"`
+	Commit      string   `json:"commit"`
+	Branch      string   `json:"branch"`
+	Warnings    []string `json:"warnings,omitempty"`
 }
 
 // Init writes the trust policy (tally.toml) and the maintainers' keyring into
@@ -128,12 +140,6 @@ func Init(ctx context.Context, repo *gitstore.Repo, opts InitOptions) (*InitResu
 			}
 			seen[key.Fingerprint] = k.Source
 		}
-		for _, issue := range kr.Check(now) {
-			if issue.Refuse {
-				return nil, fmt.Errorf("key file %s: %w", k.Source, issue)
-			}
-			res.Warnings = append(res.Warnings, fmt.Sprintf("%s (%s)", issue.Error(), k.Source))
-		}
 		var bin bytes.Buffer
 		if err := kr.Serialize(&bin); err != nil {
 			return nil, err
@@ -146,6 +152,27 @@ func Init(ctx context.Context, repo *gitstore.Repo, opts InitOptions) (*InitResu
 	keys, err := sigstore.ReadKeyring(all)
 	if err != nil {
 		return nil, fmt.Errorf("keyring: %w", err)
+	}
+	if len(opts.Maintainers) > 0 {
+		sub, missing, err := keys.Select(opts.Maintainers)
+		if err != nil {
+			return nil, fmt.Errorf("keyring: %w", err)
+		}
+		if len(missing) > 0 {
+			return nil, fmt.Errorf("%w: no key for %s among the %d key(s) given", ErrMissingKey, strings.Join(missing, ", "), len(keys.Keys()))
+		}
+		res.IgnoredKeys = len(keys.Keys()) - len(sub.Keys())
+		keys = sub
+	}
+	for _, issue := range keys.Check(now) {
+		where := seen[issue.Fingerprint]
+		if where == "" {
+			where = p.Keyring
+		}
+		if issue.Refuse {
+			return nil, fmt.Errorf("key file %s: %w", where, issue)
+		}
+		res.Warnings = append(res.Warnings, fmt.Sprintf("%s (%s)", issue.Error(), where))
 	}
 	res.Keys = keys.Keys()
 	if p.Threshold == 0 {

@@ -3,13 +3,16 @@ package release
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
 	"github.com/google/go-cmp/cmp"
 
@@ -160,6 +163,13 @@ func TestInitRefusals(t *testing.T) {
 		{name: "expired key", setup: func(t *testing.T, _ *gitstore.Repo, o *InitOptions) {
 			o.Keys = append(o.Keys, PublicKey{Source: "old.pub", Data: signPublicBytes(t, expired)})
 		}, want: sigstore.ErrKeyExpired, msg: "old.pub"},
+		{name: "a listed maintainer without a key", setup: func(_ *testing.T, _ *gitstore.Repo, o *InitOptions) {
+			o.Maintainers = []string{testkeys.Fingerprint("alice"), testkeys.Fingerprint("carol")}
+		}, want: ErrMissingKey, msg: "no key for " + testkeys.Fingerprint("carol") + " among the 2 key(s) given"},
+		{name: "a listed maintainer's key expired", setup: func(t *testing.T, _ *gitstore.Repo, o *InitOptions) {
+			o.Keys = append(o.Keys, PublicKey{Source: "keyring.pgp", Data: signPublicBytes(t, expired)})
+			o.Maintainers = []string{testkeys.Fingerprint("alice"), signFingerprint(expired)}
+		}, want: sigstore.ErrKeyExpired, msg: "key file keyring.pgp: key " + signFingerprint(expired)},
 		{name: "bad namespace", setup: func(_ *testing.T, _ *gitstore.Repo, o *InitOptions) { o.Namespace = "Stage X" },
 			want: policy.ErrBadPolicy, msg: "namespace"},
 		{name: "reserved namespace", setup: func(_ *testing.T, _ *gitstore.Repo, o *InitOptions) { o.Namespace = "builds" },
@@ -214,4 +224,60 @@ func TestInitRefusals(t *testing.T) {
 			before.unchanged(t, repo)
 		})
 	}
+}
+
+// TestInitMaintainers takes the maintainer set from a list of fingerprints
+// (StageX's MAINTAINERS) and their keys from a keyring holding more keys:
+// the others, even an expired one, are ignored and counted.
+func TestInitMaintainers(t *testing.T) {
+	t.Parallel()
+	expired := signNewKey(t, "old", time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), 24*time.Hour)
+	var keyring []byte
+	for _, n := range []string{"alice", "bob", "carol", "mallory"} {
+		kr, err := sigstore.ReadKeyring(testkeys.Public(n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var bin bytes.Buffer
+		if err := kr.Serialize(&bin); err != nil {
+			t.Fatal(err)
+		}
+		keyring = append(keyring, bin.Bytes()...)
+	}
+	keyring = append(keyring, signPublicBytes(t, expired)...)
+	repo := signDiskRepo(t)
+	res, err := Init(context.Background(), repo, InitOptions{Namespace: "stagex",
+		Keys:        []PublicKey{{Source: "stagex-keyring.pgp", Data: keyring}},
+		Maintainers: []string{strings.ToLower(testkeys.Fingerprint("bob")), testkeys.Fingerprint("alice")},
+		Signer:      signerFor(t, "alice"), Now: signClock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, k := range res.Keys {
+		got = append(got, k.Fingerprint)
+	}
+	want := []string{testkeys.Fingerprint("alice"), testkeys.Fingerprint("bob")}
+	slices.Sort(want)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("keys (-want +got):\n%s", diff)
+	}
+	if res.IgnoredKeys != 3 {
+		t.Errorf("IgnoredKeys = %d, want 3", res.IgnoredKeys)
+	}
+	if res.Policy.Threshold != 2 {
+		t.Errorf("threshold %d, want 2", res.Policy.Threshold)
+	}
+	kr, err := sigstore.ReadKeyring([]byte(snapshotFiles(t, repo)["stagex-keyring.pgp"]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(kr.Keys()) != 2 {
+		t.Errorf("the committed keyring holds %d keys, want the 2 maintainers'", len(kr.Keys()))
+	}
+}
+
+// signFingerprint is an entity's primary fingerprint as tally writes it.
+func signFingerprint(e *openpgp.Entity) string {
+	return strings.ToUpper(hex.EncodeToString(e.PrimaryKey.Fingerprint))
 }

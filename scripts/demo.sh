@@ -4,7 +4,9 @@
 #
 #   two maintainers, alice and bob, must both sign (2 of 2);
 #   alice builds release 2026.11.0, signs and pushes;
-#   bob builds on a cloud VM whose output diverges, and sees it before pushing;
+#   bob builds on a cloud VM from a checkout with an uncommitted patch; its
+#   output diverges, his build record says what differed (the source tree's
+#   state), and he sees it before pushing;
 #   bob fixes his environment, rebuilds, agrees, signs and pushes;
 #   the release manager plans, cuts (signed tag) and publishes the release to
 #   a local OCI layout, pushing the signatures and the tag to origin;
@@ -16,8 +18,12 @@ cd "$(dirname "$0")/.."
 root=$PWD
 demo=$root/.demo
 
+# The first build on a fresh machine compiles every dependency: say so, or
+# the demo looks hung for a minute or more.
+echo "demo: building bin/tally and bin/mksample (the first build on a fresh machine takes a minute or two)..." >&2
 go build -o bin/tally ./cmd/tally
 go build -o bin/mksample ./internal/sample/cmd/mksample
+echo "demo: built; the story starts" >&2
 export PATH=$root/bin:$PATH
 # Plain git below only clones, pulls and resets: no identity or config needed,
 # and none of the user's configuration may change the story.
@@ -28,8 +34,12 @@ mkdir -p "$demo/keys"
 cp internal/testkeys/keys/{alice,bob}.{pub,sec}.asc "$demo/keys/"
 cd "$demo"
 
-bold=$(tput bold 2>/dev/null || true)
-plain=$(tput sgr0 2>/dev/null || true)
+# Bold only on a terminal: a log file (make demo > demo.log) gets plain text.
+bold= plain=
+if [[ -t 1 ]]; then
+	bold=$(tput bold 2>/dev/null || true)
+	plain=$(tput sgr0 2>/dev/null || true)
+fi
 step() { printf '\n%s== %s%s\n' "$bold" "$*" "$plain"; }
 run() {
 	printf '%s$ %s%s\n' "$bold" "$*" "$plain"
@@ -58,16 +68,26 @@ run tally init --repo alice --namespace stagex --threshold 2 \
 quiet git -C alice remote add origin "$demo/origin.git"
 run git -C alice push -q -u origin main
 
-step "2. both build release 2026.11.0; bob's cloud VM produces different bytes"
+step "2. both build release 2026.11.0; bob's cloud VM checkout carries an uncommitted patch"
+# The distribution's source: one commit. The build records name the source
+# commit and whether the tree had uncommitted changes; both run on this one
+# machine, so what tells the two builds apart here is bob's dirty checkout.
+quiet git init -q --initial-branch=main src
+echo 'the distribution source' > src/README
+quiet git -C src add README
+GIT_AUTHOR_NAME=stagex GIT_AUTHOR_EMAIL=ci@stagex.invalid GIT_COMMITTER_NAME=stagex GIT_COMMITTER_EMAIL=ci@stagex.invalid \
+	GIT_AUTHOR_DATE=2026-11-01T00:00:00Z GIT_COMMITTER_DATE=2026-11-01T00:00:00Z quiet git -C src commit -q -m source
+quiet git clone -q src bob-vm-src
+echo 'a local patch nobody reviewed' >> bob-vm-src/README
 run mksample -out alice-out core-hello:1.0 core-multi:2.0::linux/amd64,linux/arm64
 run mksample -out bob-out core-hello:1.0 core-multi:2.0:cloud-vm:linux/amd64,linux/arm64
 
 step "3. alice signs what she built and pushes"
-run tally sign --repo alice --release 2026.11.0 --out alice-out --key keys/alice.sec.asc --push
+run tally sign --repo alice --release 2026.11.0 --out alice-out --source src --key keys/alice.sec.asc --push
 
 step "4. bob clones, signs his build, and looks before pushing"
 quiet git clone -q "$demo/origin.git" bob
-run tally sign --repo bob --release 2026.11.0 --out bob-out --key keys/bob.sec.asc
+run tally sign --repo bob --release 2026.11.0 --out bob-out --source bob-vm-src --key keys/bob.sec.asc
 if has_command status; then
 	fails tally status --repo bob --release 2026.11.0
 fi
@@ -77,7 +97,7 @@ step "5. bob drops that commit, fixes his build environment and rebuilds: the di
 run git -C bob reset -q --hard origin/main
 rm -rf bob-out
 run mksample -out bob-out core-hello:1.0 core-multi:2.0::linux/amd64,linux/arm64
-run tally sign --repo bob --release 2026.11.0 --out bob-out --key keys/bob.sec.asc --push
+run tally sign --repo bob --release 2026.11.0 --out bob-out --source src --key keys/bob.sec.asc --push
 
 step "6. alice, the release manager, pulls, plans and cuts the release"
 run git -C alice pull -q --ff-only

@@ -270,6 +270,31 @@ func (k *Keyring) Entity(fingerprint string) (*openpgp.Entity, bool) {
 	return e, ok
 }
 
+// Select returns the keyring of the keys with the given primary
+// fingerprints (any case), and the fingerprints it does not hold, in the
+// order given. With none found it returns a nil keyring.
+func (k *Keyring) Select(fingerprints []string) (*Keyring, []string, error) {
+	var picked []*openpgp.Entity
+	var missing []string
+	taken := map[string]bool{}
+	for _, f := range fingerprints {
+		n := normalizeFingerprint(f)
+		e, ok := k.primary[n]
+		switch {
+		case !ok:
+			missing = append(missing, n)
+		case !taken[n]:
+			taken[n] = true
+			picked = append(picked, e)
+		}
+	}
+	if len(picked) == 0 {
+		return nil, missing, nil
+	}
+	sub, err := newKeyring(picked)
+	return sub, missing, err
+}
+
 // Serialize writes the keyring as binary OpenPGP public keys, sorted by
 // fingerprint: the form of StageX's stagex-keyring.pgp.
 func (k *Keyring) Serialize(w io.Writer) error {

@@ -374,3 +374,31 @@ func TestResolve(t *testing.T) {
 		t.Errorf("unknown fingerprint: %v, want ErrUnknownKey", err)
 	}
 }
+
+func TestKeyringSelect(t *testing.T) {
+	var all []byte
+	for _, n := range []string{"alice", "bob", "carol"} {
+		all = append(all, testkeys.Public(n)...)
+	}
+	kr, err := ReadKeyring(all)
+	if err != nil {
+		t.Fatal(err)
+	}
+	missingFpr := testkeys.Fingerprint("mallory")
+	sub, missing, err := kr.Select([]string{strings.ToLower(testkeys.Fingerprint("carol")), missingFpr, testkeys.Fingerprint("carol"), testkeys.Fingerprint("alice")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(missing) != 1 || missing[0] != missingFpr {
+		t.Errorf("missing = %q, want [%s]", missing, missingFpr)
+	}
+	if got := sub.Keys(); len(got) != 2 {
+		t.Fatalf("selected %v, want alice and carol", got)
+	}
+	if _, ok := sub.Key(testkeys.Fingerprint("bob")); ok {
+		t.Error("bob was not selected but is in the keyring")
+	}
+	if none, missing, err := kr.Select([]string{missingFpr}); none != nil || len(missing) != 1 || err != nil {
+		t.Errorf("Select of an absent key = %v, %v, %v", none, missing, err)
+	}
+}

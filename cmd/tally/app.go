@@ -49,6 +49,8 @@ A maintainer's round:
 			policyCommand(env),
 			checkCommand(env),
 			approveCommand(env),
+			keysCommand(env),
+			thresholdCommand(env),
 			hooksCommand(env),
 			lookasideCommand(env),
 			hookCommand(env),

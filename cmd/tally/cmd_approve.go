@@ -35,7 +35,7 @@ statement names, it no longer counts, even for the same bytes again.
 Raising the threshold, or a key update that only adds what the key's holder
 made (self-signatures, subkeys, its own revocations), needs none.
 
-EXAMPLE:
+EXAMPLES:
    git fetch origin proposal/add-dave
    tally approve --repo . --key ~/keys/me.sec.asc origin/proposal/add-dave
    git push origin main`,

@@ -17,9 +17,17 @@ import (
 
 func hooksCommand(env *environment) *cli.Command {
 	return &cli.Command{
-		Name:        "hooks",
-		Usage:       "install the git hooks that guard a signatures repository",
+		Name:  "hooks",
+		Usage: "install the git hooks that guard a signatures repository",
+		Description: `The server hook (pre-receive, in the bare repository that receives pushes)
+refuses every push that breaks the repository's rules; the client hooks
+(pre-commit, pre-push, in a clone) apply the same rules earlier.
+
+EXAMPLES:
+   tally hooks install --server --repo /srv/git/signatures.git
+   tally hooks install --repo ~/src/signatures`,
 		Subcommands: []*cli.Command{hooksInstallCommand(env)},
+		Action:      unknownSubcommand,
 	}
 }
 

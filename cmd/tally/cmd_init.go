@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 
 	"github.com/urfave/cli/v2"
@@ -9,6 +11,8 @@ import (
 	"github.com/tally-sig/tally/examples"
 	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/release"
+	"github.com/tally-sig/tally/release/policy"
+	"github.com/tally-sig/tally/sigstore"
 )
 
 func initCommand(env *environment) *cli.Command {
@@ -22,6 +26,13 @@ keyring path) and the maintainers' public keys (one binary keyring file,
 and initialised as a git repository when it does not exist; an existing
 repository that already holds a lookaside tree is adopted with everything in it.
 
+The keys come from --key-file (one file per maintainer) and --keyring (one
+file holding any number of keys, binary or armored). With --maintainers, the
+maintainer set is StageX's MAINTAINERS file: the primary fingerprints in
+"id" of every [keys.<person>.<label>] table; only those keys are taken from
+the keys given, and the others are ignored and counted. A listed
+fingerprint without a key is refused, and so is an expired or revoked key.
+
 Refuses a threshold below 1 or above the number of keys, the same key twice,
 a secret key given as a public key, and keys that stock clients cannot verify.
 
@@ -31,16 +42,21 @@ list are trust policy changes, which need approvals. --ci github (or forgejo)
 commits that workflow (.github/workflows/tally-check.yml, or
 .forgejo/workflows/) with the policy and admits it.
 
-EXAMPLE:
+EXAMPLES:
    tally init --repo signatures --namespace stagex --threshold 2 \
        --key-file alice.pub.asc --key-file bob.pub.asc \
-       --extra-path .github/workflows/tally-check.yml --extra-path README.md`,
+       --extra-path .github/workflows/tally-check.yml --extra-path README.md
+   tally init --repo signatures --maintainers stagex/MAINTAINERS \
+       --keyring stagex/keys/stagex-keyring.pgp --threshold 2`,
 		Flags: append([]cli.Flag{
 			repoFlag(),
 			&cli.StringFlag{Name: "namespace", Value: "stagex", Usage: "repository path of the images, without registry host"},
 			&cli.StringFlag{Name: "identity-prefix", Usage: "signed references are PREFIX/NAME:TAG (default: the namespace)"},
 			&cli.IntFlag{Name: "threshold", Usage: "M: distinct maintainer keys that must sign the same digest (default: 2, or 1 with one key)"},
 			&cli.StringSliceFlag{Name: "key-file", Usage: "a maintainer's public key file (armored or binary); repeat for each maintainer"},
+			&cli.PathFlag{Name: "keyring", TakesFile: true, Usage: "a keyring file holding any number of public keys (armored or binary)"},
+			&cli.PathFlag{Name: "maintainers", TakesFile: true,
+				Usage: "StageX's MAINTAINERS file: take only the keys whose primary fingerprints it lists"},
 			&cli.BoolFlag{Name: "bare", Usage: "create a bare repository (for a server)"},
 			&cli.StringFlag{Name: "ci", Usage: "also commit the CI workflow that runs tally check on pull requests, for `FORGE` github or forgejo, and admit it in extra_paths"},
 			&cli.StringSliceFlag{Name: "extra-path", Usage: "a file, or a directory ending in /, outside tally's own that commits may change (extra_paths in tally.toml): the CI workflow (.github/workflows/tally-check.yml), README.md; repeat for each"},
@@ -62,6 +78,31 @@ EXAMPLE:
 				}
 				keys = append(keys, release.PublicKey{Source: f, Data: data})
 			}
+			if f := c.Path("keyring"); f != "" {
+				data, err := os.ReadFile(f)
+				if err != nil {
+					return fail(exitData, fmt.Errorf("reading --keyring: %w", err))
+				}
+				keys = append(keys, release.PublicKey{Source: f, Data: data})
+			}
+			var maintainers []policy.Maintainer
+			if f := c.Path("maintainers"); f != "" {
+				data, err := os.ReadFile(f)
+				if err != nil {
+					return fail(exitData, fmt.Errorf("reading --maintainers: %w", err))
+				}
+				if maintainers, err = policy.ParseMaintainers(data); err != nil {
+					return fail(exitData, fmt.Errorf("%s: %w", f, err),
+						`MAINTAINERS names each maintainer key as a table [keys.<person>.<label>] with id = "<primary fingerprint>"`)
+				}
+				if len(keys) == 0 {
+					return usagef("--maintainers lists fingerprints only: give the keys with --keyring FILE (or --key-file)")
+				}
+			}
+			var fprs []string
+			for _, m := range maintainers {
+				fprs = append(fprs, m.Fingerprint)
+			}
 			var files []gitstore.Change
 			if forge := c.String("ci"); forge != "" {
 				path, data, err := examples.Workflow(forge)
@@ -76,22 +117,28 @@ EXAMPLE:
 			}
 			dir := c.String("repo")
 			repo, err := gitstore.Open(dir)
+			created := false // a refused init leaves no repository it created behind
 			if err != nil {
-				if _, statErr := os.Stat(dir); statErr == nil && !isEmptyDir(dir) && !c.Bool("bare") {
+				_, statErr := os.Stat(dir)
+				if statErr == nil && !isEmptyDir(dir) && !c.Bool("bare") {
 					return fail(exitData, err, "run tally init in an empty directory, a new path, or a git repository")
 				}
 				if repo, err = gitstore.Init(dir, c.Bool("bare"), "main"); err != nil {
 					return err
 				}
+				created = errors.Is(statErr, fs.ErrNotExist)
 			}
-			defer repo.Close()
 			res, err := release.Init(c.Context, repo, release.InitOptions{
 				Namespace: c.String("namespace"), IdentityPrefix: c.String("identity-prefix"),
-				Threshold: c.Int("threshold"), Keys: keys, Signer: signer, LockWait: c.Duration("lock-wait"),
+				Threshold: c.Int("threshold"), Keys: keys, Maintainers: fprs, Signer: signer, LockWait: c.Duration("lock-wait"),
 				ExtraPaths: c.StringSlice("extra-path"), Files: files,
 			})
+			_ = repo.Close() // Init has committed; nothing below reads the repository
 			if err != nil {
-				return err
+				if created {
+					_ = os.RemoveAll(dir) // nothing but what gitstore.Init just wrote
+				}
+				return initError(err, c.Path("keyring"))
 			}
 			for _, w := range res.Warnings {
 				fmt.Fprintf(env.stderr, "tally: warning: %s\n", w)
@@ -102,7 +149,10 @@ EXAMPLE:
 			fmt.Fprintf(env.stdout, "initialised %s: namespace %s, %d of %d maintainers must sign\n",
 				dir, res.Policy.Namespace, res.Policy.Threshold, len(res.Keys))
 			for _, k := range res.Keys {
-				fmt.Fprintf(env.stdout, "  %s  %s\n", k.Fingerprint, k.Name)
+				fmt.Fprintf(env.stdout, "  %s  %s%s\n", k.Fingerprint, k.Name, maintainerLabel(maintainers, k.Fingerprint))
+			}
+			if c.IsSet("maintainers") {
+				fmt.Fprintf(env.stdout, "took the %d key(s) MAINTAINERS lists; ignored %d other key(s) in the keys given\n", len(res.Keys), res.IgnoredKeys)
 			}
 			if res.Adopted > 0 {
 				fmt.Fprintf(env.stdout, "adopted %d existing lookaside file(s) unchanged\n", res.Adopted)
@@ -114,6 +164,36 @@ EXAMPLE:
 			return nil
 		},
 	}
+}
+
+// initError gives init's refusals of a key the hint that fits init: which
+// key, and how to bring it up to date.
+func initError(err error, keyring string) error {
+	var issue sigstore.KeyIssue
+	if errors.As(err, &issue) && (errors.Is(err, sigstore.ErrKeyExpired) || errors.Is(err, sigstore.ErrKeyRevoked)) {
+		if errors.Is(err, sigstore.ErrKeyRevoked) {
+			return fail(exitData, err, fmt.Sprintf("a revoked key cannot be a maintainer: remove %s from the maintainer set (MAINTAINERS), or have its holder give a new key", issue.Fingerprint))
+		}
+		return fail(exitData, err, fmt.Sprintf("refresh the key %s: its holder extends the expiry and exports it again (gpg --export %s), then run tally init again with that key", issue.Fingerprint, issue.Fingerprint))
+	}
+	if errors.Is(err, release.ErrMissingKey) {
+		where := "the keys given"
+		if keyring != "" {
+			where = keyring
+		}
+		return fail(exitData, err, fmt.Sprintf("add that maintainer's public key to %s (gpg --export FINGERPRINT), or correct MAINTAINERS", where))
+	}
+	return err
+}
+
+// maintainerLabel is " (person/label)" of a key MAINTAINERS lists.
+func maintainerLabel(ms []policy.Maintainer, fpr string) string {
+	for _, m := range ms {
+		if m.Fingerprint == fpr {
+			return " (" + m.Person + "/" + m.Label + ")"
+		}
+	}
+	return ""
 }
 
 func isEmptyDir(dir string) bool {

@@ -11,9 +11,16 @@ import (
 
 func lookasideCommand(env *environment) *cli.Command {
 	return &cli.Command{
-		Name:        "lookaside",
-		Usage:       "serve the signatures to podman and skopeo from a web server",
+		Name:  "lookaside",
+		Usage: "serve the signatures to podman and skopeo from a web server",
+		Description: `Stock clients fetch signatures over HTTP from a lookaside URL: export
+writes the tree they read from one commit into a directory a web server
+serves.
+
+EXAMPLES:
+   tally lookaside export --repo /srv/git/signatures.git /srv/www/sigs`,
 		Subcommands: []*cli.Command{lookasideExportCommand(env)},
+		Action:      unknownSubcommand,
 	}
 }
 

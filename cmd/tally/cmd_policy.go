@@ -12,8 +12,15 @@ import (
 
 func policyCommand(env *environment) *cli.Command {
 	return &cli.Command{
-		Name:        "policy",
-		Usage:       "write containers policy for consumers (podman, skopeo, CRI-O)",
+		Name:  "policy",
+		Usage: "write containers policy for consumers (podman, skopeo, CRI-O)",
+		Description: `Consumers verify StageX images with stock tools: export writes the
+policy.json and registries.d/ that make podman, skopeo and CRI-O check the
+maintainers' signatures at the lookaside URL.
+
+EXAMPLES:
+   tally policy export --repo signatures --release 2026.11.0 --registry ghcr.io/stagex \
+       --lookaside https://sigs.example.org --out policy/`,
 		Subcommands: []*cli.Command{policyExportCommand(env)},
 		Action:      unknownSubcommand,
 	}

@@ -18,8 +18,11 @@ func releaseCommand(env *environment) *cli.Command {
 	return &cli.Command{
 		Name:  "release",
 		Usage: "plan, cut and publish a release once every image meets the quorum",
-		Description: `A release manager's round, once the maintainers have signed:
+		Description: `A release manager's round, once the maintainers have signed: plan shows what
+would be released and what blocks it; cut commits releases/VERSION/ and the
+signed tag VERSION; publish pushes the images and their signatures.
 
+EXAMPLES:
    tally release plan    --repo sigs 2026.11.0                  # what would be released, and what blocks it
    tally release cut     --repo sigs 2026.11.0 --key me.sec.asc # releases/2026.11.0/ + the signed tag 2026.11.0
    tally release publish --repo sigs 2026.11.0 --out out --to ghcr.io/stagex
@@ -296,64 +299,17 @@ EXAMPLES:
 // given after it (urfave/cli stops reading flags at the first argument, but
 // "tally release cut VERSION --key K" is natural to type).
 func versionArg(c *cli.Context) (string, error) {
-	args, err := trailingFlags(c)
-	if err != nil {
-		return "", err
-	}
+	args := c.Args().Slice()
 	switch {
 	case len(args) == 0:
-		return "", usagef("name the release VERSION, as in: tally %s --repo DIR 2026.11.0", c.Command.FullName())
+		return "", usagef("name the release VERSION, as in: %s --repo DIR 2026.11.0", commandName(c))
 	case len(args) > 1:
-		return "", usagef("%s takes one VERSION, got %q", c.Command.FullName(), strings.Join(args, " "))
+		return "", usagef("%s takes one VERSION, got %q", commandName(c), strings.Join(args, " "))
 	}
 	if err := policy.CheckReleaseName(args[0]); err != nil {
 		return "", fail(exitUsage, err)
 	}
 	return args[0], nil
-}
-
-// trailingFlags sets the command's flags that follow its arguments and
-// returns the arguments.
-func trailingFlags(c *cli.Context) ([]string, error) {
-	in := c.Args().Slice()
-	isBool := map[string]bool{}
-	known := map[string]bool{}
-	for _, f := range c.Command.Flags {
-		_, b := f.(*cli.BoolFlag)
-		for _, n := range f.Names() {
-			known[n], isBool[n] = true, b
-		}
-	}
-	var args []string
-	for i := 0; i < len(in); i++ {
-		a := in[i]
-		if a == "--" {
-			args = append(args, in[i+1:]...)
-			break
-		}
-		if !strings.HasPrefix(a, "-") || a == "-" {
-			args = append(args, a)
-			continue
-		}
-		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		if !known[name] {
-			return nil, usagef("flag provided but not defined: %s", a)
-		}
-		switch {
-		case hasValue:
-		case isBool[name]:
-			value = "true"
-		case i+1 < len(in):
-			i++
-			value = in[i]
-		default:
-			return nil, usagef("flag needs an argument: %s", a)
-		}
-		if err := c.Set(name, value); err != nil {
-			return nil, usagef("invalid value %q for flag %s: %v", value, a, err)
-		}
-	}
-	return args, nil
 }
 
 // notReady turns a release that is not ready into exit 1 (or 2 for an

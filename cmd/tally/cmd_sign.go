@@ -108,8 +108,8 @@ EXAMPLES:
 					err = fmt.Errorf("%s, but pushing failed: %w", what, err)
 					if errors.Is(err, gitstore.ErrNoUpstream) || errors.Is(err, release.ErrNoUpstream) {
 						return fail(exitData, err, fmt.Sprintf(
-							"the signatures are committed: give %s an upstream (git -C %s push -u origin %s), or run tally sign --push again once it has one",
-							res.Branch, c.Path("repo"), res.Branch))
+							"the signatures are committed: give %s an upstream once (git -C %s push -u REMOTE %s; git -C %s remote lists the remotes)",
+							res.Branch, c.Path("repo"), res.Branch, c.Path("repo")))
 					}
 					return err
 				}

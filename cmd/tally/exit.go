@@ -58,7 +58,7 @@ func fail(code int, err error, hints ...string) error {
 
 // usagef reports a usage error (exit 64).
 func usagef(format string, args ...any) error {
-	return fail(exitUsage, fmt.Errorf(format, args...), `run "tally help" for usage`)
+	return fail(exitUsage, fmt.Errorf(format, args...), genericHint)
 }
 
 // exitStatus is a result (not an error) that still sets a non-zero exit code,
@@ -81,7 +81,9 @@ func report(stderr io.Writer, err error) int {
 	var ee *exitError
 	if errors.As(err, &ee) {
 		code = ee.code
-		hints = append(ee.hints, hints...)
+		if len(ee.hints) > 0 {
+			hints = ee.hints // the command knows better than the error table
+		}
 	}
 	for _, line := range strings.Split(strings.TrimRight(msg, "\n"), "\n") {
 		fmt.Fprintf(stderr, "tally: error: %s\n", line)

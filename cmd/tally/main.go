@@ -5,8 +5,12 @@
 package main
 
 import (
+	"errors"
+	"fmt"
 	"io"
 	"os"
+
+	"github.com/urfave/cli/v2"
 
 	"github.com/tally-sig/tally/release"
 )
@@ -24,6 +28,45 @@ func main() {
 // the only place that exits.
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	app := newApp(stdin, stdout, stderr)
-	err := app.Run(args)
-	return report(stderr, err)
+	line, err := readLine(app, args)
+	if err != nil {
+		return report(stderr, err)
+	}
+	switch line.kind {
+	case lineHelp:
+		printHelp(stdout, app, line.path)
+		return exitOK
+	case lineUsageHelp:
+		printHelp(stderr, app, line.path)
+		return exitUsage
+	case lineVersion:
+		fmt.Fprintf(stdout, "tally version %s\n", version)
+		return exitOK
+	}
+	return report(stderr, commandHelpHint(app.Run(line.args), line.path))
+}
+
+// genericHint is the hint of a usage error that does not know its command.
+const genericHint = `run "tally help" for usage`
+
+// commandHelpHint points a usage error's generic hint at the help of the
+// command that was run.
+func commandHelpHint(err error, path []*cli.Command) error {
+	if err == nil || len(path) == 0 {
+		return err
+	}
+	specific := fmt.Sprintf("run %q for its usage and examples", helpCommand(path))
+	var ee *exitError
+	if errors.As(err, &ee) {
+		for i, h := range ee.hints {
+			if h == genericHint {
+				ee.hints[i] = specific
+			}
+		}
+		return err
+	}
+	if isUsage(err) {
+		return fail(exitUsage, err, specific)
+	}
+	return err
 }

@@ -81,9 +81,9 @@ func mksig(args []string) error {
 // mkkeyMain is the test scripts' "mkkey" command: it generates an Ed25519
 // key (legacy EdDSA, as StageX maintainers use) created at -created and
 // expiring after -lifetime, writes PREFIX.pub.asc and PREFIX.sec.asc and
-// prints the fingerprint:
+// prints the fingerprint; -revoked adds a key revocation (key compromised):
 //
-//	mkkey [-created TIME] [-lifetime DURATION] NAME PREFIX
+//	mkkey [-created TIME] [-lifetime DURATION] [-revoked] NAME PREFIX
 func mkkeyMain() int {
 	fpr, err := mkkey(os.Args[1:])
 	if err != nil {
@@ -99,11 +99,12 @@ func mkkey(args []string) (string, error) {
 	fl := flag.NewFlagSet("mkkey", flag.ContinueOnError)
 	created := fl.String("created", os.Getenv("TALLY_TEST_NOW"), "creation time (RFC 3339)")
 	lifetime := fl.Duration("lifetime", 0, "key lifetime")
+	revoked := fl.Bool("revoked", false, "revoke the key (key compromised) at its creation time")
 	if err := fl.Parse(args); err != nil {
 		return "", err
 	}
 	if fl.NArg() != 2 {
-		return "", errors.New("usage: mkkey [-created TIME] [-lifetime DURATION] NAME PREFIX")
+		return "", errors.New("usage: mkkey [-created TIME] [-lifetime DURATION] [-revoked] NAME PREFIX")
 	}
 	at, err := time.Parse(time.RFC3339, *created)
 	if err != nil {
@@ -115,6 +116,11 @@ func mkkey(args []string) (string, error) {
 	e, err := openpgp.NewEntity(name, "tally TEST KEY, not secret", name+"@example.invalid", cfg)
 	if err != nil {
 		return "", err
+	}
+	if *revoked {
+		if err := e.RevokeKey(packet.KeyCompromised, "test key revoked", cfg); err != nil {
+			return "", err
+		}
 	}
 	write := func(path, blockType string, serialize func(*bytes.Buffer) error) error {
 		var raw, armored bytes.Buffer

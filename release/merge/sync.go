@@ -182,7 +182,7 @@ func Sync(ctx context.Context, repo *gitstore.Repo, opts SyncOptions) (*SyncResu
 	}
 	remote, merge, err := repo.Upstream(branch)
 	if errors.Is(err, gitstore.ErrNoUpstream) {
-		return nil, fmt.Errorf("%w: %s (set one with: git -C REPO branch --set-upstream-to=origin/%s)", ErrNoUpstream, branch.Short(), branch.Short())
+		return nil, fmt.Errorf("%w: %s", ErrNoUpstream, branch.Short())
 	}
 	if err != nil {
 		return nil, err

@@ -378,6 +378,9 @@ func (t *tally) status(a *imageAcc) ImageStatus {
 	})
 	for _, d := range a.rows {
 		slices.Sort(d.BuiltBy)
+		if d.BuiltBy == nil {
+			d.BuiltBy = []string{} // a contract field: [] rather than absent
+		}
 		img.Digests = append(img.Digests, *d)
 	}
 	if a.key.release == "" {

@@ -44,7 +44,7 @@ type ImageStatus struct {
 	Reference string `json:"reference"`
 	Name      string `json:"name"`
 	Tag       string `json:"tag"`
-	Release   string `json:"release,omitempty"`
+	Release   string `json:"release"`
 	// Quorum is true when every platform of the image has a digest signed
 	// by at least Threshold distinct trusted keys.
 	Quorum bool `json:"quorum"`
@@ -56,12 +56,12 @@ type ImageStatus struct {
 	// whose tag some release's build records list with other digests:
 	// signatures left over from a rebuild. It is shown but does not decide
 	// whether the report meets quorum.
-	Superseded bool `json:"superseded,omitempty"`
+	Superseded bool `json:"superseded"`
 	// Legacy is true for an image without build records that only legacy
 	// StageX signatures name (Release ""): shown below quorum, since
 	// legacy signatures never count, so that it does not vanish; Tag is
 	// "" when the legacy payloads name no tag.
-	Legacy bool `json:"legacy,omitempty"`
+	Legacy bool `json:"legacy"`
 	// Digests are the per-platform manifest digests, sorted by platform and
 	// digest.
 	Digests []DigestStatus `json:"digests"`
@@ -74,7 +74,7 @@ type DigestStatus struct {
 	Digest string `json:"digest"`
 	// Platform is what build records say ("linux/amd64"); "" when no build
 	// record lists the digest.
-	Platform string `json:"platform,omitempty"`
+	Platform string `json:"platform"`
 	// Quorum is true when Count reaches the threshold.
 	Quorum bool `json:"quorum"`
 	// Count is the number of distinct trusted primary keys whose signature
@@ -84,7 +84,7 @@ type DigestStatus struct {
 	// signer is known, in path order.
 	Signers []Signer `json:"signers"`
 	// BuiltBy lists the fingerprints whose build records name this digest.
-	BuiltBy []string `json:"built_by,omitempty"`
+	BuiltBy []string `json:"built_by"`
 }
 
 // Signer is one signature file of a digest and what it counts for.
@@ -96,19 +96,19 @@ type Signer struct {
 	// Trusted is true when the key is in the trust root.
 	Trusted bool `json:"trusted"`
 	// Subkey is true when a subkey of the key made the signature.
-	Subkey bool `json:"subkey,omitempty"`
+	Subkey bool `json:"subkey"`
 	// Counted is true when the signature counts towards this digest's
 	// quorum.
 	Counted bool `json:"counted"`
 	// Reason says why it does not count.
-	Reason string `json:"reason,omitempty"`
+	Reason string `json:"reason"`
 	// Clients says why stock podman and skopeo with the current keyring
 	// refuse a signature that counts for tally's quorum (the key expired
 	// or was revoked as superseded or retired since it entered; a subkey
 	// made it, which clients before containers/image 5.37 reject); ""
 	// when they accept it. With --strict-clients such a signature does
 	// not count.
-	Clients string `json:"clients,omitempty"`
+	Clients string `json:"clients"`
 	// Path is the signature file.
 	Path string `json:"path"`
 }
@@ -129,14 +129,14 @@ type BuildCell struct {
 	Name        string `json:"name"`
 	// Trusted is false for a build record by a key outside the trust root.
 	Trusted bool   `json:"trusted"`
-	Digest  string `json:"digest,omitempty"`
+	Digest  string `json:"digest"`
 	// State is CellMatch, CellDivergent or CellMissing.
 	State string `json:"state"`
 	// Signed is true when the maintainer's signature of Digest counts.
 	Signed bool `json:"signed"`
 	// Builder describes the machine of the run that recorded the build
 	// ("linux/amd64 AuthenticAMD AMD EPYC 7B13, source 1a2b3c (dirty no)").
-	Builder string `json:"builder,omitempty"`
+	Builder string `json:"builder"`
 }
 
 // Problem is something wrong with a file of the repository.
