@@ -25,7 +25,7 @@ GOLANGCI_LINT_VERSION := v2.15.0
 STATICCHECK_VERSION := v0.8.2
 LINTER ?= golangci-lint
 
-.PHONY: help build test lint bench demo fuzz tidy-check clean
+.PHONY: help build test soak lint bench demo fuzz tidy-check clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -39,6 +39,12 @@ build: ## build bin/tally
 test: ## run every test with the race detector (interop tests included)
 	go build -o bin/testsummary ./scripts/testsummary
 	go test -race -json $(TESTFLAGS) ./... 2>&1 | bin/testsummary
+
+# The crash harness with every occurrence of every fault point and ten
+# times the timed kills (make test runs a bounded set).
+SOAK ?= 10
+soak: ## the crash harness at length: kills at every write step, many timed kills
+	TALLY_CRASH_SOAK=$(SOAK) go test -count=1 -timeout 2h -run 'TestCrash|TestGitMaintenance|TestTwoTallies' -v ./gitstore/ ./cmd/tally/ 2>&1 | grep -E '^(---|ok|FAIL|PASS)|kills survived|SIGKILL,|rounds'
 
 lint: ## gofmt, go vet, then golangci-lint (or LINTER=staticcheck)
 	@files=$$(gofmt -l $$(find . -name '*.go' -not -path './.git/*' -not -path '*/testdata/*' -not -path './bin/*')); \

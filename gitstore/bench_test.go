@@ -58,6 +58,9 @@ func TestMain(m *testing.M) {
 	if dir := os.Getenv(holdLockEnv); dir != "" {
 		holdLock(dir) // never returns
 	}
+	if spec := os.Getenv(crashEnv); spec != "" {
+		crashChild(spec) // never returns
+	}
 	code := m.Run()
 	if fixtureRoot != "" {
 		_ = os.RemoveAll(fixtureRoot)

@@ -1,6 +1,7 @@
 package gitstore
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
@@ -41,6 +42,9 @@ type BranchUpdate struct {
 	// Who and Why go into the reflog.
 	Who object.Signature
 	Why string
+	// Context, when set, stops the move while the branch has not moved
+	// yet (an error wrapping ErrInterrupted), as for CommitRequest.
+	Context context.Context
 }
 
 // SetBranch moves a branch from u.Old to u.New, which need not descend from
@@ -120,13 +124,12 @@ func (r *Repo) SetBranch(u BranchUpdate) error {
 		why = "tally: moving to " + u.New.String()
 	}
 	why, _, _ = strings.Cut(why, "\n")
-	if err := r.updateRef(refUpdate{name: branch, old: u.Old, new: u.New, who: u.Who, why: why}); err != nil {
+	moved, err := r.moveCheckedOut(u.Context, wt, refUpdate{name: branch, old: u.Old, new: u.New, who: u.Who, why: why}, next.Tree, changes)
+	if !moved {
 		return err
 	}
-	if wt != nil {
-		if err := wt.update(r, next.Tree, changes); err != nil {
-			return fmt.Errorf("moving %s to %s: %w: %w (git status shows what differs)", branch, u.New, ErrStaleWorktree, err)
-		}
+	if err != nil {
+		return fmt.Errorf("moving %s to %s: %w: %w (the next tally command finishes the checkout)", branch, u.New, ErrStaleWorktree, err)
 	}
 	return nil
 }

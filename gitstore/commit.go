@@ -1,6 +1,7 @@
 package gitstore
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -42,6 +43,11 @@ type CommitRequest struct {
 	// commit object encoded without a signature; nil makes an unsigned
 	// commit.
 	Sign func(data []byte) ([]byte, error)
+	// Context, when set, stops the commit while the branch has not moved
+	// yet: Commit then fails with an error wrapping ErrInterrupted. Once
+	// the branch moved, the working tree and index are brought up to date
+	// whatever Context says.
+	Context context.Context
 }
 
 // Commit writes a commit applying req.Changes to the tree of the first
@@ -77,10 +83,14 @@ func (r *Repo) Commit(req CommitRequest) (plumbing.Hash, error) {
 		return plumbing.ZeroHash, err
 	}
 
+	if err := interrupted(req.Context, "committing to "+branch.String()); err != nil {
+		return plumbing.ZeroHash, err
+	}
 	h, err := r.writeCommit(c, changes, req.Sign)
 	if err != nil {
 		return plumbing.ZeroHash, fmt.Errorf("committing to %s: %w", branch, err)
 	}
+	faultPoint("objects-written")
 
 	wt, err := r.worktreeFor(branch)
 	if err != nil {
@@ -98,13 +108,13 @@ func (r *Repo) Commit(req CommitRequest) (plumbing.Hash, error) {
 	}
 
 	subject, _, _ := strings.Cut(c.Message, "\n")
-	if err := r.updateRef(refUpdate{name: branch, old: expected, new: h, who: c.Committer, why: "commit: " + subject}); err != nil {
+	u := refUpdate{name: branch, old: expected, new: h, who: c.Committer, why: "commit: " + subject}
+	moved, err := r.moveCheckedOut(req.Context, wt, u, c.Tree, changes)
+	if !moved {
 		return plumbing.ZeroHash, err
 	}
-	if wt != nil {
-		if err := wt.update(r, c.Tree, changes); err != nil {
-			return h, fmt.Errorf("committing to %s: branch moved to %s but %w: %w (git status shows what differs)", branch, h, ErrStaleWorktree, err)
-		}
+	if err != nil {
+		return h, fmt.Errorf("committing to %s: branch moved to %s but %w: %w (the next tally command finishes the checkout)", branch, h, ErrStaleWorktree, err)
 	}
 	return h, nil
 }

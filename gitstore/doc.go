@@ -44,6 +44,18 @@
 // status shows a clean tree without reading the files again. The index is
 // written without extensions (go-git writes none); git rebuilds its caches.
 //
+// # Crashes
+//
+// A process killed at any moment leaves the repository readable by git and
+// the branch at its old or its new commit. Before moving the checked-out
+// branch, Commit and SetBranch record their intent (tally/checkout-intent in
+// the git directory) while holding index.lock, and every git lock file tally
+// takes is recorded, flocked, in tally/locks/. Recover, which a program
+// calls once after Open, removes the stale locks of dead tally processes and
+// brings the paths an unfinished move touched to HEAD. A Context on the
+// request stops a commit before the branch moves (ErrInterrupted), never
+// after.
+//
 // # Files
 //
 // Commits of many objects are written as one pack (like git's

@@ -59,6 +59,11 @@ var (
 	// malformed: a tree, commit or tag that git fsck would reject.
 	ErrBadObject = errors.New("malformed git object")
 
+	// ErrInterrupted is returned by Commit and SetBranch when their context
+	// was done before the branch moved: nothing moved, and the objects
+	// already written are unreachable (git gc removes them).
+	ErrInterrupted = errors.New("interrupted before the branch moved: nothing was committed")
+
 	// ErrStaleWorktree is returned by Commit, together with the new commit's
 	// hash, when the branch moved but bringing the working tree and index up
 	// to date failed afterwards.

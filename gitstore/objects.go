@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"sync"
 
 	"github.com/go-git/go-git/v5/plumbing"
@@ -90,8 +91,20 @@ func (o *storerObjects) reset() {
 
 func (o *storerObjects) close() error { return nil }
 
-// writeObject stores an object through the storer and returns its id.
+// writeObject stores an object through the storer and returns its id. A
+// loose object is renamed into its fan-out directory (objects/ab/), which
+// git prune-packed or gc may remove as empty between go-git creating it and
+// the rename: like git, tally then tries again.
 func (r *Repo) writeObject(typ plumbing.ObjectType, data []byte) (plumbing.Hash, error) {
+	for attempt := 0; ; attempt++ {
+		h, err := r.writeObjectOnce(typ, data)
+		if err == nil || attempt == 4 || !errors.Is(err, fs.ErrNotExist) {
+			return h, err
+		}
+	}
+}
+
+func (r *Repo) writeObjectOnce(typ plumbing.ObjectType, data []byte) (plumbing.Hash, error) {
 	obj := r.storage.NewEncodedObject()
 	obj.SetType(typ)
 	obj.SetSize(int64(len(data)))

@@ -170,6 +170,7 @@ func writePack(dir string, objects []batchObject) (base string, err error) {
 	if err := os.Rename(tmpPack.Name(), base+".pack"); err != nil {
 		return "", err
 	}
+	faultPoint("pack-written")
 	if err := os.Rename(tmpIdx.Name(), base+".idx"); err != nil {
 		return "", err
 	}

@@ -86,7 +86,7 @@ func checkOld(u refUpdate, cur plumbing.Hash) error {
 	}
 }
 
-func (r *Repo) updateFileRef(u refUpdate) (err error) {
+func (r *Repo) updateFileRef(u refUpdate) error {
 	path := filepath.Join(r.commonDir, filepath.FromSlash(string(u.name)))
 	if err := os.MkdirAll(filepath.Dir(path), 0o777); err != nil {
 		return fmt.Errorf("updating %s: %w", u.name, err)
@@ -96,17 +96,17 @@ func (r *Repo) updateFileRef(u refUpdate) (err error) {
 	r.refMu.Lock()
 	defer r.refMu.Unlock()
 	lockPath := path + ".lock"
-	lock, err := createLockFile(lockPath, refLockTimeout)
+	lock, err := r.takeLock(lockPath, refLockTimeout)
 	if errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("updating %s: %s exists: another git process is updating it (or one crashed: then remove the file): %w", u.name, lockPath, ErrLocked)
 	}
 	if err != nil {
 		return fmt.Errorf("updating %s: %w", u.name, err)
 	}
+	committed := false
 	defer func() {
-		if err != nil {
-			_ = lock.Close()
-			_ = os.Remove(lockPath)
+		if !committed {
+			lock.release()
 		}
 	}()
 
@@ -120,18 +120,18 @@ func (r *Repo) updateFileRef(u refUpdate) (err error) {
 	if err := checkOld(u, cur); err != nil {
 		return err
 	}
-	if _, err := lock.WriteString(u.new.String() + "\n"); err != nil {
+	if _, err := lock.f.WriteString(u.new.String() + "\n"); err != nil {
 		return fmt.Errorf("updating %s: %w", u.name, err)
 	}
-	if err := lock.Sync(); err != nil {
+	if err := lock.f.Sync(); err != nil {
 		return fmt.Errorf("updating %s: %w", u.name, err)
 	}
-	if err := lock.Close(); err != nil {
+	faultPoint("ref-lock-written")
+	committed = true
+	if err := lock.commit(path); err != nil {
 		return fmt.Errorf("updating %s: %w", u.name, err)
 	}
-	if err := os.Rename(lockPath, path); err != nil {
-		return fmt.Errorf("updating %s: %w", u.name, err)
-	}
+	faultPoint("ref-moved")
 	r.appendReflogs(u)
 	return nil
 }
@@ -167,16 +167,3 @@ func appendLog(path, line string, create bool) {
 // refLockTimeout is how long updateRef waits for another process's lock on a
 // reference, as git does by default.
 const refLockTimeout = 100 * time.Millisecond
-
-// createLockFile creates path exclusively, retrying while it exists for up
-// to wait.
-func createLockFile(path string, wait time.Duration) (*os.File, error) {
-	deadline := time.Now().Add(wait)
-	for delay := time.Millisecond; ; delay *= 2 {
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
-		if !errors.Is(err, fs.ErrExist) || time.Now().After(deadline) {
-			return f, err
-		}
-		time.Sleep(delay)
-	}
-}

@@ -32,7 +32,7 @@ type worktree struct {
 	idx      *index.Index
 	repo     *Repo
 
-	lock    *os.File // index.lock while committing on disk
+	lock    *ownedLock // index.lock while committing on disk
 	release func()
 }
 
@@ -50,14 +50,14 @@ func (r *Repo) openWorktree(lock bool) (_ *worktree, err error) {
 		}()
 		if r.gitDir != "" {
 			lockPath := filepath.Join(r.gitDir, "index.lock")
-			f, err := os.OpenFile(lockPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
+			l, err := r.takeLock(lockPath, 0)
 			if errors.Is(err, fs.ErrExist) {
 				return nil, fmt.Errorf("%s exists: another git process is using the index (or one crashed: then remove the file): %w", lockPath, ErrLocked)
 			}
 			if err != nil {
 				return nil, fmt.Errorf("locking the index: %w", err)
 			}
-			wt.lock = f
+			wt.lock = l
 		}
 	}
 	if wt.idx, err = r.readIndex(); err != nil {
@@ -80,8 +80,7 @@ func (r *Repo) openWorktree(lock bool) (_ *worktree, err error) {
 // close releases the index lock, if still held, without writing the index.
 func (wt *worktree) close() {
 	if wt.lock != nil {
-		_ = wt.lock.Close()
-		_ = os.Remove(wt.lock.Name())
+		wt.lock.release()
 		wt.lock = nil
 	}
 	wt.release()
@@ -204,22 +203,20 @@ func (wt *worktree) writeIndex() error {
 		}
 		return nil
 	}
-	bw := bufio.NewWriterSize(wt.lock, 1<<16)
+	bw := bufio.NewWriterSize(wt.lock.f, 1<<16)
 	if err := index.NewEncoder(bw).Encode(wt.idx); err != nil {
 		return fmt.Errorf("writing the index: %w", err)
 	}
 	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("writing the index: %w", err)
 	}
-	if err := wt.lock.Close(); err != nil {
-		return fmt.Errorf("writing the index: %w", err)
-	}
-	name := wt.lock.Name()
+	faultPoint("index-lock-written")
+	l := wt.lock
 	wt.lock = nil
-	if err := os.Rename(name, filepath.Join(r.gitDir, "index")); err != nil {
-		_ = os.Remove(name)
+	if err := l.commit(filepath.Join(r.gitDir, "index")); err != nil {
 		return fmt.Errorf("writing the index: %w", err)
 	}
+	faultPoint("index-written")
 	return nil
 }
 
@@ -514,6 +511,7 @@ func (wt *worktree) writeFile(p string, data []byte) (fs.FileInfo, error) {
 	if err != nil {
 		return nil, fmt.Errorf("writing %s: %w", p, err)
 	}
+	faultPoint("worktree-tmp-created")
 	_, err = f.Write(data)
 	if cerr := f.Close(); err == nil {
 		err = cerr
@@ -525,6 +523,7 @@ func (wt *worktree) writeFile(p string, data []byte) (fs.FileInfo, error) {
 		_ = wt.fs.Remove(tmp)
 		return nil, fmt.Errorf("writing %s: %w", p, err)
 	}
+	faultPoint("worktree-file-written")
 	fi, err := wt.fs.Lstat(p)
 	if err != nil {
 		return nil, fmt.Errorf("writing %s: %w", p, err)
@@ -564,6 +563,7 @@ func (wt *worktree) remove(p string) error {
 	if err := wt.fs.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("deleting %s: %w", p, err)
 	}
+	faultPoint("worktree-file-deleted")
 	wt.removeEntry(p)
 	for dir := path.Dir(p); dir != "."; dir = path.Dir(dir) {
 		if err := wt.fs.Remove(dir); err != nil {

@@ -178,6 +178,7 @@ func Approve(ctx context.Context, repo *gitstore.Repo, opts ApproveOptions) (*Ap
 			Author:    who,
 			Committer: who,
 			Sign:      opts.Signer.SignDetached,
+			Context:   ctx,
 		})
 		if err != nil {
 			return nil, err

@@ -304,6 +304,7 @@ func Cut(ctx context.Context, repo *gitstore.Repo, opts CutOptions) (*CutResult,
 			Author:    who,
 			Committer: who,
 			Sign:      opts.Signer.SignDetached,
+			Context:   ctx,
 		})
 		if err != nil {
 			return nil, err

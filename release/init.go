@@ -214,6 +214,7 @@ func Init(ctx context.Context, repo *gitstore.Repo, opts InitOptions) (*InitResu
 		Branch:  branch,
 		Changes: changes,
 		Message: initMessage(p, res.Keys, res.Adopted),
+		Context: ctx,
 	}
 	if !tip.IsZero() {
 		req.Parents = []plumbing.Hash{tip}

@@ -192,6 +192,7 @@ func Sign(ctx context.Context, repo *gitstore.Repo, opts SignOptions) (*SignResu
 		Author:    who,
 		Committer: who,
 		Sign:      opts.Signer.SignDetached,
+		Context:   ctx,
 	})
 	if err != nil {
 		return nil, err

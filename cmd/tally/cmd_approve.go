@@ -7,7 +7,6 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/urfave/cli/v2"
 
-	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/hooks"
 )
 
@@ -52,7 +51,7 @@ EXAMPLES:
 			if err != nil {
 				return err
 			}
-			repo, err := gitstore.Open(c.Path("repo"))
+			repo, err := openRepo(env, c.Path("repo"))
 			if err != nil {
 				return err
 			}

@@ -71,7 +71,7 @@ EXAMPLES:
 				return usagef("check takes one argument, OLD..NEW or COMMIT")
 			}
 			arg := c.Args().First()
-			repo, err := gitstore.Open(c.Path("repo"))
+			repo, err := openRepo(env, c.Path("repo"))
 			if err != nil {
 				return err
 			}

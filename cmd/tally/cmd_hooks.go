@@ -10,7 +10,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/hooks"
 	"github.com/tally-sig/tally/release"
 )
@@ -75,7 +74,7 @@ EXAMPLES:
 			if err != nil {
 				return fail(exitInternal, fmt.Errorf("finding the tally program to record in the hooks: %w", err))
 			}
-			repo, err := gitstore.Open(c.Path("repo"))
+			repo, err := openRepo(env, c.Path("repo"))
 			if err != nil {
 				return err
 			}
@@ -195,7 +194,7 @@ func postReceive(c *cli.Context, env *environment, dir string) error {
 	if gitDir == "" {
 		gitDir = dir
 	}
-	repo, err := gitstore.Open(gitDir)
+	repo, err := openRepo(env, gitDir)
 	if err != nil {
 		return err
 	}

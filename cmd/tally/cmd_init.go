@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 
 	"github.com/urfave/cli/v2"
 
@@ -116,30 +117,37 @@ EXAMPLES:
 				return err
 			}
 			dir := c.String("repo")
-			repo, err := gitstore.Open(dir)
-			created := false // a refused init leaves no repository it created behind
+			repo, err := openRepo(env, dir)
+			created := false // init made the repository: a refusal removes it again
 			if err != nil {
 				_, statErr := os.Stat(dir)
 				if statErr == nil && !isEmptyDir(dir) && !c.Bool("bare") {
 					return fail(exitData, err, "run tally init in an empty directory, a new path, or a git repository")
 				}
+				newDir := errors.Is(statErr, fs.ErrNotExist)
 				if repo, err = gitstore.Init(dir, c.Bool("bare"), "main"); err != nil {
+					undoInit(dir, newDir)
 					return err
 				}
-				created = errors.Is(statErr, fs.ErrNotExist)
+				created = true
+				defer func() {
+					if created {
+						undoInit(dir, newDir)
+					}
+				}()
 			}
 			res, err := release.Init(c.Context, repo, release.InitOptions{
 				Namespace: c.String("namespace"), IdentityPrefix: c.String("identity-prefix"),
 				Threshold: c.Int("threshold"), Keys: keys, Maintainers: fprs, Signer: signer, LockWait: c.Duration("lock-wait"),
 				ExtraPaths: c.StringSlice("extra-path"), Files: files,
 			})
-			_ = repo.Close() // Init has committed; nothing below reads the repository
+			if cerr := repo.Close(); err == nil && cerr != nil {
+				err = cerr
+			}
 			if err != nil {
-				if created {
-					_ = os.RemoveAll(dir) // nothing but what gitstore.Init just wrote
-				}
 				return initError(err, c.Path("keyring"))
 			}
+			created = false
 			for _, w := range res.Warnings {
 				fmt.Fprintf(env.stderr, "tally: warning: %s\n", w)
 			}
@@ -216,4 +224,17 @@ func repoFlag() cli.Flag {
 
 func jsonFlag() cli.Flag {
 	return &cli.BoolFlag{Name: "json", Usage: "print the result as JSON"}
+}
+
+// undoInit removes what a refused tally init created: the directory when it
+// made it, else what it put in the empty directory it was given.
+func undoInit(dir string, newDir bool) {
+	if newDir {
+		_ = os.RemoveAll(dir)
+		return
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		_ = os.RemoveAll(filepath.Join(dir, e.Name()))
+	}
 }

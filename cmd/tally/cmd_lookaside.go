@@ -5,7 +5,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/release"
 )
 
@@ -55,7 +54,7 @@ EXAMPLES:
 			if c.NArg() != 1 {
 				return usagef("lookaside export takes one DIR, got %d arguments", c.NArg())
 			}
-			repo, err := gitstore.Open(c.Path("repo"))
+			repo, err := openRepo(env, c.Path("repo"))
 			if err != nil {
 				return err
 			}

@@ -6,7 +6,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/release"
 )
 
@@ -91,7 +90,7 @@ EXAMPLES:
 				return fail(exitUsage, fmt.Errorf("--require quorum needs --release VERSION: it pins the keys that signed that release"),
 					"pass --release VERSION, or --require all or --require any for a policy that does not depend on a release")
 			}
-			repo, err := gitstore.Open(c.Path("repo"))
+			repo, err := openRepo(env, c.Path("repo"))
 			if err != nil {
 				return err
 			}

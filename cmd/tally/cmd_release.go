@@ -9,7 +9,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/release"
 	"github.com/tally-sig/tally/release/policy"
 )
@@ -81,7 +80,7 @@ EXAMPLES:
 			if err != nil {
 				return err
 			}
-			repo, err := gitstore.Open(c.Path("repo"))
+			repo, err := openRepo(env, c.Path("repo"))
 			if err != nil {
 				return err
 			}
@@ -137,7 +136,7 @@ EXAMPLES:
 			if err != nil {
 				return err
 			}
-			repo, err := gitstore.Open(c.Path("repo"))
+			repo, err := openRepo(env, c.Path("repo"))
 			if err != nil {
 				return err
 			}
@@ -227,7 +226,7 @@ EXAMPLES:
 			if len(to) == 0 {
 				return usagef("say where to publish: --to REGISTRY/NAMESPACE or --to oci:DIR")
 			}
-			repo, err := gitstore.Open(c.Path("repo"))
+			repo, err := openRepo(env, c.Path("repo"))
 			if err != nil {
 				return err
 			}

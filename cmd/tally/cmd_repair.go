@@ -5,7 +5,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/release"
 )
 
@@ -40,7 +39,7 @@ EXAMPLES:
 			if err != nil {
 				return err
 			}
-			repo, err := gitstore.Open(c.Path("repo"))
+			repo, err := openRepo(env, c.Path("repo"))
 			if err != nil {
 				return err
 			}

@@ -69,7 +69,7 @@ EXAMPLES:
 			if len(images) == 0 {
 				return fail(exitData, fmt.Errorf("no OCI image layouts in %s", out), "run make first, or point --out at the build output")
 			}
-			repo, err := gitstore.Open(c.Path("repo"))
+			repo, err := openRepo(env, c.Path("repo"))
 			if err != nil {
 				return err
 			}
@@ -106,6 +106,9 @@ EXAMPLES:
 						what = "signed and committed " + short(res.Commit)
 					}
 					err = fmt.Errorf("%s, but pushing failed: %w", what, err)
+					if isInterrupt(err) && res.Commit != "" {
+						return fail(exitTempFail, err, "interrupted after the commit: the signatures are committed and the checkout is up to date; run tally sync (or tally sign --push again) to push them")
+					}
 					if errors.Is(err, gitstore.ErrNoUpstream) || errors.Is(err, release.ErrNoUpstream) {
 						return fail(exitData, err, fmt.Sprintf(
 							"the signatures are committed: give %s an upstream once (git -C %s push -u REMOTE %s; git -C %s remote lists the remotes)",

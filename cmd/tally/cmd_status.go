@@ -10,7 +10,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/release"
 	"github.com/tally-sig/tally/release/policy"
 	"github.com/tally-sig/tally/release/quorum"
@@ -49,7 +48,7 @@ EXAMPLES:
 			if err != nil {
 				return err
 			}
-			repo, err := gitstore.Open(c.Path("repo"))
+			repo, err := openRepo(env, c.Path("repo"))
 			if err != nil {
 				return err
 			}

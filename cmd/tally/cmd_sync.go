@@ -5,7 +5,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/release"
 )
 
@@ -48,7 +47,7 @@ EXAMPLES:
 			if err != nil {
 				return err
 			}
-			repo, err := gitstore.Open(c.Path("repo"))
+			repo, err := openRepo(env, c.Path("repo"))
 			if err != nil {
 				return err
 			}
@@ -64,6 +63,9 @@ EXAMPLES:
 			if err != nil {
 				if res != nil && len(res.Replayed) > 0 && !c.Bool("json") {
 					printSync(env, res)
+				}
+				if isInterrupt(err) && res != nil && (len(res.Replayed) > 0 || res.FastForward) && res.After != "" {
+					return fail(exitTempFail, err, "interrupted after the branch moved: the replayed commits are kept and the checkout is up to date; run tally sync again to push")
 				}
 				return err
 			}

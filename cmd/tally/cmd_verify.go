@@ -9,7 +9,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/tally-sig/tally/buildout"
-	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/release"
 	"github.com/tally-sig/tally/release/registry"
 )
@@ -93,7 +92,7 @@ EXAMPLES:
 				}
 				vopts.Local = images
 			}
-			repo, err := gitstore.Open(c.Path("repo"))
+			repo, err := openRepo(env, c.Path("repo"))
 			if err != nil {
 				return err
 			}

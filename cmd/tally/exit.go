@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -39,7 +38,9 @@ const exitCodesHelp = `EXIT CODES:
        registry is unreachable; run the command again
    77  refused: it would overwrite uncommitted work or published history, or
        a change breaks the rules of a guarded signatures repository (check,
-       hooks)`
+       hooks)
+   130 interrupted by SIGINT (143: SIGTERM); nothing was committed unless the
+       branch had moved already, and then the checkout was finished first`
 
 // exitError carries an exit code and hints for the user alongside an error.
 type exitError struct {
@@ -108,8 +109,8 @@ func classify(err error) (int, []string) {
 			}
 		}
 	}
-	if errors.Is(err, context.Canceled) {
-		return exitTempFail, []string{"interrupted: nothing was committed; run the command again"}
+	if isInterrupt(err) {
+		return exitTempFail, []string{interruptHint}
 	}
 	if isUsage(err) {
 		return exitUsage, []string{`run "tally help" for usage`}

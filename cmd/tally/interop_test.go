@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -31,7 +32,7 @@ import (
 func tallyRun(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	code = run(append([]string{"tally"}, args...), strings.NewReader(""), &out, &errOut)
+	code = run(context.Background(), append([]string{"tally"}, args...), strings.NewReader(""), &out, &errOut)
 	return out.String(), errOut.String(), code
 }
 

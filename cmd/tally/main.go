@@ -5,6 +5,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -21,12 +22,12 @@ func main() {
 	if os.Getenv("GOGC") == "" {
 		release.TuneGC()
 	}
-	os.Exit(run(os.Args, os.Stdin, os.Stdout, os.Stderr))
+	os.Exit(runInterruptible(os.Args, os.Stdin, os.Stdout, os.Stderr))
 }
 
 // run executes the command line and returns the process exit code; main is
 // the only place that exits.
-func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	app := newApp(stdin, stdout, stderr)
 	line, err := readLine(app, args)
 	if err != nil {
@@ -43,7 +44,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "tally version %s\n", version)
 		return exitOK
 	}
-	return report(stderr, commandHelpHint(app.Run(line.args), line.path))
+	return report(stderr, commandHelpHint(app.RunContext(ctx, line.args), line.path))
 }
 
 // genericHint is the hint of a usage error that does not know its command.

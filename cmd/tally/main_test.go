@@ -17,7 +17,10 @@ func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
 		"tally": func() {
 			pinClock(os.Getenv("TALLY_TEST_NOW"))
-			os.Exit(run(os.Args, os.Stdin, os.Stdout, os.Stderr))
+			installFault()
+			code := runInterruptible(os.Args, os.Stdin, os.Stdout, os.Stderr)
+			reportPeakMemory()
+			os.Exit(code)
 		},
 		"mksample": func() { os.Exit(mksampleMain()) },
 		"mksig":    func() { os.Exit(mksigMain()) },

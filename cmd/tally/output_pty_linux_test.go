@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -63,7 +64,7 @@ func TestSignDrawsProgressOnATerminal(t *testing.T) {
 		t.Fatal(err)
 	}
 	var stdout bytes.Buffer
-	code := run([]string{"tally", "sign", "--repo", repo, "--release", "1.0", "--out", out,
+	code := run(context.Background(), []string{"tally", "sign", "--repo", repo, "--release", "1.0", "--out", out,
 		"--key", filepath.Join(keys, "bob.sec.asc")}, strings.NewReader(""), &stdout, term)
 	term.Close()
 	screen := string(<-drawn)

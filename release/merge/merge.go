@@ -421,6 +421,7 @@ func Merge(ctx context.Context, repo *gitstore.Repo, opts MergeOptions) (*MergeR
 		Author:    who,
 		Committer: who,
 		Sign:      opts.Signer.SignDetached,
+		Context:   ctx,
 	})
 	if err != nil {
 		return nil, err

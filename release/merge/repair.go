@@ -168,6 +168,7 @@ func Repair(ctx context.Context, repo *gitstore.Repo, opts RepairOptions) (*Repa
 		Author:    who,
 		Committer: who,
 		Sign:      opts.Signer.SignDetached,
+		Context:   ctx,
 	})
 	if err != nil {
 		return res, err

@@ -212,7 +212,7 @@ func Sync(ctx context.Context, repo *gitstore.Repo, opts SyncOptions) (*SyncResu
 		if err != nil {
 			return res, fmt.Errorf("reading HEAD: %w", err)
 		}
-		push, err := catchUp(repo, branch, local, upstream, opts, res)
+		push, err := catchUp(ctx, repo, branch, local, upstream, opts, res)
 		if err != nil {
 			return res, err
 		}
@@ -278,7 +278,7 @@ func fetchUpstream(ctx context.Context, repo *gitstore.Repo, remote string, merg
 
 // catchUp brings the local branch onto the upstream: nothing, a
 // fast-forward, or a replay. It reports whether there is something to push.
-func catchUp(repo *gitstore.Repo, branch plumbing.ReferenceName, local, upstream plumbing.Hash, opts SyncOptions, res *SyncResult) (bool, error) {
+func catchUp(ctx context.Context, repo *gitstore.Repo, branch plumbing.ReferenceName, local, upstream plumbing.Hash, opts SyncOptions, res *SyncResult) (bool, error) {
 	switch {
 	case upstream.IsZero():
 		return !local.IsZero(), nil
@@ -290,7 +290,7 @@ func catchUp(repo *gitstore.Repo, branch plumbing.ReferenceName, local, upstream
 	} else if behind {
 		res.FastForward = true
 		err := repo.SetBranch(gitstore.BranchUpdate{Branch: branch, Old: local, New: upstream,
-			Who: object.Signature{Name: "tally", When: opts.Now()}, Why: "tally sync: fast-forward to " + upstream.String()})
+			Who: object.Signature{Name: "tally", When: opts.Now()}, Why: "tally sync: fast-forward to " + upstream.String(), Context: ctx})
 		return false, err
 	}
 	if ahead, err := repo.IsAncestor(upstream, local); err != nil {
@@ -304,7 +304,7 @@ func catchUp(repo *gitstore.Repo, branch plumbing.ReferenceName, local, upstream
 	}
 	res.record(rp)
 	err = repo.SetBranch(gitstore.BranchUpdate{Branch: branch, Old: local, New: rp.tip,
-		Who: rp.who, Why: "tally sync: replayed onto " + upstream.String()})
+		Who: rp.who, Why: "tally sync: replayed onto " + upstream.String(), Context: ctx})
 	return true, err
 }
 

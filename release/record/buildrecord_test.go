@@ -3,6 +3,7 @@ package record
 import (
 	"bytes"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -83,6 +84,7 @@ func TestParseBuildRecordRefuses(t *testing.T) {
 		"control char":     h + "run time=2026-11-28T18:40:00Z source=x dirty=no platform=p cpu-vendor=v cpu-model=\"a\\x00b\" tally=1\n",
 		"space in name":    h + run + "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa core  gcc linux/amd64\n",
 		"crlf":             h + run + "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa core-gcc 14.2.0 linux/amd64\r\n",
+		"over the limit":   h + run + strings.Repeat(img, MaxBuildRecordSize/len(img)+1),
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
