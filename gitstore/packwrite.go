@@ -94,44 +94,16 @@ func writePack(dir string, objects []batchObject) (base string, err error) {
 			_ = os.Remove(tmpPack.Name())
 		}
 	}()
-	sum := sha1.New()
-	w := bufio.NewWriterSize(io.MultiWriter(tmpPack, sum), 1<<16)
-	var header [packHeaderSize]byte
-	copy(header[:], "PACK")
-	binary.BigEndian.PutUint32(header[4:], 2)
-	binary.BigEndian.PutUint32(header[8:], uint32(len(objects)))
-	if _, err := w.Write(header[:]); err != nil {
-		return "", err
-	}
 	idx := new(idxfile.Writer)
 	if err := idx.OnHeader(uint32(len(objects))); err != nil {
 		return "", err
 	}
-	var entry bytes.Buffer
-	zw, _ := zlib.NewWriterLevel(&entry, zlib.DefaultCompression)
-	offset := uint64(packHeaderSize)
-	for _, o := range objects {
-		entry.Reset()
-		entry.Write(appendPackEntryHeader(nil, o.typ, int64(len(o.data))))
-		zw.Reset(&entry)
-		if _, err := zw.Write(o.data); err != nil {
-			return "", err
-		}
-		if err := zw.Close(); err != nil {
-			return "", err
-		}
-		idx.Add(o.hash, offset, crc32.ChecksumIEEE(entry.Bytes()))
-		if _, err := w.Write(entry.Bytes()); err != nil {
-			return "", err
-		}
-		offset += uint64(entry.Len())
-	}
-	if err := w.Flush(); err != nil {
+	w := bufio.NewWriterSize(tmpPack, 1<<16)
+	checksum, err := encodePack(w, objects, idx)
+	if err != nil {
 		return "", err
 	}
-	var checksum plumbing.Hash
-	sum.Sum(checksum[:0])
-	if _, err := tmpPack.Write(checksum[:]); err != nil {
+	if err := w.Flush(); err != nil {
 		return "", err
 	}
 	if err := tmpPack.Sync(); err != nil {
@@ -175,6 +147,46 @@ func writePack(dir string, objects []batchObject) (base string, err error) {
 		return "", err
 	}
 	return base, nil
+}
+
+// encodePack writes objects, undeltified and in the order given, as a pack
+// stream to w (its header, the entries and the checksum) and returns the
+// checksum. When idx is set, each entry is added to it.
+func encodePack(w io.Writer, objects []batchObject, idx *idxfile.Writer) (plumbing.Hash, error) {
+	var checksum plumbing.Hash
+	sum := sha1.New()
+	mw := io.MultiWriter(w, sum)
+	var header [packHeaderSize]byte
+	copy(header[:], "PACK")
+	binary.BigEndian.PutUint32(header[4:], 2)
+	binary.BigEndian.PutUint32(header[8:], uint32(len(objects)))
+	if _, err := mw.Write(header[:]); err != nil {
+		return checksum, err
+	}
+	var entry bytes.Buffer
+	zw, _ := zlib.NewWriterLevel(&entry, zlib.DefaultCompression)
+	offset := uint64(packHeaderSize)
+	for _, o := range objects {
+		entry.Reset()
+		entry.Write(appendPackEntryHeader(nil, o.typ, int64(len(o.data))))
+		zw.Reset(&entry)
+		if _, err := zw.Write(o.data); err != nil {
+			return checksum, err
+		}
+		if err := zw.Close(); err != nil {
+			return checksum, err
+		}
+		if idx != nil {
+			idx.Add(o.hash, offset, crc32.ChecksumIEEE(entry.Bytes()))
+		}
+		if _, err := mw.Write(entry.Bytes()); err != nil {
+			return checksum, err
+		}
+		offset += uint64(entry.Len())
+	}
+	sum.Sum(checksum[:0])
+	_, err := w.Write(checksum[:])
+	return checksum, err
 }
 
 // createTemp creates a new file in dir, read-only like git's packs (the

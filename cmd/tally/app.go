@@ -47,6 +47,7 @@ A maintainer's round:
 			repairCommand(env),
 			releaseCommand(env),
 			policyCommand(env),
+			bundleCommand(env),
 			checkCommand(env),
 			approveCommand(env),
 			keysCommand(env),

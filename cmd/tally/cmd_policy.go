@@ -68,6 +68,7 @@ EXAMPLES:
        --mirror registry.lan/stagex --lookaside https://sigs.example.org --out policy/`,
 		Flags: []cli.Flag{
 			repoFlag(),
+			bundleFlag(),
 			&cli.StringSliceFlag{Name: "registry", Usage: "REGISTRY/NAMESPACE consumers pull the images from (repeat for several)", Required: true},
 			&cli.StringSliceFlag{Name: "mirror", Usage: "REGISTRY/NAMESPACE a registries.conf mirror pulls from instead (repeat for several)"},
 			&cli.BoolFlag{Name: "any-tag", Usage: "admit pulls by any tag (:latest, :sx<VERSION>) of the release's images, not only :<version> and digest (needs --release; allows rollbacks)"},
@@ -90,7 +91,7 @@ EXAMPLES:
 				return fail(exitUsage, fmt.Errorf("--require quorum needs --release VERSION: it pins the keys that signed that release"),
 					"pass --release VERSION, or --require all or --require any for a policy that does not depend on a release")
 			}
-			repo, err := openRepo(env, c.Path("repo"))
+			repo, err := openRepoOrBundle(env, c)
 			if err != nil {
 				return err
 			}

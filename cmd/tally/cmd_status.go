@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -106,8 +107,8 @@ func checkFlags() []cli.Flag {
 	return []cli.Flag{
 		repoFlag(),
 		&cli.StringFlag{Name: "release", Usage: "judge only the images and digests that this release's build records list"},
-		&cli.PathFlag{Name: "keyring", TakesFile: true,
-			Usage: "trust these maintainer public keys (armored or binary OpenPGP) instead of the repository's keyring"},
+		&cli.StringSliceFlag{Name: "keyring", TakesFile: true,
+			Usage: "trust these maintainer public keys (armored or binary OpenPGP) instead of the repository's keyring; repeat for several files"},
 		&cli.IntFlag{Name: "threshold", DefaultText: "the repository's threshold", Usage: "M: distinct trusted keys that must sign each digest"},
 		jsonFlag(),
 	}
@@ -132,14 +133,27 @@ func checkOptions(c *cli.Context, names []string) (release.CheckOptions, error) 
 		}
 		opts.Threshold = c.Int("threshold")
 	}
-	if f := c.Path("keyring"); f != "" {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			return opts, fail(exitData, fmt.Errorf("reading --keyring: %w", err))
+	if files := c.StringSlice("keyring"); len(files) > 0 {
+		// Each file is read on its own (an armored and a binary one do not
+		// concatenate), then the keys are joined in their binary form.
+		var all bytes.Buffer
+		for _, f := range files {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				return opts, fail(exitData, fmt.Errorf("reading --keyring: %w", err))
+			}
+			kr, err := sigstore.ReadKeyring(data)
+			if err == nil {
+				err = kr.Serialize(&all)
+			}
+			if err != nil {
+				return opts, fail(exitData, fmt.Errorf("--keyring %s: %w", f, err),
+					"give the maintainers' public keys: gpg --export FINGERPRINT... > keyring.pgp")
+			}
 		}
-		if opts.Keys, err = sigstore.ReadKeyring(data); err != nil {
-			return opts, fail(exitData, fmt.Errorf("--keyring %s: %w", f, err),
-				"give the maintainers' public keys: gpg --export FINGERPRINT... > keyring.pgp")
+		var err error
+		if opts.Keys, err = sigstore.ReadKeyring(all.Bytes()); err != nil {
+			return opts, fail(exitData, fmt.Errorf("--keyring: %w", err))
 		}
 	}
 	return opts, nil

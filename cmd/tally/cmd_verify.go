@@ -16,8 +16,9 @@ import (
 func verifyCommand(env *environment) *cli.Command {
 	flags := append(checkFlags(), &cli.PathFlag{Name: "local", TakesFile: true,
 		Usage: "also check that the images of your build output OUT_DIR have exactly the digests that met quorum"},
-		strictClientsFlag())
+		strictClientsFlag(), bundleFlag())
 	flags = append(flags, registryTLSFlags()...)
+	flags = append(flags, stateFlags()...)
 	return &cli.Command{
 		Name:      "verify",
 		Usage:     "pass/fail gate: every image meets quorum, no signature file is invalid, your build matches",
@@ -33,6 +34,16 @@ consumer would actually pull. With --local or docker:// and no NAME, only
 those images are checked; add --release to compare with one release.
 
 ` + registryCredentialsHelp + `
+
+With --bundle FILE (tally bundle create) it verifies the release the bundle
+holds, offline, with no repository: the same judgement and exit codes. A
+damaged, truncated or incomplete bundle never passes (exit 65).
+
+With --state FILE it records the commit and the trust policy it verified
+(after a pass) and refuses with exit 77 a later history that no longer
+holds that commit (rewritten or rolled back), a trust policy that one
+superseded (rolled back) and, with --max-age, a repository whose newest
+commit signed by a trusted key is older than that (frozen).
 
 EXIT CODES:
    0  every image in scope meets quorum, no file is invalid, every compared
@@ -58,6 +69,7 @@ clients accept, for release managers who publish to stock consumers.
 EXAMPLES:
    tally verify --repo signatures --release 2026.11.0
    make && tally verify --repo ../signatures --release 2026.11.0 --local out
+   tally verify --bundle stagex-2026.11.0.bundle --keyring mine.pgp --threshold 2 --local out
    tally verify --repo signatures --keyring mine.pgp --threshold 2 docker://docker.io/stagex/core-gcc:14.2.0`,
 		Flags: flags,
 		Action: func(c *cli.Context) error {
@@ -92,12 +104,7 @@ EXAMPLES:
 				}
 				vopts.Local = images
 			}
-			repo, err := openRepo(env, c.Path("repo"))
-			if err != nil {
-				return err
-			}
-			defer repo.Close()
-			res, err := release.Verify(c.Context, repo, vopts)
+			res, err := verifyChecked(env, c, vopts)
 			if errors.Is(err, registry.ErrRegistryUnavailable) {
 				return fail(exitTempFail, errors.New(err.Error()), "the registry could not be reached or failed; run the command again")
 			}
