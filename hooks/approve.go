@@ -240,18 +240,6 @@ func (c *checker) existingStatement(t tree, from, to *policyState, at plumbing.H
 	return nil, nil
 }
 
-// identity turns a key's user ID ("Name (comment) <email>") into a git
-// identity.
-func identity(userID string, when time.Time) object.Signature {
-	name, email := userID, ""
-	if i := strings.LastIndex(userID, "<"); i >= 0 && strings.HasSuffix(userID, ">") {
-		name, email = strings.TrimSpace(userID[:i]), userID[i+1:len(userID)-1]
-	}
-	if j := strings.Index(name, " ("); j > 0 && strings.HasSuffix(name, ")") {
-		name = name[:j]
-	}
-	if name == "" {
-		name = "tally"
-	}
-	return object.Signature{Name: name, Email: email, When: when}
-}
+// identity is policy.Author: a key's user ID ("Name (comment) <email>") as
+// a git identity.
+func identity(userID string, when time.Time) object.Signature { return policy.Author(userID, when) }

@@ -12,6 +12,9 @@
 //   - release/record: build records and the builder environment;
 //   - release/quorum: the evaluation of every signature file, its cache,
 //     the counting of the quorum and the Report;
+//   - release/merge: Merge, Sync and Repair, which bring lines of signing
+//     work together by the merge rules (release's Merge, Sync, SyncAndPush,
+//     Repair and ResolveSource are the same functions);
 //   - release/registry: the registry client (verify's reader, publish's
 //     targets); nothing else in tally talks to a registry.
 package release

@@ -408,14 +408,8 @@ func platformOrUnknown(p string) string {
 	return p
 }
 
-// authorOf turns a key's user ID ("Name (comment) <email>") into a git identity.
-func authorOf(userID string, when time.Time) object.Signature {
-	name, email := sigstore.ParseUserID(userID)
-	if name == "" {
-		name = "tally"
-	}
-	return object.Signature{Name: name, Email: email, When: when}
-}
+// authorOf is policy.Author: a key's user ID ("Name (comment) <email>") as a git identity.
+func authorOf(userID string, when time.Time) object.Signature { return policy.Author(userID, when) }
 
 // signMessage is the commit message of a sign run: a summary line, the
 // provenance, and every new signature.

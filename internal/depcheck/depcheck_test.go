@@ -127,7 +127,7 @@ func violations(pkgs []pkg) []string {
 		}
 		// The guard and the judgement's packages never carry the registry client.
 		if under(r, "hooks") || under(r, "release/quorum") || under(r, "release/policy") || under(r, "release/record") ||
-			under(r, "sigstore") || under(r, "gitstore") {
+			under(r, "release/merge") || under(r, "sigstore") || under(r, "gitstore") {
 			for _, d := range p.Deps {
 				if slices.Contains(registryClient, d) {
 					add("%s must not depend on the registry client, but needs %s", p.ImportPath, d)
@@ -171,7 +171,7 @@ func violations(pkgs []pkg) []string {
 	// The rules must have something to check: a renamed package would
 	// otherwise pass them silently.
 	for _, want := range []string{"sigstore", "gitstore", "gitstore/internal/pack", "gitstore/internal/lru", "buildout", "hooks", "release", "release/policy",
-		"release/record", "release/quorum", "release/registry", "cmd/tally"} {
+		"release/record", "release/quorum", "release/registry", "release/merge", "cmd/tally"} {
 		if !seen[want] {
 			add("package %s is missing: update the rules of internal/depcheck", want)
 		}
@@ -279,12 +279,15 @@ func TestRulesCatchViolations(t *testing.T) {
 		{ImportPath: module + "/release/record", Name: "record"},
 		{ImportPath: module + "/release/quorum", Name: "quorum", Deps: []string{module + "/cmd/tally"}},
 		{ImportPath: module + "/release/registry", Name: "registry", Imports: registryClient},
+		{ImportPath: module + "/release/merge", Name: "merge", Deps: []string{module + "/release", registryClient[0]}},
 	}
 	got := violations(pkgs)
 	want := []string{
 		module + "/hooks depends on " + module + "/release: import release/policy, record or quorum instead",
 		module + "/hooks must not depend on the registry client, but needs " + registryClient[1],
 		module + "/release imports " + registryClient[0] + ": only release/registry may",
+		module + "/release/merge depends on " + module + "/release: import release/policy, record or quorum instead",
+		module + "/release/merge must not depend on the registry client, but needs " + registryClient[0],
 		module + "/release/policy depends on " + urfave + ": only cmd/tally may",
 		module + "/release/quorum depends on the command " + module + "/cmd/tally",
 		module + "/sigstore is a leaf package but imports " + module + "/gitstore",

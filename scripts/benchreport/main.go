@@ -44,8 +44,8 @@ var ratios = []ratio{
 	{Name: "sign 500 into 20k: non-crypto share of cpu", Num: "release.BenchmarkSign500Into20000", Unit: "noncrypto-cpu-ns/op", Den: "release.BenchmarkSign500Into20000", DenUnit: "cpu-ns/op"},
 	{Name: "sign 500 into 20k: crypto wall vs cpu/cores", Num: "release.BenchmarkSign500Into20000", Unit: "crypto-ns/op", Den: "release.BenchmarkSign500Into20000", DenUnit: "crypto-cpu-ns/op", DenPerCPU: true},
 	// Target: noncrypto-ns/op under 1e9 (the merge reads and writes only the changed trees).
-	{Name: "merge 2x500 into 20k: non-crypto share of wall", Num: "release.BenchmarkMerge2x500Into20000", Unit: "noncrypto-ns/op", Den: "release.BenchmarkMerge2x500Into20000", DenUnit: "ns/op"},
-	{Name: "merge 2x500 into 20k, bare: non-crypto share of wall", Num: "release.BenchmarkMerge2x500Into20000Bare", Unit: "noncrypto-ns/op", Den: "release.BenchmarkMerge2x500Into20000Bare", DenUnit: "ns/op"},
+	{Name: "merge 2x500 into 20k: non-crypto share of wall", Num: "merge.BenchmarkMerge2x500Into20000", Unit: "noncrypto-ns/op", Den: "merge.BenchmarkMerge2x500Into20000", DenUnit: "ns/op"},
+	{Name: "merge 2x500 into 20k, bare: non-crypto share of wall", Num: "merge.BenchmarkMerge2x500Into20000Bare", Unit: "noncrypto-ns/op", Den: "merge.BenchmarkMerge2x500Into20000Bare", DenUnit: "ns/op"},
 	// Whole-repository verify of 20,000 signatures (release/verify_bench_test.go).
 	// Targets: cold <= 1.3, gpg loop >= 50, warm >= 20, memory <= 1.
 	{Name: "verify 20k cold vs crypto/cores (wall)", Num: "release.BenchmarkVerifyCold", Den: "release.BenchmarkVerifyCrypto", DenPerCPU: true},

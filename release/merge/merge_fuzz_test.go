@@ -1,10 +1,11 @@
-package release
+package merge_test
 
 import (
 	"bytes"
 	"strings"
 	"testing"
 
+	"github.com/tally-sig/tally/release/merge"
 	"github.com/tally-sig/tally/release/record"
 )
 
@@ -71,7 +72,7 @@ func FuzzSignatureNumber(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, name string) {
-		n, ok := signatureNumber(name)
+		n, ok := merge.SignatureNumber(name)
 		if !ok {
 			return
 		}

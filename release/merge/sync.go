@@ -1,4 +1,4 @@
-package release
+package merge
 
 import (
 	"context"
@@ -167,7 +167,7 @@ func Sync(ctx context.Context, repo *gitstore.Repo, opts SyncOptions) (*SyncResu
 	if opts.Backoff == nil {
 		opts.Backoff = func(n int) time.Duration { return time.Duration(n) * 100 * time.Millisecond }
 	}
-	unlock, err := lockRepo(ctx, repo, opts.LockWait)
+	unlock, err := policy.LockRepo(ctx, repo, opts.LockWait)
 	if err != nil {
 		return nil, err
 	}
@@ -178,7 +178,7 @@ func Sync(ctx context.Context, repo *gitstore.Repo, opts SyncOptions) (*SyncResu
 		return nil, fmt.Errorf("reading HEAD: %w", err)
 	}
 	if branch == "" {
-		return nil, ErrDetached
+		return nil, policy.ErrDetached
 	}
 	remote, merge, err := repo.Upstream(branch)
 	if errors.Is(err, gitstore.ErrNoUpstream) {

@@ -1,4 +1,4 @@
-package release
+package merge_test
 
 import (
 	"context"
@@ -15,6 +15,8 @@ import (
 
 	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/internal/testkeys"
+	"github.com/tally-sig/tally/release"
+	"github.com/tally-sig/tally/release/merge"
 	"github.com/tally-sig/tally/release/policy"
 	"github.com/tally-sig/tally/release/quorum"
 	"github.com/tally-sig/tally/sigstore"
@@ -44,11 +46,11 @@ type sigRepo struct {
 func newSigRepo(t testing.TB, worktree bool, threshold int, names ...string) *sigRepo {
 	t.Helper()
 	repo := gitstore.NewMemory(worktree)
-	var keys []PublicKey
+	var keys []release.PublicKey
 	for _, n := range names {
-		keys = append(keys, PublicKey{Source: n + ".pub.asc", Data: testkeys.Public(n)})
+		keys = append(keys, release.PublicKey{Source: n + ".pub.asc", Data: testkeys.Public(n)})
 	}
-	if _, err := Init(context.Background(), repo, InitOptions{Namespace: "stagex", Threshold: threshold, Keys: keys,
+	if _, err := release.Init(context.Background(), repo, release.InitOptions{Namespace: "stagex", Threshold: threshold, Keys: keys,
 		Signer: signerFor(t, names[0]), Now: mergeClock}); err != nil {
 		t.Fatalf("init: %v", err)
 	}
@@ -98,7 +100,7 @@ func (r *sigRepo) commit(branch, who, msg string, changes ...gitstore.Change) pl
 	r.t.Helper()
 	s := signerFor(r.t, who)
 	h, err := r.repo.Commit(gitstore.CommitRequest{Branch: plumbing.ReferenceName(branch), Parents: []plumbing.Hash{r.tip(branch)},
-		Changes: changes, Message: msg, Author: authorOf(who, mergeNow), Sign: s.SignDetached})
+		Changes: changes, Message: msg, Author: policy.Author(who, mergeNow), Sign: s.SignDetached})
 	if err != nil {
 		r.t.Fatalf("commit on %s: %v", branch, err)
 	}
@@ -193,9 +195,9 @@ func nameOf(fpr string) string {
 }
 
 // merge merges sources into main, signed by who.
-func (r *sigRepo) merge(who string, allowInvalid bool, sources ...string) (*MergeResult, error) {
+func (r *sigRepo) merge(who string, allowInvalid bool, sources ...string) (*merge.MergeResult, error) {
 	r.t.Helper()
-	return Merge(context.Background(), r.repo, MergeOptions{Sources: sources, Signer: signerFor(r.t, who),
+	return merge.Merge(context.Background(), r.repo, merge.MergeOptions{Sources: sources, Signer: signerFor(r.t, who),
 		AllowInvalid: allowInvalid, Now: mergeClock})
 }
 

@@ -1,4 +1,4 @@
-package release
+package merge_test
 
 import (
 	"context"
@@ -18,6 +18,8 @@ import (
 	"github.com/tally-sig/tally/internal/interop"
 	"github.com/tally-sig/tally/internal/sample"
 	"github.com/tally-sig/tally/internal/testkeys"
+	"github.com/tally-sig/tally/release"
+	"github.com/tally-sig/tally/release/merge"
 	"github.com/tally-sig/tally/release/policy"
 	"github.com/tally-sig/tally/release/quorum"
 )
@@ -34,11 +36,11 @@ func origin(t *testing.T, m int, names ...string) string {
 		t.Fatal(err)
 	}
 	defer seed.Close()
-	var keys []PublicKey
+	var keys []release.PublicKey
 	for _, n := range names {
-		keys = append(keys, PublicKey{Source: n, Data: testkeys.Public(n)})
+		keys = append(keys, release.PublicKey{Source: n, Data: testkeys.Public(n)})
 	}
-	if _, err := Init(context.Background(), seed, InitOptions{Namespace: "stagex", Threshold: m, Keys: keys, Signer: signerFor(t, names[0])}); err != nil {
+	if _, err := release.Init(context.Background(), seed, release.InitOptions{Namespace: "stagex", Threshold: m, Keys: keys, Signer: signerFor(t, names[0])}); err != nil {
 		t.Fatal(err)
 	}
 	interop.Git(t, seedDir, nil, "push", "-q", dir, "main")
@@ -59,9 +61,9 @@ func clone(t *testing.T, originDir, name string) *gitstore.Repo {
 }
 
 // signImages signs images in repo with the key who, like tally sign.
-func signImages(t *testing.T, repo *gitstore.Repo, who string, images []buildout.Image) *SignResult {
+func signImages(t *testing.T, repo *gitstore.Repo, who string, images []buildout.Image) *release.SignResult {
 	t.Helper()
-	res, err := Sign(context.Background(), repo, SignOptions{Release: "2026.11.0", Images: images, Signer: signerFor(t, who), Creator: "test"})
+	res, err := release.Sign(context.Background(), repo, release.SignOptions{Release: "2026.11.0", Images: images, Signer: signerFor(t, who), Creator: "test"})
 	if err != nil {
 		t.Fatalf("%s signs: %v", who, err)
 	}
@@ -97,7 +99,7 @@ func checkAppendOnly(t *testing.T, repo *gitstore.Repo) {
 		}
 		for _, d := range diff {
 			if strings.HasPrefix(d.Path, "stagex/") && d.Action != gitstore.Added {
-				t.Errorf("commit %s %s the published %s", short(c.Hash), d.Action, d.Path)
+				t.Errorf("commit %s %s the published %s", merge.Short(c.Hash), d.Action, d.Path)
 			}
 		}
 		h = next
@@ -123,22 +125,21 @@ func TestInteropSyncRetriesWhenOthersPushFirst(t *testing.T) {
 			}
 			signImages(t, alice, "alice", img("core-a"))
 			raced := 0
-			res, err := Sync(ctx, alice, SyncOptions{Signer: signerFor(t, "alice"), Attempts: tt.attempts,
-				Backoff: func(int) time.Duration { return 0 },
-				beforePush: func(attempt int) {
-					if raced >= tt.races {
-						return
-					}
-					raced++
-					// carol signs core-a too and publishes first.
-					signImages(t, carol, "carol", img(fmt.Sprintf("core-a-%d", attempt)))
-					if attempt == 1 {
-						signImages(t, carol, "carol", img("core-a"))
-					}
-					if _, err := Sync(ctx, carol, SyncOptions{Signer: signerFor(t, "carol")}); err != nil {
-						t.Errorf("carol's sync: %v", err)
-					}
-				}})
+			res, err := merge.Sync(ctx, alice, merge.WithBeforePush(merge.SyncOptions{Signer: signerFor(t, "alice"), Attempts: tt.attempts,
+				Backoff: func(int) time.Duration { return 0 }}, func(attempt int) {
+				if raced >= tt.races {
+					return
+				}
+				raced++
+				// carol signs core-a too and publishes first.
+				signImages(t, carol, "carol", img(fmt.Sprintf("core-a-%d", attempt)))
+				if attempt == 1 {
+					signImages(t, carol, "carol", img("core-a"))
+				}
+				if _, err := merge.Sync(ctx, carol, merge.SyncOptions{Signer: signerFor(t, "carol")}); err != nil {
+					t.Errorf("carol's sync: %v", err)
+				}
+			}))
 			originRepo, oerr := gitstore.Open(originDir)
 			if oerr != nil {
 				t.Fatal(oerr)
@@ -219,15 +220,15 @@ func TestInteropThreeMaintainersSignConcurrently(t *testing.T) {
 		wg      sync.WaitGroup
 		start   = make(chan struct{})
 		mu      sync.Mutex
-		results = map[string]*SyncResult{}
-		signed  = map[string][]SignedImage{}
+		results = map[string]*merge.SyncResult{}
+		signed  = map[string][]release.SignedImage{}
 	)
 	for _, n := range names {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			<-start
-			res, err := Sign(ctx, clones[n], SignOptions{Release: "2026.11.0", Images: images, Signer: signerFor(t, n), Creator: "test"})
+			res, err := release.Sign(ctx, clones[n], release.SignOptions{Release: "2026.11.0", Images: images, Signer: signerFor(t, n), Creator: "test"})
 			if err != nil {
 				t.Errorf("%s signs: %v", n, err)
 				return
@@ -235,7 +236,7 @@ func TestInteropThreeMaintainersSignConcurrently(t *testing.T) {
 			if len(res.Signed) != 3 {
 				t.Errorf("%s signed %d digests, want 3", n, len(res.Signed))
 			}
-			sres, err := SyncAndPush(ctx, clones[n], signerFor(t, n), time.Now)
+			sres, err := merge.SyncAndPush(ctx, clones[n], signerFor(t, n), time.Now)
 			if err != nil {
 				t.Errorf("%s pushes: %v", n, err)
 				return

@@ -1,4 +1,4 @@
-package release
+package merge_test
 
 import (
 	"bytes"
@@ -12,6 +12,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 
 	"github.com/tally-sig/tally/gitstore"
+	"github.com/tally-sig/tally/release"
+	"github.com/tally-sig/tally/release/merge"
 	"github.com/tally-sig/tally/release/policy"
 	"github.com/tally-sig/tally/release/record"
 	"github.com/tally-sig/tally/sigstore"
@@ -84,7 +86,7 @@ func TestMergeRules(t *testing.T) {
 				if got := r.read("main", sigPath("core-a", 2)); got != r.read("bob", sigPath("core-a", 1)) {
 					t.Error("bob's signature did not keep its bytes when renumbered")
 				}
-				wantAdded := []MergedFile{
+				wantAdded := []merge.MergedFile{
 					{Source: "bob", From: sigPath("core-a", 1), Path: sigPath("core-a", 2), Signer: signerFor(t, "bob").Fingerprint()},
 					{Source: "bob", From: sigPath("core-b", 1), Path: sigPath("core-b", 1), Signer: signerFor(t, "bob").Fingerprint()},
 				}
@@ -110,7 +112,7 @@ func TestMergeRules(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				wantDropped := []DroppedFile{{Source: "copy", From: sigPath("core-a", 1), Reason: DropIdentical, Existing: sigPath("core-a", 1)}}
+				wantDropped := []merge.DroppedFile{{Source: "copy", From: sigPath("core-a", 1), Reason: merge.DropIdentical, Existing: sigPath("core-a", 1)}}
 				if diff := cmp.Diff(wantDropped, res.Dropped); diff != "" {
 					t.Errorf("dropped (-want +got):\n%s", diff)
 				}
@@ -135,7 +137,7 @@ func TestMergeRules(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				wantDropped := []DroppedFile{{Source: "laptop", From: sigPath("core-a", 1), Reason: DropSameKey, Existing: sigPath("core-a", 1)}}
+				wantDropped := []merge.DroppedFile{{Source: "laptop", From: sigPath("core-a", 1), Reason: merge.DropSameKey, Existing: sigPath("core-a", 1)}}
 				if diff := cmp.Diff(wantDropped, res.Dropped); diff != "" {
 					t.Errorf("dropped (-want +got):\n%s", diff)
 				}
@@ -155,7 +157,7 @@ func TestMergeRules(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if len(res.Dropped) != 1 || res.Dropped[0].Reason != DropSameKey {
+				if len(res.Dropped) != 1 || res.Dropped[0].Reason != merge.DropSameKey {
 					t.Errorf("dropped %+v, want dave's second signature as same-key", res.Dropped)
 				}
 			})
@@ -165,7 +167,7 @@ func TestMergeRules(t *testing.T) {
 
 // checkMergeCommit checks that the merge made one commit on main whose
 // parents are the old tip and the sources, signed by the maintainer.
-func checkMergeCommit(t *testing.T, r *sigRepo, res *MergeResult, sources ...plumbing.Hash) {
+func checkMergeCommit(t *testing.T, r *sigRepo, res *merge.MergeResult, sources ...plumbing.Hash) {
 	t.Helper()
 	c, err := r.repo.ReadCommit(r.tip("main"))
 	if err != nil {
@@ -317,7 +319,7 @@ func TestMergeDeterministic(t *testing.T) {
 	r.sign("carol", "carol", images[:3]...)
 	start := r.tip("main")
 	var trees []plumbing.Hash
-	var added [][]MergedFile
+	var added [][]merge.MergedFile
 	for range 2 {
 		res, err := r.merge("alice", false, "carol", "bob")
 		if err != nil {
@@ -456,7 +458,7 @@ func TestMergeOtherFiles(t *testing.T) {
 		r.commit("other", "bob", "threshold 1", gitstore.Change{Path: policy.PolicyFile, Data: []byte(strings.Replace(p, "threshold = 2", "threshold = 1", 1))})
 		tip := r.tip("main")
 		_, err := r.merge("alice", false, "other")
-		if !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), policy.PolicyFile) {
+		if !errors.Is(err, merge.ErrConflict) || !strings.Contains(err.Error(), policy.PolicyFile) {
 			t.Fatalf("err = %v, want ErrConflict naming %s", err, policy.PolicyFile)
 		}
 		if r.tip("main") != tip {
@@ -494,19 +496,19 @@ func TestMergeRefusals(t *testing.T) {
 	ctx := context.Background()
 	tests := []struct {
 		name string
-		opts MergeOptions
+		opts merge.MergeOptions
 		want error
 	}{
-		{"no sources", MergeOptions{Signer: signerFor(t, "alice")}, ErrBadSource},
-		{"unknown source", MergeOptions{Sources: []string{"nope"}, Signer: signerFor(t, "alice")}, ErrBadSource},
-		{"branch after a ref", MergeOptions{Sources: []string{"bob#main"}, Signer: signerFor(t, "alice")}, ErrBadSource},
-		{"no signer", MergeOptions{Sources: []string{"bob"}}, ErrNoSigner},
-		{"outsider signs", MergeOptions{Sources: []string{"bob"}, Signer: signerFor(t, "mallory")}, ErrUntrustedSigner},
+		{"no sources", merge.MergeOptions{Signer: signerFor(t, "alice")}, merge.ErrBadSource},
+		{"unknown source", merge.MergeOptions{Sources: []string{"nope"}, Signer: signerFor(t, "alice")}, merge.ErrBadSource},
+		{"branch after a ref", merge.MergeOptions{Sources: []string{"bob#main"}, Signer: signerFor(t, "alice")}, merge.ErrBadSource},
+		{"no signer", merge.MergeOptions{Sources: []string{"bob"}}, merge.ErrNoSigner},
+		{"outsider signs", merge.MergeOptions{Sources: []string{"bob"}, Signer: signerFor(t, "mallory")}, release.ErrUntrustedSigner},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tip := r.tip("main")
-			_, err := Merge(ctx, r.repo, tt.opts)
+			_, err := merge.Merge(ctx, r.repo, tt.opts)
 			if !errors.Is(err, tt.want) {
 				t.Errorf("err = %v, want %v", err, tt.want)
 			}
@@ -524,7 +526,7 @@ func TestLooksLikeRepository(t *testing.T) {
 		"../sigs": true, "./sigs": true, "/srv/sigs.git": true, "https://example.org/sigs.git": true,
 		"git@example.org:sigs.git": true, "file:///srv/sigs": true, ".": true,
 	} {
-		if got := looksLikeRepository(s); got != want {
+		if got := merge.LooksLikeRepository(s); got != want {
 			t.Errorf("looksLikeRepository(%q) = %v, want %v", s, got, want)
 		}
 	}

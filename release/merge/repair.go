@@ -1,4 +1,4 @@
-package release
+package merge
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 
 	"github.com/tally-sig/tally/gitstore"
+	"github.com/tally-sig/tally/release/policy"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -63,7 +64,7 @@ func Repair(ctx context.Context, repo *gitstore.Repo, opts RepairOptions) (*Repa
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	st, unlock, err := lockHead(ctx, repo, opts.LockWait)
+	st, unlock, err := policy.LockHead(ctx, repo, opts.LockWait)
 	if err != nil {
 		return nil, err
 	}

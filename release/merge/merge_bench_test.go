@@ -1,4 +1,4 @@
-package release
+package merge_test
 
 import (
 	"context"
@@ -12,6 +12,8 @@ import (
 
 	"github.com/tally-sig/tally/gitstore"
 	"github.com/tally-sig/tally/internal/testkeys"
+	"github.com/tally-sig/tally/release"
+	"github.com/tally-sig/tally/release/merge"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -88,11 +90,11 @@ func benchMerge(b *testing.B, bare bool) {
 		b.Fatal(err)
 	}
 	defer repo.Close()
-	var keys []PublicKey
+	var keys []release.PublicKey
 	for _, n := range []string{"alice", "bob", "carol", "dave"} {
-		keys = append(keys, PublicKey{Source: n, Data: testkeys.Public(n)})
+		keys = append(keys, release.PublicKey{Source: n, Data: testkeys.Public(n)})
 	}
-	if _, err := Init(ctx, repo, InitOptions{Namespace: "stagex", Threshold: 2, Keys: keys, Signer: signerFor(b, "alice"), Now: mergeClock}); err != nil {
+	if _, err := release.Init(ctx, repo, release.InitOptions{Namespace: "stagex", Threshold: 2, Keys: keys, Signer: signerFor(b, "alice"), Now: mergeClock}); err != nil {
 		b.Fatal(err)
 	}
 	r := &sigRepo{t: b, repo: repo, ns: "stagex"}
@@ -110,14 +112,14 @@ func benchMerge(b *testing.B, bare bool) {
 	var verify time.Duration
 	b.ResetTimer()
 	for b.Loop() {
-		res, err := Merge(ctx, repo, MergeOptions{Sources: []string{"alice", "dave"}, Signer: signerFor(b, "alice"), Now: mergeClock})
+		res, err := merge.Merge(ctx, repo, merge.MergeOptions{Sources: []string{"alice", "dave"}, Signer: signerFor(b, "alice"), Now: mergeClock})
 		if err != nil {
 			b.Fatal(err)
 		}
 		if len(res.Added) != 1000 || len(res.Rejected) != 0 {
 			b.Fatalf("added %d, rejected %d", len(res.Added), len(res.Rejected))
 		}
-		verify += res.verifyTime
+		verify += merge.VerifyTime(res)
 		b.StopTimer()
 		if err := repo.SetBranch(gitstore.BranchUpdate{Branch: "main", Old: plumbing.NewHash(res.Commit), New: start}); err != nil {
 			b.Fatal(err)

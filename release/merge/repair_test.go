@@ -1,4 +1,4 @@
-package release
+package merge_test
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/tally-sig/tally/gitstore"
+	"github.com/tally-sig/tally/release"
+	"github.com/tally-sig/tally/release/merge"
 	"github.com/tally-sig/tally/sigstore"
 )
 
@@ -45,14 +47,14 @@ func TestRepairClosesGaps(t *testing.T) {
 			r := newSigRepo(t, true, 2, "alice", "bob", "carol")
 			data := gappy(t, r, tt.numbers)
 			before := r.tip("main")
-			res, err := Repair(context.Background(), r.repo, RepairOptions{Signer: signerFor(t, "alice"), Now: mergeClock})
+			res, err := merge.Repair(context.Background(), r.repo, merge.RepairOptions{Signer: signerFor(t, "alice"), Now: mergeClock})
 			if err != nil {
 				t.Fatal(err)
 			}
-			var want []Renumbered
+			var want []merge.Renumbered
 			for n := 1; n <= 10; n++ {
 				if to, ok := tt.moves[n]; ok {
-					want = append(want, Renumbered{From: sigPath("core-a", n), To: sigPath("core-a", to)})
+					want = append(want, merge.Renumbered{From: sigPath("core-a", n), To: sigPath("core-a", to)})
 				}
 			}
 			if diff := cmp.Diff(want, res.Moved); diff != "" {
@@ -87,7 +89,7 @@ func TestRepairClosesGaps(t *testing.T) {
 			r.verifyClean()
 
 			// Nothing left to repair: no commit, no key needed.
-			again, err := Repair(context.Background(), r.repo, RepairOptions{Now: mergeClock})
+			again, err := merge.Repair(context.Background(), r.repo, merge.RepairOptions{Now: mergeClock})
 			if err != nil || again.Commit != "" || len(again.Moved) != 0 {
 				t.Errorf("second repair: %+v, %v", again, err)
 			}
@@ -102,14 +104,14 @@ func TestRepairRefusals(t *testing.T) {
 		r := newSigRepo(t, false, 2, "alice", "bob", "carol")
 		gappy(t, r, map[int]string{1: "alice", 3: "bob"})
 		tip := r.tip("main")
-		_, err := Repair(context.Background(), r.repo, RepairOptions{Signer: signerFor(t, "alice"), Now: mergeClock})
-		if !errors.Is(err, ErrPublished) {
+		_, err := merge.Repair(context.Background(), r.repo, merge.RepairOptions{Signer: signerFor(t, "alice"), Now: mergeClock})
+		if !errors.Is(err, merge.ErrPublished) {
 			t.Fatalf("err = %v, want ErrPublished", err)
 		}
 		if r.tip("main") != tip {
 			t.Error("main moved")
 		}
-		res, err := Repair(context.Background(), r.repo, RepairOptions{Signer: signerFor(t, "alice"), Force: true, Now: mergeClock})
+		res, err := merge.Repair(context.Background(), r.repo, merge.RepairOptions{Signer: signerFor(t, "alice"), Force: true, Now: mergeClock})
 		if err != nil || !res.Published || res.Commit == "" {
 			t.Fatalf("forced repair: %+v, %v", res, err)
 		}
@@ -125,8 +127,8 @@ func TestRepairRefusals(t *testing.T) {
 		for _, s := range []struct {
 			signer sigstore.Signer
 			want   error
-		}{{nil, ErrNoSigner}, {signerFor(t, "mallory"), ErrUntrustedSigner}} {
-			if _, err := Repair(context.Background(), r.repo, RepairOptions{Signer: s.signer, Now: mergeClock}); !errors.Is(err, s.want) {
+		}{{nil, merge.ErrNoSigner}, {signerFor(t, "mallory"), release.ErrUntrustedSigner}} {
+			if _, err := merge.Repair(context.Background(), r.repo, merge.RepairOptions{Signer: s.signer, Now: mergeClock}); !errors.Is(err, s.want) {
 				t.Errorf("err = %v, want %v", err, s.want)
 			}
 		}
@@ -136,7 +138,7 @@ func TestRepairRefusals(t *testing.T) {
 		r := newSigRepo(t, true, 2, "alice", "bob", "carol")
 		odd := strings.Replace(sigPath("core-a", 1), "signature-1", "signature-01", 1)
 		r.commit("main", "alice", "odd", gitstore.Change{Path: odd, Data: []byte("x")})
-		res, err := Repair(context.Background(), r.repo, RepairOptions{Signer: signerFor(t, "alice"), Now: mergeClock})
+		res, err := merge.Repair(context.Background(), r.repo, merge.RepairOptions{Signer: signerFor(t, "alice"), Now: mergeClock})
 		if err != nil || res.Commit != "" || len(res.Ignored) != 1 || res.Ignored[0] != odd {
 			t.Errorf("repair with an odd name: %+v, %v", res, err)
 		}

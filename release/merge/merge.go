@@ -1,4 +1,4 @@
-package release
+package merge
 
 import (
 	"context"
@@ -165,7 +165,7 @@ func Merge(ctx context.Context, repo *gitstore.Repo, opts MergeOptions) (*MergeR
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	st, unlock, err := lockHead(ctx, repo, opts.LockWait)
+	st, unlock, err := policy.LockHead(ctx, repo, opts.LockWait)
 	if err != nil {
 		return nil, err
 	}
@@ -1039,10 +1039,10 @@ func maintainer(keys *sigstore.Keyring, signer sigstore.Signer, now time.Time) (
 	fpr := signer.Fingerprint()
 	key, ok := keys.Key(fpr)
 	if !ok {
-		return object.Signature{}, fmt.Errorf("%w: %s", ErrUntrustedSigner, fpr)
+		return object.Signature{}, fmt.Errorf("%w: %s", policy.ErrUntrustedSigner, fpr)
 	}
 	if ok, why := keys.ValidAt(fpr, now); !ok {
 		return object.Signature{}, fmt.Errorf("signing key %s cannot sign now: %s", fpr, why)
 	}
-	return authorOf(key.Name, now), nil
+	return policy.Author(key.Name, now), nil
 }

@@ -1,4 +1,4 @@
-package release
+package merge_test
 
 import (
 	"errors"
@@ -8,6 +8,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/tally-sig/tally/gitstore"
+	"github.com/tally-sig/tally/release"
+	"github.com/tally-sig/tally/release/merge"
 	"github.com/tally-sig/tally/release/policy"
 	"github.com/tally-sig/tally/release/record"
 )
@@ -23,14 +25,14 @@ func syncFixture(t *testing.T, worktree bool) *sigRepo {
 
 // replayOnto replays main onto up and moves main there, as Sync does
 // between its fetch and its push.
-func (r *sigRepo) replayOnto(who string) *replayed {
+func (r *sigRepo) replayOnto(who string) *merge.Replayed {
 	r.t.Helper()
 	local, up := r.tip("main"), r.tip("up")
-	rp, err := replay(r.repo, up, local, signerFor(r.t, who), mergeNow)
+	rp, err := merge.Replay(r.repo, up, local, signerFor(r.t, who), mergeNow)
 	if err != nil {
 		r.t.Fatalf("replay: %v", err)
 	}
-	if err := r.repo.SetBranch(gitstore.BranchUpdate{Branch: "main", Old: local, New: rp.tip}); err != nil {
+	if err := r.repo.SetBranch(gitstore.BranchUpdate{Branch: "main", Old: local, New: rp.Tip()}); err != nil {
 		r.t.Fatal(err)
 	}
 	return rp
@@ -74,11 +76,11 @@ func TestReplayRenumbersOnlyUnpublished(t *testing.T) {
 			if r.read("main", sigPath("core-a", 3)) != alicesA {
 				t.Error("the replayed signature did not keep its bytes")
 			}
-			wantMoves := []Renumbered{
+			wantMoves := []merge.Renumbered{
 				{From: sigPath("core-a", 1), To: sigPath("core-a", 3)},
 				{From: sigPath("core-c", 1), To: sigPath("core-c", 2)},
 			}
-			if diff := cmp.Diff(wantMoves, rp.renumbered); diff != "" {
+			if diff := cmp.Diff(wantMoves, rp.Renumbered()); diff != "" {
 				t.Errorf("renumbered (-want +got):\n%s", diff)
 			}
 
@@ -114,8 +116,8 @@ func TestReplayRenumbersOnlyUnpublished(t *testing.T) {
 					t.Fatal(err)
 				}
 				for _, d := range diff {
-					if d.Action != gitstore.Added && !isRecord(d.Path) {
-						t.Errorf("replayed commit %s %s %s", short(c.Hash), d.Action, d.Path)
+					if d.Action != gitstore.Added && !merge.IsRecord(d.Path) {
+						t.Errorf("replayed commit %s %s %s", merge.Short(c.Hash), d.Action, d.Path)
 					}
 				}
 			}
@@ -140,11 +142,11 @@ func TestReplayDropsWhatUpstreamHas(t *testing.T) {
 	blob := r.read("up", sigPath("core-a", 1))
 	r.commit("main", "alice", "the same bytes again", gitstore.Change{Path: sigPath("core-a", 1), Data: []byte(blob)})
 	rp := r.replayOnto("alice")
-	if len(rp.commits) != 2 || rp.commits[0].New == "" || rp.commits[1].New != "" {
-		t.Errorf("commits %+v: want the first replayed and the second dropped", rp.commits)
+	if len(rp.Commits()) != 2 || rp.Commits()[0].New == "" || rp.Commits()[1].New != "" {
+		t.Errorf("commits %+v: want the first replayed and the second dropped", rp.Commits())
 	}
-	if len(rp.dropped) != 1 || rp.dropped[0].Reason != DropIdentical {
-		t.Errorf("dropped %+v", rp.dropped)
+	if len(rp.Dropped()) != 1 || rp.Dropped()[0].Reason != merge.DropIdentical {
+		t.Errorf("dropped %+v", rp.Dropped())
 	}
 	c, _ := r.repo.ReadCommit(r.tip("main"))
 	if c.Parents[0] != r.tip("up") {
@@ -156,8 +158,8 @@ func TestReplayDropsWhatUpstreamHas(t *testing.T) {
 	r2.sign("up", "alice", "core-a")
 	r2.sign("main", "alice", "core-a")
 	rp2 := r2.replayOnto("alice")
-	if len(rp2.dropped) != 1 || rp2.dropped[0].Reason != DropSameKey || r2.tip("main") != r2.tip("up") {
-		t.Errorf("dropped %+v, main %s up %s", rp2.dropped, r2.tip("main"), r2.tip("up"))
+	if len(rp2.Dropped()) != 1 || rp2.Dropped()[0].Reason != merge.DropSameKey || r2.tip("main") != r2.tip("up") {
+		t.Errorf("dropped %+v, main %s up %s", rp2.Dropped(), r2.tip("main"), r2.tip("up"))
 	}
 }
 
@@ -189,7 +191,7 @@ func TestReplayBuildRecordsAndConflicts(t *testing.T) {
 	p := r.read("main", policy.PolicyFile)
 	r.commit("up", "bob", "t3", gitstore.Change{Path: policy.PolicyFile, Data: []byte(strings.Replace(p, "threshold = 2", "threshold = 3", 1))})
 	r.commit("main", "alice", "t1", gitstore.Change{Path: policy.PolicyFile, Data: []byte(strings.Replace(p, "threshold = 2", "threshold = 1", 1))})
-	if _, err := replay(r.repo, r.tip("up"), r.tip("main"), signerFor(t, "alice"), mergeNow); !errors.Is(err, ErrConflict) {
+	if _, err := merge.Replay(r.repo, r.tip("up"), r.tip("main"), signerFor(t, "alice"), mergeNow); !errors.Is(err, merge.ErrConflict) {
 		t.Errorf("replay with a conflicting policy: %v, want ErrConflict", err)
 	}
 
@@ -200,19 +202,19 @@ func TestReplayBuildRecordsAndConflicts(t *testing.T) {
 	for _, s := range []struct {
 		name string
 		want error
-	}{{"", ErrNoSigner}, {"mallory", ErrUntrustedSigner}} {
+	}{{"", merge.ErrNoSigner}, {"mallory", release.ErrUntrustedSigner}} {
 		var err error
 		if s.name == "" {
-			_, err = replay(r.repo, r.tip("up"), r.tip("main"), nil, mergeNow)
+			_, err = merge.Replay(r.repo, r.tip("up"), r.tip("main"), nil, mergeNow)
 		} else {
-			_, err = replay(r.repo, r.tip("up"), r.tip("main"), signerFor(t, s.name), mergeNow)
+			_, err = merge.Replay(r.repo, r.tip("up"), r.tip("main"), signerFor(t, s.name), mergeNow)
 		}
 		if !errors.Is(err, s.want) {
 			t.Errorf("signer %q: %v, want %v", s.name, err, s.want)
 		}
 	}
 	// Nothing to replay needs no key.
-	if rp, err := replay(r.repo, r.tip("main"), r.tip("main"), nil, mergeNow); err != nil || rp.tip != r.tip("main") {
+	if rp, err := merge.Replay(r.repo, r.tip("main"), r.tip("main"), nil, mergeNow); err != nil || rp.Tip() != r.tip("main") {
 		t.Errorf("empty replay: %v, %v", rp, err)
 	}
 }
@@ -245,11 +247,11 @@ func TestReplayLinearisesALocalMerge(t *testing.T) {
 	}
 	for _, c := range commits {
 		if len(c.Parents) != 1 {
-			t.Errorf("replayed commit %s has %d parents", short(c.Hash), len(c.Parents))
+			t.Errorf("replayed commit %s has %d parents", merge.Short(c.Hash), len(c.Parents))
 		}
 	}
 	dropped := 0
-	for _, c := range rp.commits {
+	for _, c := range rp.Commits() {
 		if c.New == "" {
 			dropped++
 		}
