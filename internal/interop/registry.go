@@ -72,7 +72,16 @@ func StartRegistry(t testing.TB) *Registry {
 		t:      t,
 		config: filepath.Join(dir, "config.yml"),
 	}
-	if err := os.WriteFile(r.config, fmt.Appendf(nil, registryConfig, r.Root, r.Addr), 0o644); err != nil {
+	r.serve(fmt.Appendf(nil, registryConfig, r.Root, r.Addr))
+	return r
+}
+
+// serve writes the registry's configuration, starts it, and stops it at the
+// test's cleanup, showing its log when the test failed.
+func (r *Registry) serve(config []byte) {
+	t := r.t
+	t.Helper()
+	if err := os.WriteFile(r.config, config, 0o644); err != nil {
 		t.Fatalf("writing registry config: %v", err)
 	}
 	t.Cleanup(func() {
@@ -82,7 +91,6 @@ func StartRegistry(t testing.TB) *Registry {
 		}
 	})
 	r.Start()
-	return r
 }
 
 // Start starts the registry again after Stop, on the same address and with

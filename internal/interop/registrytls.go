@@ -73,17 +73,7 @@ func StartRegistryTLS(t testing.TB) *Registry {
 			t.Fatal(err)
 		}
 	}
-	config := fmt.Sprintf(registryConfig, r.Root, r.Addr) + fmt.Sprintf(registryTLSConfig, cert, key, htpasswd)
-	if err := os.WriteFile(r.config, []byte(config), 0o644); err != nil {
-		t.Fatalf("writing registry config: %v", err)
-	}
-	t.Cleanup(func() {
-		r.Stop()
-		if t.Failed() && r.Log() != "" {
-			t.Logf("docker-registry on %s logged:\n%s", r.Addr, r.Log())
-		}
-	})
-	r.Start()
+	r.serve([]byte(fmt.Sprintf(registryConfig, r.Root, r.Addr) + fmt.Sprintf(registryTLSConfig, cert, key, htpasswd)))
 	return r
 }
 
